@@ -1,0 +1,5 @@
+import sys
+
+from billgraph.cli import main
+
+sys.exit(main())

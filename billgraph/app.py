@@ -1,0 +1,89 @@
+"""The Starlette application: /graphql (GraphiQL in a browser), /healthz, /metrics; and the
+wiring of settings, database and schema, done once here."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from billgraph.db.engine import Database, connect
+from billgraph.logs import configure as configure_logs
+from billgraph.middleware import BodySizeLimit, RateLimit, RequestContext
+from billgraph.schema import build_schema
+from billgraph.schema.context import Context
+from billgraph.services import api_keys
+from billgraph.settings import Settings, get_settings
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self, database: Database, settings: Settings) -> None:
+        super().__init__(build_schema(settings), keep_alive=True, keep_alive_interval=15)
+        self.database = database
+        self.settings = settings
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]
+        principal = None
+        authorization = request.headers.get("authorization", "")
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() == "bearer" and secret:
+            principal = await api_keys.authenticate(self.database, secret.strip())
+        return Context(
+            request=request,
+            response=response,
+            database=self.database,
+            settings=self.settings,
+            request_id=request.scope.get("state", {}).get("request_id", ""),
+            principal=principal,
+        )
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
+    """The ASGI app. Without arguments it reads BILLGRAPH_* settings (uvicorn's factory mode)."""
+    settings = settings or get_settings()
+    configure_logs(settings.log_level, settings.log_json)
+    database = database or connect(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
+    graphql = GraphQLApp(database, settings)
+
+    async def healthz(_: Request) -> Response:
+        try:
+            async with database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/metrics", metrics),
+        ],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+            Middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.database = database
+    return app

@@ -1,0 +1,122 @@
+"""The `billgraph` command: serve, migrate, create-organization.
+
+`--database-url` falls back to BILLGRAPH_DATABASE_URL, then to a SQLite file in the working
+directory.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+from billgraph.db.engine import Database, connect
+from billgraph.db.migrate import upgrade
+from billgraph.settings import get_settings
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    return args.database_url or get_settings().database_url
+
+
+async def _migrate(url: str) -> None:
+    database = connect(url)
+    try:
+        await upgrade(database)
+    finally:
+        await database.dispose()
+
+
+async def _create_organization(url: str, name: str, currency: str) -> dict[str, str]:
+    from billgraph.schema.node import to_global_id
+    from billgraph.services import organizations
+
+    database: Database = connect(url)
+    try:
+        await upgrade(database)
+        async with database.write_session() as session:
+            created = await organizations.create(session, name, currency)
+        return {
+            "organization_id": to_global_id("Organization", created.organization.id),
+            "api_key": created.api_key.secret,
+        }
+    finally:
+        await database.dispose()
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    url = _database_url(args)
+    print(f"billgraph: applying migrations to {_redacted(url)}", file=sys.stderr)
+    asyncio.run(_migrate(url))
+    workers = args.workers
+    if url.startswith("sqlite") and workers > 1:
+        print("billgraph: SQLite has one writer per file; serving with 1 worker", file=sys.stderr)
+        workers = 1
+    # Workers are separate processes: they read the URL from the environment.
+    os.environ["BILLGRAPH_DATABASE_URL"] = url
+    print(f"billgraph: GraphQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)
+    uvicorn.run(
+        "billgraph.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="billgraph", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_database(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument(
+            "--database-url",
+            help="sqlite+aiosqlite:///path or postgresql+asyncpg://user:pass@host/db "
+            "(default: $BILLGRAPH_DATABASE_URL, else ./billgraph.db)",
+        )
+        return command
+
+    serve = with_database(commands.add_parser("serve", help="apply migrations and serve the API"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="processes (PostgreSQL only)")
+    with_database(commands.add_parser("migrate", help="apply database migrations"))
+    create = with_database(
+        commands.add_parser("create-organization", help="create an organization and an API key")
+    )
+    create.add_argument("--name", required=True)
+    create.add_argument("--currency", default="USD", help="default currency (ISO 4217)")
+    create.add_argument("--json", action="store_true", help="print one JSON line")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            _serve(args)
+        elif args.command == "migrate":
+            asyncio.run(_migrate(_database_url(args)))
+            print("billgraph: database is up to date", file=sys.stderr)
+        elif args.command == "create-organization":
+            result = asyncio.run(_create_organization(_database_url(args), args.name, args.currency))
+            if args.json:
+                print(json.dumps(result))
+            else:
+                print(f"organization: {result['organization_id']}")
+                print(f"API key (shown once, store it now): {result['api_key']}")
+    except ValueError as exc:
+        print(f"billgraph: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

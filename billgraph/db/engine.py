@@ -1,0 +1,84 @@
+"""Engine and session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from billgraph.db.locks import KeyedLocks
+
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+SQLITE_WRITER = "sqlite-writer"
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    # Writers queue here before they touch the database: per wallet on PostgreSQL (see
+    # services/ledger.py), and on SQLite, which has one writer per file, all on SQLITE_WRITER.
+    write_locks: KeyedLocks = field(default_factory=KeyedLocks)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction for a unit of work that writes; commits when it ends.
+
+        On SQLite the unit runs under the process-wide writer lock: a transaction that reads
+        and then writes would otherwise fail with "database is locked" when another writer is
+        active, instead of waiting.
+        """
+        if self.is_sqlite:
+            async with self.write_locks.hold(SQLITE_WRITER), self.sessions.begin() as session:
+                yield session
+        else:
+            async with self.sessions.begin() as session:
+                yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run during a write; busy_timeout makes a second process wait for the
+    # write lock instead of failing at once; foreign keys are off by default in SQLite.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def connect(url: str, *, pool_size: int = 20, statement_timeout_ms: int = 5000) -> Database:
+    """Create the engine for a database URL; raises ValueError for an unsupported driver."""
+    parsed = make_url(url)
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise ValueError(
+            f"unsupported database URL scheme {parsed.drivername!r}; "
+            f"use one of {', '.join(SUPPORTED_DRIVERS)}"
+        )
+    if parsed.drivername.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 10})
+        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    else:
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_pre_ping=False,
+            connect_args={
+                "server_settings": {
+                    "statement_timeout": str(statement_timeout_ms),
+                    "application_name": "billgraph",
+                }
+            },
+        )
+    return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))

@@ -1,0 +1,51 @@
+"""The GraphQL surface: one Strawberry schema built from the root types and the limits."""
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+# The object types come first: the resolvers they call import them back (see types.py).
+from billgraph.schema import types as _types  # noqa: F401  # isort: skip
+from billgraph.schema.extensions import Authentication, ErrorPolicy
+from billgraph.schema.limits import QueryLimits
+from billgraph.schema.mutation import Mutation
+from billgraph.schema.query import Query
+from billgraph.schema.scalars import SCALAR_MAP
+from billgraph.settings import Settings
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Client errors are answers, not incidents: ErrorPolicy logs the unexpected ones."""
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    # The rule classes are made once: the validation cache is keyed by them, so fresh classes
+    # per request would make every lookup a miss.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
+        extensions=[
+            ErrorPolicy,
+            lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+            lambda: ParserCache(maxsize=256),
+            lambda: AddValidationRules(limit_rules),
+            lambda: ValidationCache(maxsize=256),
+            Authentication,
+            lambda: QueryLimits(settings.max_query_cost, settings.max_mutations_per_document),
+        ],
+    )

@@ -1,0 +1,31 @@
+"""Organizations: the tenants. Every other record belongs to exactly one."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billgraph.db.models import Organization, utcnow
+from billgraph.services import api_keys, validation
+
+
+@dataclass(frozen=True)
+class CreatedOrganization:
+    organization: Organization
+    api_key: api_keys.CreatedApiKey
+
+
+async def create(session: AsyncSession, name: str, default_currency: str = "USD") -> CreatedOrganization:
+    """Create an organization with a read+write API key (its secret is only in the result)."""
+    checked_name = validation.text(name, "name", max_length=200, required=True)
+    assert checked_name is not None
+    organization = Organization(
+        name=checked_name,
+        default_currency=validation.currency(default_currency, "currency"),
+        created_at=utcnow(),
+    )
+    session.add(organization)
+    await session.flush()
+    key = await api_keys.create(
+        session, organization.id, "default", [api_keys.Scope.READ, api_keys.Scope.WRITE]
+    )
+    return CreatedOrganization(organization=organization, api_key=key)

@@ -1,0 +1,34 @@
+"""Configuration from the environment (prefix BILLGRAPH_), with embedded defaults."""
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./billgraph.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLGRAPH_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # Connections per process; PostgreSQL only (SQLite serializes writers anyway).
+    database_pool_size: int = Field(default=20, ge=1, le=500)
+    # Server-side statement timeout on PostgreSQL, in milliseconds.
+    statement_timeout_ms: int = Field(default=5000, ge=100)
+    # Requests per second allowed per API key (token bucket, per process); 0 disables.
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    max_query_depth: int = 12
+    max_aliases: int = 100
+    max_tokens: int = 15_000
+    max_query_cost: int = 50_000
+    max_mutations_per_document: int = 4
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
