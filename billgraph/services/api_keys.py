@@ -92,7 +92,7 @@ async def authenticate(database: Database, secret: str) -> Principal | None:
         ).first()
     if row is None:
         return None
-    api_key, organization = row.tuple()
+    api_key, organization = row
     now = utcnow()
     if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
         api_key.last_used_at = now

@@ -233,7 +233,7 @@ async def _write_sqlite(
     moved = (await connection.execute(_guarded_update(request, now))).first()
     if moved is None:
         return None
-    wallet_id, balance, version = moved.tuple()
+    wallet_id, balance, version = moved
     statement = (
         insert(entries)
         .values(**_entry_values(request, now), wallet_id=wallet_id, sequence=version, balance_after=balance)

@@ -1,0 +1,33 @@
+# Works on a fresh machine with only Python 3.11+ and pip: `install` builds .venv from the lock.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test bench lock schema
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+serve: install
+	$(BIN)/billgraph serve
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench.ledger
+
+# Regenerate schema.graphql after changing the GraphQL surface (a test compares them).
+schema: install
+	$(BIN)/python -m billgraph.schema.export > schema.graphql
+
+# Re-pin dependencies after editing pyproject.toml.
+lock: install
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras -o requirements.lock pyproject.toml

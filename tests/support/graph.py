@@ -1,0 +1,102 @@
+"""Test helpers that speak to the API over HTTP, as a client would."""
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from billgraph.db.engine import Database
+from billgraph.schema.node import to_global_id
+from billgraph.services import organizations
+
+_counter = itertools.count(1)
+
+
+@dataclass
+class Tenant:
+    """An organization of our own, with its read+write key: tests stay isolated by tenancy."""
+
+    organization_id: str
+    api_key: str
+    client: httpx.AsyncClient
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None, *, key: str | None = None) -> dict[str, Any]:
+        """POST a GraphQL operation with this tenant's key (or `key`); the decoded body."""
+        response = await self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"authorization": f"Bearer {key or self.api_key}"},
+        )
+        assert response.headers["content-type"].startswith("application/json"), response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Like gql, but the operation must succeed without errors."""
+        body = await self.gql(query, variables)
+        assert "errors" not in body, body
+        return body["data"]  # type: ignore[no-any-return]
+
+    async def create_customer(self, email: str | None = None, **fields: Any) -> dict[str, Any]:
+        body = await self.data(
+            """mutation($input: CreateCustomerInput!) { createCustomer(input: $input) {
+                __typename ... on CreateCustomerSuccess { customer { id email } wallet { id currency balance } }
+                ... on UserError { code message } } }""",
+            {"input": {"email": email or f"customer{next(_counter)}@example.com", **fields}},
+        )
+        result = body["createCustomer"]
+        assert result["__typename"] == "CreateCustomerSuccess", result
+        return result  # type: ignore[no-any-return]
+
+    async def post(
+        self,
+        customer_id: str,
+        amount: int,
+        entry_type: str = "CREDIT",
+        currency: str = "USD",
+        key: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """createLedgerEntry; returns the result union member as a dict."""
+        body = await self.data(
+            CREATE_ENTRY,
+            {
+                "input": {
+                    "customerId": customer_id,
+                    "amount": amount,
+                    "currency": currency,
+                    "entryType": entry_type,
+                    "idempotencyKey": key or f"key-{next(_counter)}",
+                    "reason": reason,
+                }
+            },
+        )
+        return body["createLedgerEntry"]  # type: ignore[no-any-return]
+
+
+CREATE_ENTRY = """
+mutation($input: CreateLedgerEntryInput!) {
+  createLedgerEntry(input: $input) {
+    __typename
+    ... on CreateLedgerEntrySuccess {
+      replayed
+      entry { id entryType amount currency balanceAfter sequence reason idempotencyKey createdAt }
+      wallet { id currency balance version }
+    }
+    ... on InsufficientBalanceError { code message balance requested currency }
+    ... on IdempotencyConflictError { code message idempotencyKey }
+    ... on ValidationError { code message field }
+    ... on NotFoundError { code message }
+  }
+}
+"""
+
+
+async def new_tenant(database: Database, client: httpx.AsyncClient, currency: str = "USD") -> Tenant:
+    async with database.write_session() as session:
+        created = await organizations.create(session, f"Org {next(_counter)}", currency)
+    return Tenant(
+        organization_id=to_global_id("Organization", created.organization.id),
+        api_key=created.api_key.secret,
+        client=client,
+    )
