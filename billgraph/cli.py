@@ -12,6 +12,7 @@ import sys
 
 from billgraph.db.engine import Database, connect
 from billgraph.db.migrate import upgrade
+from billgraph.services.errors import BillingError
 from billgraph.settings import get_settings
 
 
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"organization: {result['organization_id']}")
                 print(f"API key (shown once, store it now): {result['api_key']}")
-    except ValueError as exc:
+    except (ValueError, BillingError) as exc:
         print(f"billgraph: {exc}", file=sys.stderr)
         return 2
     return 0
