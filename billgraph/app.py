@@ -16,11 +16,14 @@ from strawberry.asgi import GraphQL
 
 from billgraph.db.engine import Database, connect
 from billgraph.logs import configure as configure_logs
+from billgraph.logs import get_logger
 from billgraph.middleware import BodySizeLimit, RateLimit, RequestContext
 from billgraph.schema import build_schema
 from billgraph.schema.context import Context
 from billgraph.services import api_keys
 from billgraph.settings import Settings, get_settings
+
+log = get_logger("billgraph.app")
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -67,6 +70,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # Failures outside GraphQL execution (e.g. the database down while authenticating):
+        # the same masked shape as inside it; the log has the details.
+        request_id = request.scope.get("state", {}).get("request_id")
+        log.error("unhandled error", path=request.url.path, exc_info=exc)
+        error = {"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}}
+        headers = {"x-request-id": request_id} if request_id else None
+        return JSONResponse({"errors": [error]}, status_code=500, headers=headers)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
@@ -84,6 +96,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             Middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst),
         ],
         lifespan=lifespan,
+        exception_handlers={Exception: internal_error},
     )
     app.state.database = database
     return app
