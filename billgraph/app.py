@@ -32,7 +32,9 @@ class GraphQLApp(GraphQL[Context, None]):
         self.database = database
         self.settings = settings
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:  # type: ignore[override]
         principal = None
         authorization = request.headers.get("authorization", "")
         scheme, _, secret = authorization.partition(" ")
@@ -64,7 +66,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             async with database.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001 - any failure means "not healthy"
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable"}, status_code=503
+            )
         return JSONResponse({"status": "ok"})
 
     async def metrics(_: Request) -> Response:
@@ -75,7 +79,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # the same masked shape as inside it; the log has the details.
         request_id = request.scope.get("state", {}).get("request_id")
         log.error("unhandled error", path=request.url.path, exc_info=exc)
-        error = {"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}}
+        error = {
+            "message": "Unexpected error.",
+            "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        }
         headers = {"x-request-id": request_id} if request_id else None
         return JSONResponse({"errors": [error]}, status_code=500, headers=headers)
 
@@ -93,7 +100,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         middleware=[
             Middleware(RequestContext),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
-            Middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst),
+            Middleware(
+                RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+            ),
         ],
         lifespan=lifespan,
         exception_handlers={Exception: internal_error},

@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(_database_url(args)))
             print("billgraph: database is up to date", file=sys.stderr)
         elif args.command == "create-organization":
-            result = asyncio.run(_create_organization(_database_url(args), args.name, args.currency))
+            result = asyncio.run(
+                _create_organization(_database_url(args), args.name, args.currency)
+            )
             if args.json:
                 print(json.dumps(result))
             else:

@@ -29,14 +29,23 @@ def _error_body(message: str, code: str, request_id: str | None) -> bytes:
 
 
 async def _send_error(
-    send: Send, status: int, message: str, code: str, request_id: str | None, headers: list[tuple[bytes, bytes]] = []
+    send: Send,
+    status: int,
+    message: str,
+    code: str,
+    request_id: str | None,
+    headers: list[tuple[bytes, bytes]] = [],
 ) -> None:
     body = _error_body(message, code, request_id)
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -73,7 +82,11 @@ class RequestContext:
         finally:
             if scope["type"] == "http":
                 elapsed = time.perf_counter() - started
-                path = scope["path"] if scope["path"] in ("/graphql", "/healthz", "/metrics") else "other"
+                path = (
+                    scope["path"]
+                    if scope["path"] in ("/graphql", "/healthz", "/metrics")
+                    else "other"
+                )
                 REQUESTS.labels(scope["method"], path, str(status)).inc()
                 LATENCY.labels(scope["method"], path).observe(elapsed)
                 log.info(
@@ -100,7 +113,13 @@ class BodySizeLimit:
         request_id = scope.get("state", {}).get("request_id")
         length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _send_error(send, 413, f"Request body over {self.max_bytes} bytes.", "PAYLOAD_TOO_LARGE", request_id)
+            await _send_error(
+                send,
+                413,
+                f"Request body over {self.max_bytes} bytes.",
+                "PAYLOAD_TOO_LARGE",
+                request_id,
+            )
             return
         received = 0
 
@@ -116,7 +135,13 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await _send_error(send, 413, f"Request body over {self.max_bytes} bytes.", "PAYLOAD_TOO_LARGE", request_id)
+            await _send_error(
+                send,
+                413,
+                f"Request body over {self.max_bytes} bytes.",
+                "PAYLOAD_TOO_LARGE",
+                request_id,
+            )
 
 
 class _BodyTooLarge(Exception):
@@ -152,7 +177,9 @@ class RateLimit:
         return wait
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = Headers(scope=scope).get("authorization") if scope["type"] == "http" else None
+        authorization = (
+            Headers(scope=scope).get("authorization") if scope["type"] == "http" else None
+        )
         if self.rate > 0 and authorization:
             key = hashlib.sha256(authorization.encode()).hexdigest()
             wait = self._take(key)

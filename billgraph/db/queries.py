@@ -29,7 +29,12 @@ async def customers_by_ids(
 
 
 async def customers_page(
-    session: AsyncSession, organization_id: int, *, limit: int, after_id: int | None, email: str | None
+    session: AsyncSession,
+    organization_id: int,
+    *,
+    limit: int,
+    after_id: int | None,
+    email: str | None,
 ) -> list[Customer]:
     """Customers in creation order after `after_id`; `limit` rows at most."""
     query = _live_customers(organization_id)
@@ -114,7 +119,9 @@ async def ledger_entries_pages(
     return found
 
 
-def _page_filter(query: Select[tuple[LedgerEntry]], organization_id: int, entry_type: str | None) -> Select[tuple[LedgerEntry]]:
+def _page_filter(
+    query: Select[tuple[LedgerEntry]], organization_id: int, entry_type: str | None
+) -> Select[tuple[LedgerEntry]]:
     query = query.where(LedgerEntry.organization_id == organization_id)
     if entry_type is not None:
         query = query.where(LedgerEntry.entry_type == entry_type)
@@ -122,12 +129,17 @@ def _page_filter(query: Select[tuple[LedgerEntry]], organization_id: int, entry_
 
 
 def _pages_lateral(
-    organization_id: int, pages: Sequence[tuple[int, int | None]], limit: int, entry_type: str | None
+    organization_id: int,
+    pages: Sequence[tuple[int, int | None]],
+    limit: int,
+    entry_type: str | None,
 ) -> Select[tuple[LedgerEntry]]:
     wallet_ids = [w for w, _ in pages]
     befores = [NO_CURSOR if b is None else b for _, b in pages]
     keys = select(
-        func.unnest(bindparam("wallet_ids", wallet_ids, type_=ARRAY(BigInteger))).label("wallet_id"),
+        func.unnest(bindparam("wallet_ids", wallet_ids, type_=ARRAY(BigInteger))).label(
+            "wallet_id"
+        ),
         func.unnest(bindparam("befores", befores, type_=ARRAY(BigInteger))).label("before"),
     ).subquery("keys")
     page = _page_filter(
@@ -143,7 +155,10 @@ def _pages_lateral(
 
 
 def _pages_union(
-    organization_id: int, pages: Sequence[tuple[int, int | None]], limit: int, entry_type: str | None
+    organization_id: int,
+    pages: Sequence[tuple[int, int | None]],
+    limit: int,
+    entry_type: str | None,
 ) -> Select[tuple[LedgerEntry]]:
     parts = [
         _page_filter(

@@ -8,7 +8,11 @@ from billgraph.schema.errors import UserError, to_user_error
 from billgraph.schema.inputs import CreateCustomerInput, UpdateCustomerInput
 from billgraph.schema.node import db_id_of, to_global_id
 from billgraph.schema.pagination import Connection, build_connection, decode_cursor, page_size
-from billgraph.schema.payloads import CreateCustomerSuccess, DeleteCustomerSuccess, UpdateCustomerSuccess
+from billgraph.schema.payloads import (
+    CreateCustomerSuccess,
+    DeleteCustomerSuccess,
+    UpdateCustomerSuccess,
+)
 from billgraph.schema.types import Customer, Organization, Wallet
 from billgraph.services import customers as customer_service
 from billgraph.services.customers import UNSET
@@ -52,7 +56,9 @@ async def customers(
     return build_connection(rows, limit, CURSOR_KIND, lambda r: r.id, Customer.from_model)
 
 
-async def create_customer(info: Info, input: CreateCustomerInput) -> CreateCustomerSuccess | UserError:
+async def create_customer(
+    info: Info, input: CreateCustomerInput
+) -> CreateCustomerSuccess | UserError:
     context = info.context
     principal = context.principal
     assert principal is not None
@@ -74,7 +80,9 @@ async def create_customer(info: Info, input: CreateCustomerInput) -> CreateCusto
     )
 
 
-async def update_customer(info: Info, input: UpdateCustomerInput) -> UpdateCustomerSuccess | UserError:
+async def update_customer(
+    info: Info, input: UpdateCustomerInput
+) -> UpdateCustomerSuccess | UserError:
     context = info.context
     try:
         db_id = _customer_db_id(input.customer_id, "customerId")
@@ -83,7 +91,9 @@ async def update_customer(info: Info, input: UpdateCustomerInput) -> UpdateCusto
                 session,
                 context.organization_id,
                 db_id,
-                email=UNSET if input.email is strawberry.UNSET or input.email is None else input.email,
+                email=UNSET
+                if input.email is strawberry.UNSET or input.email is None
+                else input.email,
                 name=UNSET if input.name is strawberry.UNSET else input.name,
                 external_id=UNSET if input.external_id is strawberry.UNSET else input.external_id,
             )
@@ -92,7 +102,9 @@ async def update_customer(info: Info, input: UpdateCustomerInput) -> UpdateCusto
     return UpdateCustomerSuccess(customer=Customer.from_model(updated))
 
 
-async def delete_customer(info: Info, customer_id: strawberry.ID) -> DeleteCustomerSuccess | UserError:
+async def delete_customer(
+    info: Info, customer_id: strawberry.ID
+) -> DeleteCustomerSuccess | UserError:
     context = info.context
     try:
         db_id = _customer_db_id(customer_id, "id")

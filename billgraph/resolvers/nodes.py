@@ -5,11 +5,11 @@ import strawberry
 from billgraph.currencies import CURRENCIES
 from billgraph.schema.context import Info
 from billgraph.schema.enums import Currency
+from billgraph.schema.errors import graphql_error
 from billgraph.schema.node import Node, from_global_id
-from billgraph.schema.types import ApiKey, Customer, CurrencyInfo, LedgerEntry, Organization, Wallet
+from billgraph.schema.types import ApiKey, CurrencyInfo, Customer, LedgerEntry, Organization, Wallet
 from billgraph.services import api_keys
 from billgraph.services.errors import ValidationError
-from billgraph.schema.errors import graphql_error
 
 
 async def node(info: Info, global_id: strawberry.ID) -> Node | None:
@@ -23,7 +23,11 @@ async def node(info: Info, global_id: strawberry.ID) -> Node | None:
         case "Organization":
             principal = context.principal
             assert principal is not None
-            return Organization.from_model(principal.organization) if db_id == principal.organization.id else None
+            return (
+                Organization.from_model(principal.organization)
+                if db_id == principal.organization.id
+                else None
+            )
         case "Customer":
             customer = await loaders.customer.load(db_id)
             return Customer.from_model(customer) if customer else None

@@ -24,7 +24,9 @@ from billgraph.settings import Settings
 
 
 class Schema(strawberry.Schema):
-    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         """Client errors are answers, not incidents: ErrorPolicy logs the unexpected ones."""
 
 

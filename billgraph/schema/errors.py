@@ -36,7 +36,9 @@ class InsufficientBalanceError(UserError):
     currency: Currency
 
 
-@strawberry.type(description="The idempotency key was used with other parameters; nothing was written.")
+@strawberry.type(
+    description="The idempotency key was used with other parameters; nothing was written."
+)
 class IdempotencyConflictError(UserError):
     idempotency_key: str
 

@@ -50,7 +50,9 @@ class Authentication(SchemaExtension):
                 _set_status(context, 403)
                 refuse(
                     execution,
-                    graphql_error("This API key may not run mutations (no WRITE scope).", "FORBIDDEN"),
+                    graphql_error(
+                        "This API key may not run mutations (no WRITE scope).", "FORBIDDEN"
+                    ),
                 )
         yield
 

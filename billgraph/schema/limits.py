@@ -44,7 +44,10 @@ class _Walk:
         self.variables = variables
 
     def fields(
-        self, selection_set: SelectionSetNode, parent: GraphQLNamedType, seen: frozenset[str] = frozenset()
+        self,
+        selection_set: SelectionSetNode,
+        parent: GraphQLNamedType,
+        seen: frozenset[str] = frozenset(),
     ) -> Iterator[tuple[FieldNode, GraphQLNamedType]]:
         """The fields of a selection set with fragments expanded (each with its parent type)."""
         for selection in selection_set.selections:

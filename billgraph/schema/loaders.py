@@ -50,7 +50,9 @@ class Loaders:
 
     async def _load_wallets_by_customer(self, customer_ids: list[int]) -> list[list[Wallet]]:
         async with self._database.sessions() as session:
-            found = await queries.wallets_by_customer_ids(session, self._organization_id, customer_ids)
+            found = await queries.wallets_by_customer_ids(
+                session, self._organization_id, customer_ids
+            )
         return [found.get(c, []) for c in customer_ids]
 
     async def _load_ledger_pages(self, keys: list[EntryPageKey]) -> list[list[LedgerEntry]]:

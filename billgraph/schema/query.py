@@ -6,8 +6,7 @@ from billgraph.resolvers import customers, nodes, wallets
 from billgraph.schema.context import Info
 from billgraph.schema.node import Node
 from billgraph.schema.pagination import Connection
-from billgraph.schema.types import Customer, CurrencyInfo, Organization, Wallet
-
+from billgraph.schema.types import CurrencyInfo, Customer, Organization, Wallet
 
 
 @strawberry.type
@@ -24,9 +23,15 @@ class Query:
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         return await customers.customer(info, id)
 
-    @strawberry.field(description="Customers in creation order; `email` filters case-insensitively.")
+    @strawberry.field(
+        description="Customers in creation order; `email` filters case-insensitively."
+    )
     async def customers(
-        self, info: Info, first: int | None = None, after: str | None = None, email: str | None = None
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        email: str | None = None,
     ) -> Connection[Customer]:
         return await customers.customers(info, first=first, after=after, email=email)
 

@@ -11,6 +11,7 @@ from billgraph.schema.node import Node, to_global_id
 from billgraph.schema.pagination import Connection
 from billgraph.schema.scalars import BigInt
 
+
 @strawberry.type(description="A tenant of billgraph: its customers, wallets and API keys.")
 class Organization(Node):
     db_id: strawberry.Private[int]
@@ -28,9 +29,15 @@ class Organization(Node):
             created_at=row.created_at,
         )
 
-    @strawberry.field(description="Customers in creation order; `email` filters case-insensitively.")
+    @strawberry.field(
+        description="Customers in creation order; `email` filters case-insensitively."
+    )
     async def customers(
-        self, info: Info, first: int | None = None, after: str | None = None, email: str | None = None
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        email: str | None = None,
     ) -> Connection["Customer"]:
         return await customer_resolvers.customers(info, first=first, after=after, email=email)
 

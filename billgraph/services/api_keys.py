@@ -121,5 +121,3 @@ async def revoke(session: AsyncSession, organization_id: int, api_key_id: int) -
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
     return api_key
-
-

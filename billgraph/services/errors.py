@@ -1,11 +1,11 @@
 """Business errors a caller must handle, each with a stable machine-readable code.
 
-    BillingError
-    ├── ValidationError            bad input: nothing was written
-    ├── NotFoundError              unknown id, or an id of another organization
-    ├── ConflictError              a unique value (email, external id) already in use
-    ├── InsufficientBalanceError   a debit larger than the balance: nothing was written
-    └── IdempotencyConflictError   a key reused with different parameters: nothing was written
+BillingError
+├── ValidationError            bad input: nothing was written
+├── NotFoundError              unknown id, or an id of another organization
+├── ConflictError              a unique value (email, external id) already in use
+├── InsufficientBalanceError   a debit larger than the balance: nothing was written
+└── IdempotencyConflictError   a key reused with different parameters: nothing was written
 """
 
 

@@ -236,7 +236,12 @@ async def _write_sqlite(
     wallet_id, balance, version = moved
     statement = (
         insert(entries)
-        .values(**_entry_values(request, now), wallet_id=wallet_id, sequence=version, balance_after=balance)
+        .values(
+            **_entry_values(request, now),
+            wallet_id=wallet_id,
+            sequence=version,
+            balance_after=balance,
+        )
         .returning(entries.c.id, entries.c.wallet_id, entries.c.sequence, entries.c.balance_after)
     )
     return (await connection.execute(statement)).first()  # type: ignore[return-value]
@@ -299,4 +304,6 @@ async def _explain_refusal(database: Database, request: _Request) -> Exception:
         return ValidationError(
             f"A wallet balance can be at most {MAX_BALANCE} minor units.", "amount"
         )
-    return InsufficientBalanceError(balance=balance, requested=request.amount, currency=request.currency)
+    return InsufficientBalanceError(
+        balance=balance, requested=request.amount, currency=request.currency
+    )

@@ -14,7 +14,9 @@ class CreatedOrganization:
     api_key: api_keys.CreatedApiKey
 
 
-async def create(session: AsyncSession, name: str, default_currency: str = "USD") -> CreatedOrganization:
+async def create(
+    session: AsyncSession, name: str, default_currency: str = "USD"
+) -> CreatedOrganization:
     """Create an organization with a read+write API key (its secret is only in the result)."""
     checked_name = validation.text(name, "name", max_length=200, required=True)
     assert checked_name is not None
