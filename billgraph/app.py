@@ -13,6 +13,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from starlette.types import Receive, Scope, Send
+from cross_web import HTTPException
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from billgraph.db.engine import Database, connect
 from billgraph.logs import configure as configure_logs
@@ -20,6 +24,7 @@ from billgraph.logs import get_logger
 from billgraph.middleware import BodySizeLimit, RateLimit, RequestContext
 from billgraph.schema import build_schema
 from billgraph.schema.context import Context
+from billgraph.schema.extensions import present_errors
 from billgraph.services import api_keys
 from billgraph.settings import Settings, get_settings
 
@@ -48,6 +53,28 @@ class GraphQLApp(GraphQL[Context, None]):
             request_id=request.scope.get("state", {}).get("request_id", ""),
             principal=principal,
         )
+
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:  # unreadable body, batching, wrong method: JSON, not text
+            error = {
+                "message": exc.reason,
+                "extensions": {"code": "BAD_REQUEST", "requestId": scope.get("state", {}).get("request_id")},
+            }
+            response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
+        await response(scope, receive, send)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+        if result.errors:
+            request_id = request.scope.get("state", {}).get("request_id")
+            result.errors = present_errors(result.errors, request_id)
+        return await super().process_result(request, result)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:

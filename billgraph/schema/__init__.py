@@ -15,7 +15,7 @@ from strawberry.types import ExecutionContext
 
 # The object types come first: the resolvers they call import them back (see types.py).
 from billgraph.schema import types as _types  # noqa: F401  # isort: skip
-from billgraph.schema.extensions import Authentication, ErrorPolicy
+from billgraph.schema.extensions import Authentication
 from billgraph.schema.limits import QueryLimits
 from billgraph.schema.mutation import Mutation
 from billgraph.schema.query import Query
@@ -27,7 +27,7 @@ class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Client errors are answers, not incidents: ErrorPolicy logs the unexpected ones."""
+        """Client errors are answers, not incidents: present_errors logs the unexpected ones."""
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
@@ -42,7 +42,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
         extensions=[
-            ErrorPolicy,
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: ParserCache(maxsize=256),
             lambda: AddValidationRules(limit_rules),

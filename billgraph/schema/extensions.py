@@ -11,7 +11,6 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
-from strawberry.types.execution import ExecutionResult
 
 from billgraph.logs import get_logger
 from billgraph.schema.context import Context
@@ -23,7 +22,8 @@ log = get_logger(__name__)
 
 
 class Authentication(SchemaExtension):
-    """An operation needs a valid API key (introspection excepted); a mutation needs WRITE."""
+    """An operation needs a valid API key (introspection excepted): a query the READ scope,
+    a mutation the WRITE scope."""
 
     def on_execute(self) -> Iterator[None]:
         execution = self.execution_context
@@ -42,18 +42,17 @@ class Authentication(SchemaExtension):
                         "UNAUTHENTICATED",
                     ),
                 )
-            elif (
-                principal is not None
-                and operation.operation == OperationType.MUTATION
-                and Scope.WRITE not in principal.scopes
-            ):
-                _set_status(context, 403)
-                refuse(
-                    execution,
-                    graphql_error(
-                        "This API key may not run mutations (no WRITE scope).", "FORBIDDEN"
-                    ),
-                )
+            elif principal is not None:
+                needed = Scope.WRITE if operation.operation == OperationType.MUTATION else Scope.READ
+                if needed not in principal.scopes:
+                    _set_status(context, 403)
+                    refuse(
+                        execution,
+                        graphql_error(
+                            f"This API key lacks the {needed.name} scope this operation needs.",
+                            "FORBIDDEN",
+                        ),
+                    )
         yield
 
 
@@ -77,39 +76,34 @@ def _set_status(context: Context, status: int) -> None:
         response.status_code = status
 
 
-class ErrorPolicy(SchemaExtension):
-    """Gives every error a code and the request id; masks the unexpected ones."""
+def present_errors(errors: list[GraphQLError], request_id: str | None) -> list[GraphQLError]:
+    """What the client may see of `errors`: each gets a code and the request id; unexpected
+    ones are logged with their traceback and masked. Runs on every result, whichever stage
+    (parse, validation, extension hook, resolver) raised the error."""
+    return [_present(error, request_id) for error in errors]
 
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if not isinstance(result, (GraphQLExecutionResult, ExecutionResult)) or not result.errors:
-            return
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", None)
-        result.errors = [self._process(error, request_id) for error in result.errors]
 
-    def _process(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
-        original = error.original_error
-        extensions = dict(error.extensions or {})
-        message = error.message
-        if original is None or isinstance(original, (GraphQLError, ScalarInputError)):
-            extensions.setdefault("code", "BAD_USER_INPUT")
-        else:
-            log.error(
-                "unexpected error",
-                path=error.path,
-                error=type(original).__name__,
-                exc_info=(type(original), original, original.__traceback__),
-            )
-            message = "Unexpected error."
-            extensions = {"code": "INTERNAL_SERVER_ERROR"}
-        extensions["requestId"] = request_id
-        return GraphQLError(
-            message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
+def _present(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    original = error.original_error
+    extensions = dict(error.extensions or {})
+    message = error.message
+    if original is None or isinstance(original, (GraphQLError, ScalarInputError)):
+        extensions.setdefault("code", "BAD_USER_INPUT")
+    else:
+        log.error(
+            "unexpected error",
             path=error.path,
-            extensions=extensions,
+            error=type(original).__name__,
+            exc_info=(type(original), original, original.__traceback__),
         )
+        message = "Unexpected error."
+        extensions = {"code": "INTERNAL_SERVER_ERROR"}
+    extensions["requestId"] = request_id
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
