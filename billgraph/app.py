@@ -21,7 +21,7 @@ from strawberry.types import ExecutionResult
 from billgraph.db.engine import Database, connect
 from billgraph.logs import configure as configure_logs
 from billgraph.logs import get_logger
-from billgraph.middleware import BodySizeLimit, RateLimit, RequestContext
+from billgraph.middleware import BodySizeLimit, RateLimit, RequestContext, bearer_token
 from billgraph.schema import build_schema
 from billgraph.schema.context import Context
 from billgraph.schema.extensions import present_errors
@@ -41,10 +41,9 @@ class GraphQLApp(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:  # type: ignore[override]
         principal = None
-        authorization = request.headers.get("authorization", "")
-        scheme, _, secret = authorization.partition(" ")
-        if scheme.lower() == "bearer" and secret:
-            principal = await api_keys.authenticate(self.database, secret.strip())
+        secret = bearer_token(request.headers.get("authorization", ""))
+        if secret:
+            principal = await api_keys.authenticate(self.database, secret)
         return Context(
             request=request,
             response=response,
@@ -53,7 +52,6 @@ class GraphQLApp(GraphQL[Context, None]):
             request_id=request.scope.get("state", {}).get("request_id", ""),
             principal=principal,
         )
-
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,12 +63,23 @@ class GraphQLApp(GraphQL[Context, None]):
         except HTTPException as exc:  # unreadable body, batching, wrong method: JSON, not text
             error = {
                 "message": exc.reason,
-                "extensions": {"code": "BAD_REQUEST", "requestId": scope.get("state", {}).get("request_id")},
+                "extensions": {
+                    "code": "BAD_REQUEST",
+                    "requestId": scope.get("state", {}).get("request_id"),
+                },
             }
             response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
         await response(scope, receive, send)
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+    def parse_json(self, data: str | bytes) -> object:
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, (dict, list)):  # lists are refused later: no batching
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return parsed
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:  # type: ignore[override]
         if result.errors:
             request_id = request.scope.get("state", {}).get("request_id")
             result.errors = present_errors(result.errors, request_id)

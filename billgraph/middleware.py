@@ -23,6 +23,13 @@ LATENCY = Histogram("billgraph_http_request_seconds", "HTTP request latency", ["
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def _error_body(message: str, code: str, request_id: str | None) -> bytes:
     error = {"message": message, "extensions": {"code": code, "requestId": request_id}}
     return json.dumps({"errors": [error]}).encode()
@@ -177,11 +184,11 @@ class RateLimit:
         return wait
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = (
-            Headers(scope=scope).get("authorization") if scope["type"] == "http" else None
-        )
-        if self.rate > 0 and authorization:
-            key = hashlib.sha256(authorization.encode()).hexdigest()
+        token = None
+        if scope["type"] == "http" and self.rate > 0:
+            token = bearer_token(Headers(scope=scope).get("authorization", ""))
+        if token:
+            key = hashlib.sha256(token.encode()).hexdigest()
             wait = self._take(key)
             if wait > 0:
                 await _send_error(

@@ -48,7 +48,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # Rate limiting has its own test with its own app; elsewhere it would only add noise.
-    return Settings(database_url=database_url, rate_limit_per_second=0, log_json=True, log_level="WARNING")
+    return Settings(
+        database_url=database_url, rate_limit_per_second=0, log_json=True, log_level="WARNING"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -62,11 +62,17 @@ async def send(
     sent = dict(headers or {})
     if key is not None:
         sent["authorization"] = f"Bearer {key}"
-    return await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=sent)
+    return await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=sent
+    )
 
 
-async def create_key(tenant: Tenant, name: str = "partner", scopes: list[str] | None = None) -> dict[str, Any]:
-    data = await tenant.data(CREATE_KEY, {"input": {"name": name, "scopes": scopes or ["READ", "WRITE"]}})
+async def create_key(
+    tenant: Tenant, name: str = "partner", scopes: list[str] | None = None
+) -> dict[str, Any]:
+    data = await tenant.data(
+        CREATE_KEY, {"input": {"name": name, "scopes": scopes or ["READ", "WRITE"]}}
+    )
     result = data["createApiKey"]
     assert result["__typename"] == "CreateApiKeySuccess", result
     return result  # type: ignore[no-any-return]
@@ -137,7 +143,9 @@ class TestCreateApiKey:
             (["WRITE", "READ"], ["READ", "WRITE"]),
         ],
     )
-    async def test_scopes_are_echoed(self, tenant: Tenant, scopes: list[str], expected: list[str]) -> None:
+    async def test_scopes_are_echoed(
+        self, tenant: Tenant, scopes: list[str], expected: list[str]
+    ) -> None:
         key = (await create_key(tenant, scopes=scopes))["apiKey"]
         assert sorted(key["scopes"]) == expected
         listed = (await keys_of(tenant))[key["id"]]
@@ -188,7 +196,9 @@ class TestSecretStorage:
         assert body.get("data") is None
         assert "errors" in body
 
-    async def test_node_lookup_of_a_key_shows_no_secret(self, tenant: Tenant, client: httpx.AsyncClient) -> None:
+    async def test_node_lookup_of_a_key_shows_no_secret(
+        self, tenant: Tenant, client: httpx.AsyncClient
+    ) -> None:
         created = await create_key(tenant, name="by-node")
         response = await send(
             client,
@@ -203,7 +213,9 @@ class TestSecretStorage:
         }
         assert created["secret"] not in response.text
 
-    async def test_database_stores_only_a_sha256_of_the_secret(self, tenant: Tenant, database: Database) -> None:
+    async def test_database_stores_only_a_sha256_of_the_secret(
+        self, tenant: Tenant, database: Database
+    ) -> None:
         secret = (await create_key(tenant, name="hashed"))["secret"]
         async with database.engine.connect() as connection:
             rows = (await connection.execute(text("SELECT * FROM api_keys"))).all()
@@ -235,9 +247,13 @@ class TestReadOnlyKey:
         self, tenant: Tenant, client: httpx.AsyncClient
     ) -> None:
         reader = (await create_key(tenant, scopes=["READ"]))["secret"]
-        response = await send(client, CREATE_CUSTOMER, {"input": {"email": "nope@example.com"}}, key=reader)
+        response = await send(
+            client, CREATE_CUSTOMER, {"input": {"email": "nope@example.com"}}, key=reader
+        )
         assert_refused(response, 403, "FORBIDDEN")
-        assert (await tenant.data(CUSTOMERS, {"email": "nope@example.com"}))["customers"]["edges"] == []
+        assert (await tenant.data(CUSTOMERS, {"email": "nope@example.com"}))["customers"][
+            "edges"
+        ] == []
         assert (await tenant.data(CUSTOMERS))["customers"]["edges"] == []
 
     async def test_ledger_entry_is_forbidden_and_writes_nothing(
@@ -261,7 +277,8 @@ class TestReadOnlyKey:
         )
         assert_refused(response, 403, "FORBIDDEN")
         data = await tenant.data(
-            "query($id: ID!) { wallet(id: $id) { balance version } }", {"id": created["wallet"]["id"]}
+            "query($id: ID!) { wallet(id: $id) { balance version } }",
+            {"id": created["wallet"]["id"]},
         )
         assert data["wallet"] == {"balance": 0, "version": 0}
 
@@ -277,7 +294,9 @@ class TestReadOnlyKey:
             key=reader,
         )
         assert_refused(response, 403, "FORBIDDEN")
-        data = await tenant.data("query($id: ID!) { customer(id: $id) { email } }", {"id": customer_id})
+        data = await tenant.data(
+            "query($id: ID!) { customer(id: $id) { email } }", {"id": customer_id}
+        )
         assert data["customer"] == {"email": "stays@example.com"}
 
     async def test_create_api_key_is_forbidden_and_writes_nothing(
@@ -287,7 +306,10 @@ class TestReadOnlyKey:
         before = await key_names(tenant)
         assert len(before) == 2
         response = await send(
-            client, CREATE_KEY, {"input": {"name": "escalate", "scopes": ["READ", "WRITE"]}}, key=reader
+            client,
+            CREATE_KEY,
+            {"input": {"name": "escalate", "scopes": ["READ", "WRITE"]}},
+            key=reader,
         )
         assert_refused(response, 403, "FORBIDDEN")
         assert await key_names(tenant) == before
@@ -304,9 +326,13 @@ class TestReadOnlyKey:
 
 
 class TestWriteKey:
-    async def test_read_write_key_can_mutate(self, tenant: Tenant, client: httpx.AsyncClient) -> None:
+    async def test_read_write_key_can_mutate(
+        self, tenant: Tenant, client: httpx.AsyncClient
+    ) -> None:
         writer = (await create_key(tenant, scopes=["READ", "WRITE"]))["secret"]
-        response = await send(client, CREATE_CUSTOMER, {"input": {"email": "made@example.com"}}, key=writer)
+        response = await send(
+            client, CREATE_CUSTOMER, {"input": {"email": "made@example.com"}}, key=writer
+        )
         assert response.status_code == 200
         assert response.json()["data"]["createCustomer"]["__typename"] == "CreateCustomerSuccess"
 
@@ -333,7 +359,9 @@ class TestAuthentication:
         response = await send(client, VIEWER, headers=headers)
         assert_refused(response, 401, "UNAUTHENTICATED")
 
-    async def test_mutation_without_a_key_is_unauthenticated(self, client: httpx.AsyncClient) -> None:
+    async def test_mutation_without_a_key_is_unauthenticated(
+        self, client: httpx.AsyncClient
+    ) -> None:
         response = await send(client, CREATE_CUSTOMER, {"input": {"email": "anon@example.com"}})
         assert_refused(response, 401, "UNAUTHENTICATED")
 
@@ -343,7 +371,9 @@ class TestAuthentication:
         response = await send(client, VIEWER, headers={"authorization": f"Basic {tenant.api_key}"})
         assert_refused(response, 401, "UNAUTHENTICATED")
 
-    async def test_bearer_scheme_is_case_insensitive(self, tenant: Tenant, client: httpx.AsyncClient) -> None:
+    async def test_bearer_scheme_is_case_insensitive(
+        self, tenant: Tenant, client: httpx.AsyncClient
+    ) -> None:
         response = await send(client, VIEWER, headers={"authorization": f"bearer {tenant.api_key}"})
         assert response.status_code == 200
         assert response.json()["data"]["viewer"]["id"] == tenant.organization_id
@@ -438,7 +468,9 @@ class TestRevokeApiKey:
 
 
 class TestLastUsedAt:
-    async def test_null_before_first_use_and_set_after(self, tenant: Tenant, client: httpx.AsyncClient) -> None:
+    async def test_null_before_first_use_and_set_after(
+        self, tenant: Tenant, client: httpx.AsyncClient
+    ) -> None:
         created = await create_key(tenant, scopes=["READ"])
         key_id = created["apiKey"]["id"]
         assert created["apiKey"]["lastUsedAt"] is None
@@ -458,7 +490,9 @@ class TestLastUsedAt:
         keys = {k["id"]: k for k in response.json()["data"]["viewer"]["apiKeys"]}
         assert keys[created["apiKey"]["id"]]["lastUsedAt"] is not None
 
-    async def test_a_refused_key_is_not_marked_used(self, tenant: Tenant, client: httpx.AsyncClient) -> None:
+    async def test_a_refused_key_is_not_marked_used(
+        self, tenant: Tenant, client: httpx.AsyncClient
+    ) -> None:
         created = await create_key(tenant, scopes=["READ"])
         await revoke(tenant, created["apiKey"]["id"])
         assert_refused(await send(client, VIEWER, key=created["secret"]), 401, "UNAUTHENTICATED")
@@ -474,15 +508,21 @@ async def _unauthenticated(tenant: Tenant) -> httpx.Response:
 
 async def _forbidden(tenant: Tenant) -> httpx.Response:
     reader = (await create_key(tenant, scopes=["READ"]))["secret"]
-    return await send(tenant.client, CREATE_CUSTOMER, {"input": {"email": "x@example.com"}}, key=reader)
+    return await send(
+        tenant.client, CREATE_CUSTOMER, {"input": {"email": "x@example.com"}}, key=reader
+    )
 
 
 async def _bad_cursor(tenant: Tenant) -> httpx.Response:
-    return await send(tenant.client, "{ customers(after: \"nonsense\") { edges { cursor } } }", key=tenant.api_key)
+    return await send(
+        tenant.client, '{ customers(after: "nonsense") { edges { cursor } } }', key=tenant.api_key
+    )
 
 
 async def _page_too_large(tenant: Tenant) -> httpx.Response:
-    return await send(tenant.client, "{ customers(first: 101) { edges { cursor } } }", key=tenant.api_key)
+    return await send(
+        tenant.client, "{ customers(first: 101) { edges { cursor } } }", key=tenant.api_key
+    )
 
 
 async def _unknown_field(tenant: Tenant) -> httpx.Response:
@@ -543,7 +583,9 @@ ERROR_RESPONSES: dict[str, tuple[Any, str, int | None]] = {
 
 
 class TestRequestId:
-    @pytest.mark.parametrize(("make_error", "code", "status"), ERROR_RESPONSES.values(), ids=ERROR_RESPONSES.keys())
+    @pytest.mark.parametrize(
+        ("make_error", "code", "status"), ERROR_RESPONSES.values(), ids=ERROR_RESPONSES.keys()
+    )
     async def test_every_error_carries_the_request_id(
         self, tenant: Tenant, make_error: Any, code: str, status: int | None
     ) -> None:
@@ -587,11 +629,15 @@ async def test_write_only_key_can_mutate_but_not_query(tenant: Tenant) -> None:
     )
     secret = created["createApiKey"]["secret"]
     query = await tenant.client.post(
-        "/graphql", json={"query": "{ viewer { name } }"}, headers={"authorization": f"Bearer {secret}"}
+        "/graphql",
+        json={"query": "{ viewer { name } }"},
+        headers={"authorization": f"Bearer {secret}"},
     )
     assert query.status_code == 403
     assert query.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    mutation = await tenant.gql('mutation { createCustomer(input: {email: "w@example.com"}) { __typename } }', key=secret)
+    mutation = await tenant.gql(
+        'mutation { createCustomer(input: {email: "w@example.com"}) { __typename } }', key=secret
+    )
     assert mutation["data"]["createCustomer"]["__typename"] == "CreateCustomerSuccess"
 
 
@@ -603,4 +649,7 @@ async def test_unreadable_body_gets_a_json_error(tenant: Tenant) -> None:
     )
     assert response.status_code == 400
     error = response.json()["errors"][0]
-    assert error["extensions"] == {"code": "BAD_REQUEST", "requestId": response.headers["x-request-id"]}
+    assert error["extensions"] == {
+        "code": "BAD_REQUEST",
+        "requestId": response.headers["x-request-id"],
+    }

@@ -9,7 +9,16 @@ from tests.support.server import cli, live_server
 
 def test_create_organization_prints_one_json_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
-    done = cli("create-organization", "--name", "Acme", "--currency", "KRW", "--json", "--database-url", url)
+    done = cli(
+        "create-organization",
+        "--name",
+        "Acme",
+        "--currency",
+        "KRW",
+        "--json",
+        "--database-url",
+        url,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -27,7 +36,9 @@ def test_database_url_from_the_environment(tmp_path) -> None:  # type: ignore[no
 
 def test_unknown_currency_and_bad_url_fail_cleanly(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite+aiosqlite:///{tmp_path / 'bad.db'}"
-    bad_currency = cli("create-organization", "--name", "X", "--currency", "XYZ", "--database-url", url)
+    bad_currency = cli(
+        "create-organization", "--name", "X", "--currency", "XYZ", "--database-url", url
+    )
     assert bad_currency.returncode == 2
     assert "Unknown currency" in bad_currency.stderr
     assert "Traceback" not in bad_currency.stderr

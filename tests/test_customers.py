@@ -120,7 +120,9 @@ class TestCreateCustomer:
         assert await fetch(tenant, customer["id"]) == customer
 
     async def test_name_and_external_id_are_stored(self, tenant: Tenant) -> None:
-        result = await create(tenant, email="full@example.com", name="Ada Lovelace", externalId="crm-1")
+        result = await create(
+            tenant, email="full@example.com", name="Ada Lovelace", externalId="crm-1"
+        )
         customer = await fetch(tenant, result["customer"]["id"])
         assert customer is not None
         assert (customer["email"], customer["name"], customer["externalId"]) == (
@@ -129,7 +131,9 @@ class TestCreateCustomer:
             "crm-1",
         )
 
-    async def test_wallet_in_default_currency_exists_at_once_with_zero_balance(self, tenant: Tenant) -> None:
+    async def test_wallet_in_default_currency_exists_at_once_with_zero_balance(
+        self, tenant: Tenant
+    ) -> None:
         result = await create(tenant, email="wallet@example.com")
         wallet = result["wallet"]
         assert wallet["currency"] == "USD"
@@ -158,7 +162,9 @@ class TestCreateCustomer:
         assert result["wallet"]["balance"] == 0
         assert [w["currency"] for w in result["customer"]["wallets"]] == ["EUR"]
 
-    async def test_currency_input_opens_the_first_wallet_in_that_currency(self, tenant: Tenant) -> None:
+    async def test_currency_input_opens_the_first_wallet_in_that_currency(
+        self, tenant: Tenant
+    ) -> None:
         result = await create(tenant, email="pound@example.com", currency="GBP")
         assert result["wallet"]["currency"] == "GBP"
         assert result["wallet"]["balance"] == 0
@@ -214,9 +220,13 @@ class TestCreateCustomer:
             pytest.param({"email": ""}, "email", id="empty-email"),
             pytest.param({"email": "   "}, "email", id="blank-email"),
             pytest.param({"email": "a" * 249 + "@x.com"}, "email", id="email-255-chars"),
-            pytest.param({"email": "named@example.com", "name": "n" * 201}, "name", id="name-201-chars"),
             pytest.param(
-                {"email": "ext@example.com", "externalId": "e" * 201}, "externalId", id="external-id-201-chars"
+                {"email": "named@example.com", "name": "n" * 201}, "name", id="name-201-chars"
+            ),
+            pytest.param(
+                {"email": "ext@example.com", "externalId": "e" * 201},
+                "externalId",
+                id="external-id-201-chars",
             ),
         ],
     )
@@ -246,7 +256,9 @@ class TestCreateCustomer:
 
 class TestUpdateCustomer:
     async def test_changes_only_the_given_fields(self, tenant: Tenant) -> None:
-        created = await create(tenant, email="keep@example.com", name="Old Name", externalId="crm-7")
+        created = await create(
+            tenant, email="keep@example.com", name="Old Name", externalId="crm-7"
+        )
         customer_id = created["customer"]["id"]
         result = await update(tenant, customer_id, name="New Name")
         assert result["__typename"] == "UpdateCustomerSuccess", result
@@ -263,18 +275,28 @@ class TestUpdateCustomer:
         assert result["__typename"] == "UpdateCustomerSuccess", result
         stored = await fetch(tenant, customer_id)
         assert stored is not None
-        assert (stored["email"], stored["name"], stored["externalId"]) == ("after@example.com", "Kept", "crm-8")
+        assert (stored["email"], stored["name"], stored["externalId"]) == (
+            "after@example.com",
+            "Kept",
+            "crm-8",
+        )
         assert await emails_matching(tenant, "before@example.com") == []
         assert await emails_matching(tenant, "after@example.com") == ["after@example.com"]
 
     async def test_null_clears_the_name(self, tenant: Tenant) -> None:
-        created = await create(tenant, email="clear@example.com", name="To Clear", externalId="crm-9")
+        created = await create(
+            tenant, email="clear@example.com", name="To Clear", externalId="crm-9"
+        )
         customer_id = created["customer"]["id"]
         result = await update(tenant, customer_id, name=None)
         assert result["__typename"] == "UpdateCustomerSuccess", result
         stored = await fetch(tenant, customer_id)
         assert stored is not None
-        assert (stored["email"], stored["name"], stored["externalId"]) == ("clear@example.com", None, "crm-9")
+        assert (stored["email"], stored["name"], stored["externalId"]) == (
+            "clear@example.com",
+            None,
+            "crm-9",
+        )
 
     async def test_email_of_another_customer_is_a_conflict(self, tenant: Tenant) -> None:
         await create(tenant, email="taken@example.com")
@@ -294,7 +316,9 @@ class TestUpdateCustomer:
         assert result["__typename"] == "UpdateCustomerSuccess", result
         assert result["customer"]["email"] == "Self@Example.com"
 
-    async def test_invalid_email_is_a_validation_error_and_changes_nothing(self, tenant: Tenant) -> None:
+    async def test_invalid_email_is_a_validation_error_and_changes_nothing(
+        self, tenant: Tenant
+    ) -> None:
         created = await create(tenant, email="valid@example.com", name="Name")
         customer_id = created["customer"]["id"]
         result = await update(tenant, customer_id, email="broken", name="Other")
@@ -410,7 +434,9 @@ class TestDeleteCustomer:
     async def test_personal_data_is_erased_but_the_row_and_ledger_stay(
         self, tenant: Tenant, database: Database
     ) -> None:
-        created = await create(tenant, email="erase@example.com", name="Erase Me", externalId="crm-erase")
+        created = await create(
+            tenant, email="erase@example.com", name="Erase Me", externalId="crm-erase"
+        )
         customer_id = created["customer"]["id"]
         assert (await tenant.post(customer_id, 700))["__typename"] == "CreateLedgerEntrySuccess"
         await delete(tenant, customer_id)
@@ -435,7 +461,12 @@ class TestDeleteCustomer:
                     {"id": database_id(customer_id)},
                 )
             ).all()
-        assert (row.email, row.email_normalized, row.name, row.external_id) == (None, None, None, None)
+        assert (row.email, row.email_normalized, row.name, row.external_id) == (
+            None,
+            None,
+            None,
+            None,
+        )
         assert row.deleted_at is not None
         assert [tuple(r) for r in ledger] == [(700, 1)]
 
@@ -456,9 +487,15 @@ async def _pages(tenant: Tenant, query: str, first: int) -> list[dict[str, Any]]
 
 
 class TestCustomersConnection:
-    @pytest.mark.parametrize("query", [PAGE, VIEWER_PAGE], ids=["Query.customers", "viewer.customers"])
-    async def test_pages_with_first_and_after_in_creation_order(self, tenant: Tenant, query: str) -> None:
-        created = [(await create(tenant, email=f"page{i}@example.com"))["customer"]["id"] for i in range(5)]
+    @pytest.mark.parametrize(
+        "query", [PAGE, VIEWER_PAGE], ids=["Query.customers", "viewer.customers"]
+    )
+    async def test_pages_with_first_and_after_in_creation_order(
+        self, tenant: Tenant, query: str
+    ) -> None:
+        created = [
+            (await create(tenant, email=f"page{i}@example.com"))["customer"]["id"] for i in range(5)
+        ]
         pages = await _pages(tenant, query, first=2)
 
         assert [len(p["edges"]) for p in pages] == [2, 2, 1]
@@ -480,7 +517,9 @@ class TestCustomersConnection:
         )
         assert data == {"customer": None, "node": None, "wallet": None}
 
-    async def test_only_the_callers_customers_are_listed(self, tenant: Tenant, other_tenant: Tenant) -> None:
+    async def test_only_the_callers_customers_are_listed(
+        self, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
         mine = (await create(tenant, email="mine@example.com"))["customer"]["id"]
         await create(other_tenant, email="theirs@example.com")
         await create(other_tenant, email="mine@example.com")
@@ -488,18 +527,24 @@ class TestCustomersConnection:
         assert await emails_matching(tenant, "theirs@example.com") == []
 
     async def test_cursor_of_a_deleted_customer_still_continues(self, tenant: Tenant) -> None:
-        ids = [(await create(tenant, email=f"k{i}@example.com"))["customer"]["id"] for i in range(4)]
+        ids = [
+            (await create(tenant, email=f"k{i}@example.com"))["customer"]["id"] for i in range(4)
+        ]
         first_page = (await tenant.data(PAGE, {"first": 2}))["customers"]
         assert [e["node"]["id"] for e in first_page["edges"]] == ids[:2]
         await delete(tenant, ids[1])
-        rest = (await tenant.data(PAGE, {"first": 10, "after": first_page["pageInfo"]["endCursor"]}))["customers"]
+        rest = (
+            await tenant.data(PAGE, {"first": 10, "after": first_page["pageInfo"]["endCursor"]})
+        )["customers"]
         assert [e["node"]["id"] for e in rest["edges"]] == ids[2:]
         assert rest["pageInfo"]["hasNextPage"] is False
 
     async def test_email_filter_is_case_insensitive(self, tenant: Tenant) -> None:
         await create(tenant, email="someone@example.com")
         target = await create(tenant, email="Mixed.Case@Example.com")
-        page = (await tenant.data(PAGE, {"first": 10, "email": "mixed.case@EXAMPLE.COM"}))["customers"]
+        page = (await tenant.data(PAGE, {"first": 10, "email": "mixed.case@EXAMPLE.COM"}))[
+            "customers"
+        ]
         assert [e["node"]["id"] for e in page["edges"]] == [target["customer"]["id"]]
         assert page["edges"][0]["node"]["email"] == "Mixed.Case@Example.com"
         assert page["pageInfo"]["hasNextPage"] is False
@@ -514,12 +559,20 @@ class TestCustomersConnection:
         [
             pytest.param("garbage!", id="garbage"),
             pytest.param("", id="empty"),
-            pytest.param(base64.urlsafe_b64encode(b"entry:1").decode().rstrip("="), id="ledger-entry-cursor"),
-            pytest.param(base64.urlsafe_b64encode(b"customer:abc").decode().rstrip("="), id="non-numeric-key"),
-            pytest.param(base64.urlsafe_b64encode(b"customer:-5").decode().rstrip("="), id="negative-key"),
+            pytest.param(
+                base64.urlsafe_b64encode(b"entry:1").decode().rstrip("="), id="ledger-entry-cursor"
+            ),
+            pytest.param(
+                base64.urlsafe_b64encode(b"customer:abc").decode().rstrip("="), id="non-numeric-key"
+            ),
+            pytest.param(
+                base64.urlsafe_b64encode(b"customer:-5").decode().rstrip("="), id="negative-key"
+            ),
         ],
     )
-    async def test_invalid_after_cursor_is_bad_user_input(self, tenant: Tenant, cursor: str) -> None:
+    async def test_invalid_after_cursor_is_bad_user_input(
+        self, tenant: Tenant, cursor: str
+    ) -> None:
         await create(tenant, email="cursor@example.com")
         body = await tenant.gql(PAGE, {"first": 2, "after": cursor})
         assert body.get("data") is None

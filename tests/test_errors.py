@@ -25,8 +25,12 @@ async def broken(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:  # t
         created = await organizations.create(session, "Broken")
     async with database.engine.begin() as connection:
         await connection.execute(text("ALTER TABLE customers RENAME TO customers_gone"))
-    app = create_app(Settings(database_url=url, rate_limit_per_second=0, log_level="CRITICAL"), database)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    app = create_app(
+        Settings(database_url=url, rate_limit_per_second=0, log_level="CRITICAL"), database
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         yield client, created.api_key.secret
     await database.dispose()
 
@@ -40,7 +44,10 @@ async def test_a_failing_resolver_is_masked(broken: tuple[httpx.AsyncClient, str
     )
     body = response.json()
     assert body["errors"][0]["message"] == "Unexpected error."
-    assert body["errors"][0]["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-123"}
+    assert body["errors"][0]["extensions"] == {
+        "code": "INTERNAL_SERVER_ERROR",
+        "requestId": "req-123",
+    }
     assert response.headers["x-request-id"] == "req-123"
     assert not any(leak in response.text for leak in LEAKS), response.text
 
@@ -49,11 +56,15 @@ async def test_a_failure_before_graphql_runs_is_masked(tmp_path) -> None:  # typ
     # No migrations: authenticating the key fails on a missing table.
     url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
     database = connect(url)
-    app = create_app(Settings(database_url=url, rate_limit_per_second=0, log_level="CRITICAL"), database)
+    app = create_app(
+        Settings(database_url=url, rate_limit_per_second=0, log_level="CRITICAL"), database
+    )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.post(
-            "/graphql", json={"query": "{ viewer { name } }"}, headers={"authorization": "Bearer bgk_x"}
+            "/graphql",
+            json={"query": "{ viewer { name } }"},
+            headers={"authorization": "Bearer bgk_x"},
         )
     await database.dispose()
     assert response.status_code == 500

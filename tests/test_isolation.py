@@ -31,7 +31,9 @@ class Owned:
 
 async def seed(other: Tenant, email: str = "owned@example.com") -> Owned:
     created = await other.create_customer(email, name="Owned Customer", externalId="ext-owned")
-    credit = await other.post(created["customer"]["id"], 500, key="owned-credit", reason="Owned top-up")
+    credit = await other.post(
+        created["customer"]["id"], 500, key="owned-credit", reason="Owned top-up"
+    )
     assert credit["__typename"] == "CreateLedgerEntrySuccess", credit
     keys = await other.data("{ viewer { apiKeys { id } } }")
     assert len(keys["viewer"]["apiKeys"]) == 1
@@ -74,12 +76,18 @@ async def assert_untouched(other: Tenant, owned: Owned) -> None:
                 "id": owned.wallet_id,
                 "balance": 500,
                 "version": 1,
-                "ledgerEntries": {"edges": [{"node": {"id": owned.entry_id, "amount": 500, "reason": "Owned top-up"}}]},
+                "ledgerEntries": {
+                    "edges": [
+                        {"node": {"id": owned.entry_id, "amount": 500, "reason": "Owned top-up"}}
+                    ]
+                },
             }
         ],
     }
     assert data["wallet"] == {"id": owned.wallet_id, "balance": 500, "version": 1}
-    assert {"id": owned.customer_id, "email": owned.email} in [e["node"] for e in data["customers"]["edges"]]
+    assert {"id": owned.customer_id, "email": owned.email} in [
+        e["node"] for e in data["customers"]["edges"]
+    ]
 
 
 # --- reads ----------------------------------------------------------------------------------
@@ -141,7 +149,12 @@ async def test_a_deep_query_from_another_tenant_reveals_nothing(
           customer(id: $c) { id } wallet(id: $w) { id } entry: node(id: $e) { id } org: node(id: $o) { id }
           viewer { id customers(first: 100) { edges { node { id } } } }
         }""",
-        {"c": owned.customer_id, "w": owned.wallet_id, "e": owned.entry_id, "o": owned.organization_id},
+        {
+            "c": owned.customer_id,
+            "w": owned.wallet_id,
+            "e": owned.entry_id,
+            "o": owned.organization_id,
+        },
     )
     assert "errors" not in body, body
     assert body["data"] == {
@@ -175,7 +188,10 @@ async def test_customer_lists_never_include_another_organizations_customers(
     await other_tenant.create_customer("theirs-3@example.com")
 
     data = await tenant.data(LISTS)
-    expected = [{"id": mine[0], "email": "mine-0@example.com"}, {"id": mine[1], "email": "mine-1@example.com"}]
+    expected = [
+        {"id": mine[0], "email": "mine-0@example.com"},
+        {"id": mine[1], "email": "mine-1@example.com"},
+    ]
     assert [e["node"] for e in data["customers"]["edges"]] == expected
     assert [e["node"] for e in data["viewer"]["customers"]["edges"]] == expected
     assert data["customers"]["pageInfo"]["hasNextPage"] is False
@@ -206,7 +222,9 @@ async def test_customer_lists_never_include_another_organizations_customers(
     await assert_ledger_invariant(database)
 
 
-async def test_the_same_email_can_exist_in_both_organizations(tenant: Tenant, other_tenant: Tenant) -> None:
+async def test_the_same_email_can_exist_in_both_organizations(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
     ours = await tenant.create_customer("shared@example.com")
     theirs = await other_tenant.create_customer("Shared@Example.com")
     assert ours["customer"]["id"] != theirs["customer"]["id"]
@@ -215,7 +233,9 @@ async def test_the_same_email_can_exist_in_both_organizations(tenant: Tenant, ot
     for who, created in ((tenant, ours), (other_tenant, theirs)):
         data = await who.data(LISTS, {"email": "SHARED@example.com"})
         assert [e["node"]["id"] for e in data["customers"]["edges"]] == [created["customer"]["id"]]
-        assert [e["node"]["id"] for e in data["viewer"]["customers"]["edges"]] == [created["customer"]["id"]]
+        assert [e["node"]["id"] for e in data["viewer"]["customers"]["edges"]] == [
+            created["customer"]["id"]
+        ]
 
     # Moving a customer onto an email (or external id) the other organization uses works too.
     moved = await tenant.create_customer("moving@example.com")
@@ -223,11 +243,21 @@ async def test_the_same_email_can_exist_in_both_organizations(tenant: Tenant, ot
     updated = await tenant.data(
         """mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) {
             __typename ... on UpdateCustomerSuccess { customer { id email externalId } } } }""",
-        {"input": {"customerId": moved["customer"]["id"], "email": "taken-there@example.com", "externalId": "ext-1"}},
+        {
+            "input": {
+                "customerId": moved["customer"]["id"],
+                "email": "taken-there@example.com",
+                "externalId": "ext-1",
+            }
+        },
     )
     assert updated["updateCustomer"] == {
         "__typename": "UpdateCustomerSuccess",
-        "customer": {"id": moved["customer"]["id"], "email": "taken-there@example.com", "externalId": "ext-1"},
+        "customer": {
+            "id": moved["customer"]["id"],
+            "email": "taken-there@example.com",
+            "externalId": "ext-1",
+        },
     }
 
     # Within one organization the email stays unique (case-insensitively).
@@ -260,7 +290,11 @@ def _entry(customer_id: str, entry_type: str, key: str, amount: int = 100) -> di
 
 
 MUTATIONS = {
-    "credit": lambda cid: (CREATE_ENTRY, _entry(cid, "CREDIT", "probe-credit"), "createLedgerEntry"),
+    "credit": lambda cid: (
+        CREATE_ENTRY,
+        _entry(cid, "CREDIT", "probe-credit"),
+        "createLedgerEntry",
+    ),
     "debit": lambda cid: (CREATE_ENTRY, _entry(cid, "DEBIT", "probe-debit"), "createLedgerEntry"),
     "credit-new-currency": lambda cid: (
         CREATE_ENTRY,
@@ -270,12 +304,24 @@ MUTATIONS = {
     # The other tenant's own key and input: must not replay their entry to us.
     "credit-their-key": lambda cid: (
         CREATE_ENTRY,
-        {"input": {**_entry(cid, "CREDIT", "owned-credit", 500)["input"], "reason": "Owned top-up"}},
+        {
+            "input": {
+                **_entry(cid, "CREDIT", "owned-credit", 500)["input"],
+                "reason": "Owned top-up",
+            }
+        },
         "createLedgerEntry",
     ),
     "update": lambda cid: (
         UPDATE,
-        {"input": {"customerId": cid, "email": "hijacked@example.com", "name": "Hijacked", "externalId": None}},
+        {
+            "input": {
+                "customerId": cid,
+                "email": "hijacked@example.com",
+                "name": "Hijacked",
+                "externalId": None,
+            }
+        },
         "updateCustomer",
     ),
     "delete": lambda cid: (DELETE, {"id": cid}, "deleteCustomer"),
@@ -296,12 +342,17 @@ async def test_mutating_another_organizations_customer_is_not_found(
     foreign = await tenant.gql(query, foreign_vars)
     missing = await tenant.gql(query, missing_vars)
     assert "errors" not in foreign, foreign
-    assert foreign["data"][field] == {"__typename": "NotFoundError", "code": "NOT_FOUND", "message": "Customer not found."}
+    assert foreign["data"][field] == {
+        "__typename": "NotFoundError",
+        "code": "NOT_FOUND",
+        "message": "Customer not found.",
+    }
     assert foreign["data"] == missing["data"]
 
     await assert_untouched(other_tenant, owned)
     mine_after = await tenant.data(
-        "query($id: ID!) { customer(id: $id) { wallets { balance version } } }", {"id": mine["customer"]["id"]}
+        "query($id: ID!) { customer(id: $id) { wallets { balance version } } }",
+        {"id": mine["customer"]["id"]},
     )
     assert mine_after["customer"]["wallets"] == [{"balance": 1000, "version": 1}]
     # Our organization has no entry for the probe key: the key is still free for us.

@@ -47,7 +47,8 @@ async def count_rows(database: Database, table: str, tenant: Tenant) -> int:
     assert table in {"ledger_entries", "wallets"}
     async with database.engine.connect() as connection:
         result = await connection.execute(
-            text(f"SELECT COUNT(*) FROM {table} WHERE organization_id = :org"), {"org": org_db_id(tenant)}
+            text(f"SELECT COUNT(*) FROM {table} WHERE organization_id = :org"),
+            {"org": org_db_id(tenant)},
         )
         return int(result.scalar_one())
 
@@ -88,8 +89,13 @@ def parse_utc(value: str) -> datetime:
     return parsed
 
 
-async def page(tenant: Tenant, wallet_id: str, first: int | None = None, after: str | None = None,
-               entry_type: str | None = None) -> dict[str, Any]:
+async def page(
+    tenant: Tenant,
+    wallet_id: str,
+    first: int | None = None,
+    after: str | None = None,
+    entry_type: str | None = None,
+) -> dict[str, Any]:
     data = await tenant.data(
         ENTRIES, {"id": wallet_id, "first": first, "after": after, "entryType": entry_type}
     )
@@ -154,7 +160,9 @@ async def test_credit_then_debit_records_entries_and_moves_the_wallet(
 
     # Read back: the same state, and createdAt is the same UTC instant once stored.
     customer = await wallet_of(tenant, customer_id)
-    assert customer["wallets"] == [{"id": wallet_id, "currency": "USD", "balance": 750, "version": 3}]
+    assert customer["wallets"] == [
+        {"id": wallet_id, "currency": "USD", "balance": 750, "version": 3}
+    ]
     nodes = [e["node"] for e in customer["wallet"]["ledgerEntries"]["edges"]]
     assert [(n["sequence"], n["entryType"], n["amount"], n["balanceAfter"]) for n in nodes] == [
         (3, "CREDIT", 50, 750),
@@ -230,7 +238,9 @@ async def test_debit_in_a_currency_without_a_wallet_is_refused_and_opens_nothing
     await assert_ledger_invariant(database)
 
 
-async def test_credit_in_a_new_currency_opens_that_wallet(tenant: Tenant, database: Database) -> None:
+async def test_credit_in_a_new_currency_opens_that_wallet(
+    tenant: Tenant, database: Database
+) -> None:
     created = await tenant.create_customer()
     customer_id = created["customer"]["id"]
     usd_wallet_id = created["wallet"]["id"]
@@ -246,7 +256,11 @@ async def test_credit_in_a_new_currency_opens_that_wallet(tenant: Tenant, databa
 
     inr = await tenant.post(customer_id, 250, currency="INR")
     assert inr["__typename"] == "CreateLedgerEntrySuccess", inr
-    assert (inr["wallet"]["currency"], inr["wallet"]["balance"], inr["wallet"]["version"]) == ("INR", 250, 1)
+    assert (inr["wallet"]["currency"], inr["wallet"]["balance"], inr["wallet"]["version"]) == (
+        "INR",
+        250,
+        1,
+    )
 
     # A second KRW credit goes to the same wallet, not a new one.
     again = await tenant.post(customer_id, 1000, currency="KRW")
@@ -268,7 +282,9 @@ async def test_credit_in_a_new_currency_opens_that_wallet(tenant: Tenant, databa
 # --- idempotency ----------------------------------------------------------------------------
 
 
-async def test_same_key_and_input_replays_the_original_entry(tenant: Tenant, database: Database) -> None:
+async def test_same_key_and_input_replays_the_original_entry(
+    tenant: Tenant, database: Database
+) -> None:
     customer_id = (await tenant.create_customer())["customer"]["id"]
     first = await tenant.post(customer_id, 700, key="order-42", reason="Order 42")
     assert first["__typename"] == "CreateLedgerEntrySuccess"
@@ -292,7 +308,9 @@ async def test_same_key_and_input_replays_the_original_entry(tenant: Tenant, dat
     await assert_ledger_invariant(database)
 
 
-@pytest.mark.parametrize("change", ["amount", "entryType", "currency", "reason", "no reason", "customer"])
+@pytest.mark.parametrize(
+    "change", ["amount", "entryType", "currency", "reason", "no reason", "customer"]
+)
 async def test_same_key_with_other_input_is_a_conflict_and_writes_nothing(
     tenant: Tenant, database: Database, change: str
 ) -> None:
@@ -354,7 +372,9 @@ async def test_idempotency_keys_are_per_organization(
     their_replay = await other_tenant.post(theirs, 999, key="shared-key")
     assert (their_replay["replayed"], their_replay["entry"]["id"]) == (True, other["entry"]["id"])
     # A tenant's own key still conflicts within the tenant.
-    assert (await tenant.post(mine, 999, key="shared-key"))["__typename"] == "IdempotencyConflictError"
+    assert (await tenant.post(mine, 999, key="shared-key"))[
+        "__typename"
+    ] == "IdempotencyConflictError"
 
     replay = await tenant.post(mine, 100, key="shared-key")
     assert replay["replayed"] is True
@@ -396,7 +416,10 @@ async def test_50_concurrent_requests_with_one_key_write_one_entry(
     customer_id = (await tenant.create_customer())["customer"]["id"]
     try:
         results = await asyncio.gather(
-            *(tenant.post(customer_id, 250, "CREDIT", key="concurrent-key", reason="Race") for _ in range(50))
+            *(
+                tenant.post(customer_id, 250, "CREDIT", key="concurrent-key", reason="Race")
+                for _ in range(50)
+            )
         )
         assert [r["__typename"] for r in results] == ["CreateLedgerEntrySuccess"] * 50, results
         assert len({r["entry"]["id"] for r in results}) == 1
@@ -410,7 +433,9 @@ async def test_50_concurrent_requests_with_one_key_write_one_entry(
         await assert_ledger_invariant(database)
 
 
-async def test_200_concurrent_debits_of_1_on_150_never_overdraw(tenant: Tenant, database: Database) -> None:
+async def test_200_concurrent_debits_of_1_on_150_never_overdraw(
+    tenant: Tenant, database: Database
+) -> None:
     customer_id = (await tenant.create_customer())["customer"]["id"]
     await tenant.post(customer_id, 150, key="fund")
     try:
@@ -437,7 +462,9 @@ async def test_200_concurrent_debits_of_1_on_150_never_overdraw(tenant: Tenant, 
 # --- amount bounds --------------------------------------------------------------------------
 
 
-async def test_amount_of_2_pow_53_minus_1_on_an_empty_wallet_works(tenant: Tenant, database: Database) -> None:
+async def test_amount_of_2_pow_53_minus_1_on_an_empty_wallet_works(
+    tenant: Tenant, database: Database
+) -> None:
     customer_id = (await tenant.create_customer())["customer"]["id"]
     result = await tenant.post(customer_id, MAX_AMOUNT)
     assert result["__typename"] == "CreateLedgerEntrySuccess", result
@@ -457,7 +484,9 @@ async def test_credit_that_would_pass_2_pow_53_minus_1_is_a_validation_error(
     tenant: Tenant, database: Database
 ) -> None:
     customer_id = (await tenant.create_customer())["customer"]["id"]
-    assert (await tenant.post(customer_id, MAX_AMOUNT - 5))["__typename"] == "CreateLedgerEntrySuccess"
+    assert (await tenant.post(customer_id, MAX_AMOUNT - 5))[
+        "__typename"
+    ] == "CreateLedgerEntrySuccess"
 
     refused = await tenant.post(customer_id, 6, key="one-too-many")
     assert refused["__typename"] == "ValidationError", refused
@@ -488,7 +517,9 @@ async def test_amount_must_be_positive(tenant: Tenant, database: Database, amoun
     await assert_ledger_invariant(database)
 
 
-async def test_amount_beyond_the_bigint_range_is_bad_user_input(tenant: Tenant, database: Database) -> None:
+async def test_amount_beyond_the_bigint_range_is_bad_user_input(
+    tenant: Tenant, database: Database
+) -> None:
     customer_id = (await tenant.create_customer())["customer"]["id"]
     body = await tenant.gql(CREATE_ENTRY, entry_input(customer_id, MAX_AMOUNT + 1))
     assert body.get("data") is None
@@ -508,7 +539,9 @@ async def _wallet_with_credits(tenant: Tenant, count: int) -> tuple[str, str]:
     return customer_id, created["wallet"]["id"]
 
 
-async def test_ledger_entries_page_newest_first_by_keyset(tenant: Tenant, database: Database) -> None:
+async def test_ledger_entries_page_newest_first_by_keyset(
+    tenant: Tenant, database: Database
+) -> None:
     _, wallet_id = await _wallet_with_credits(tenant, 25)
 
     default = await page(tenant, wallet_id)
@@ -545,7 +578,9 @@ async def test_ledger_entries_page_newest_first_by_keyset(tenant: Tenant, databa
     await assert_ledger_invariant(database)
 
 
-async def test_entries_posted_while_paging_do_not_shift_later_pages(tenant: Tenant, database: Database) -> None:
+async def test_entries_posted_while_paging_do_not_shift_later_pages(
+    tenant: Tenant, database: Database
+) -> None:
     customer_id, wallet_id = await _wallet_with_credits(tenant, 25)
 
     first = await page(tenant, wallet_id, first=10)
@@ -567,12 +602,25 @@ async def test_entries_posted_while_paging_do_not_shift_later_pages(tenant: Tena
 async def test_ledger_entries_filter_by_entry_type(tenant: Tenant, database: Database) -> None:
     created = await tenant.create_customer()
     customer_id, wallet_id = created["customer"]["id"], created["wallet"]["id"]
-    plan = [("CREDIT", 100), ("DEBIT", 10), ("CREDIT", 50), ("DEBIT", 20), ("DEBIT", 30), ("CREDIT", 5)]
+    plan = [
+        ("CREDIT", 100),
+        ("DEBIT", 10),
+        ("CREDIT", 50),
+        ("DEBIT", 20),
+        ("DEBIT", 30),
+        ("CREDIT", 5),
+    ]
     for entry_type, amount in plan:
-        assert (await tenant.post(customer_id, amount, entry_type))["__typename"] == "CreateLedgerEntrySuccess"
+        assert (await tenant.post(customer_id, amount, entry_type))[
+            "__typename"
+        ] == "CreateLedgerEntrySuccess"
 
     debits = await page(tenant, wallet_id, first=10, entry_type="DEBIT")
-    assert [(e["node"]["sequence"], e["node"]["amount"]) for e in debits["edges"]] == [(5, 30), (4, 20), (2, 10)]
+    assert [(e["node"]["sequence"], e["node"]["amount"]) for e in debits["edges"]] == [
+        (5, 30),
+        (4, 20),
+        (2, 10),
+    ]
     assert {e["node"]["entryType"] for e in debits["edges"]} == {"DEBIT"}
     assert debits["pageInfo"]["hasNextPage"] is False
 
@@ -583,7 +631,9 @@ async def test_ledger_entries_filter_by_entry_type(tenant: Tenant, database: Dat
     head = await page(tenant, wallet_id, first=2, entry_type="DEBIT")
     assert sequences(head) == [5, 4]
     assert head["pageInfo"]["hasNextPage"] is True
-    tail = await page(tenant, wallet_id, first=2, after=head["pageInfo"]["endCursor"], entry_type="DEBIT")
+    tail = await page(
+        tenant, wallet_id, first=2, after=head["pageInfo"]["endCursor"], entry_type="DEBIT"
+    )
     assert sequences(tail) == [2]
     assert tail["pageInfo"]["hasNextPage"] is False
     await assert_ledger_invariant(database)
@@ -606,7 +656,9 @@ def _raw_cursor(raw: str) -> str:
         "x" * 200,
     ],
 )
-async def test_invalid_after_cursor_is_bad_user_input(tenant: Tenant, database: Database, after: str) -> None:
+async def test_invalid_after_cursor_is_bad_user_input(
+    tenant: Tenant, database: Database, after: str
+) -> None:
     _, wallet_id = await _wallet_with_credits(tenant, 2)
     body = await tenant.gql(ENTRIES, {"id": wallet_id, "first": 10, "after": after})
     assert body["errors"], body
@@ -616,10 +668,14 @@ async def test_invalid_after_cursor_is_bad_user_input(tenant: Tenant, database: 
     await assert_ledger_invariant(database)
 
 
-async def test_customer_cursor_is_refused_by_ledger_entries(tenant: Tenant, database: Database) -> None:
+async def test_customer_cursor_is_refused_by_ledger_entries(
+    tenant: Tenant, database: Database
+) -> None:
     _, wallet_id = await _wallet_with_credits(tenant, 3)
     await tenant.create_customer()
-    customers = await tenant.data("{ customers(first: 1) { edges { cursor } pageInfo { endCursor hasNextPage } } }")
+    customers = await tenant.data(
+        "{ customers(first: 1) { edges { cursor } pageInfo { endCursor hasNextPage } } }"
+    )
     customer_cursor = customers["customers"]["pageInfo"]["endCursor"]
     assert customer_cursor == customers["customers"]["edges"][0]["cursor"]
     assert customers["customers"]["pageInfo"]["hasNextPage"] is True
@@ -630,14 +686,18 @@ async def test_customer_cursor_is_refused_by_ledger_entries(tenant: Tenant, data
 
     # And the other way round: an entry cursor does not page customers.
     entry_cursor = (await page(tenant, wallet_id, first=1))["pageInfo"]["endCursor"]
-    body = await tenant.gql("query($after: String) { customers(first: 5, after: $after) { edges { cursor } } }",
-                            {"after": entry_cursor})
+    body = await tenant.gql(
+        "query($after: String) { customers(first: 5, after: $after) { edges { cursor } } }",
+        {"after": entry_cursor},
+    )
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
     await assert_ledger_invariant(database)
 
 
 @pytest.mark.parametrize("first", [-1, 101])
-async def test_page_size_out_of_range_is_bad_user_input(tenant: Tenant, database: Database, first: int) -> None:
+async def test_page_size_out_of_range_is_bad_user_input(
+    tenant: Tenant, database: Database, first: int
+) -> None:
     _, wallet_id = await _wallet_with_credits(tenant, 1)
     body = await tenant.gql(ENTRIES, {"id": wallet_id, "first": first})
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
@@ -689,7 +749,9 @@ query($id: ID!) { node(id: $id) {
 """
 
 
-async def test_node_resolves_every_type_and_the_links_between_them(tenant: Tenant, database: Database) -> None:
+async def test_node_resolves_every_type_and_the_links_between_them(
+    tenant: Tenant, database: Database
+) -> None:
     created = await tenant.create_customer("node-test@example.com")
     customer_id, wallet_id = created["customer"]["id"], created["wallet"]["id"]
     entry = (await tenant.post(customer_id, 321))["entry"]
@@ -732,10 +794,15 @@ async def test_node_resolves_every_type_and_the_links_between_them(tenant: Tenan
         "query($c: ID!, $w: ID!) { customer(id: $c) { id } wallet(id: $w) { id customer { id } } }",
         {"c": customer_id, "w": wallet_id},
     )
-    assert roots == {"customer": {"id": customer_id}, "wallet": {"id": wallet_id, "customer": {"id": customer_id}}}
+    assert roots == {
+        "customer": {"id": customer_id},
+        "wallet": {"id": wallet_id, "customer": {"id": customer_id}},
+    }
 
     # An id of one type read as another is simply not found.
-    wrong = await tenant.data("query($id: ID!) { customer(id: $id) { id } wallet(id: $id) { id } }", {"id": entry["id"]})
+    wrong = await tenant.data(
+        "query($id: ID!) { customer(id: $id) { id } wallet(id: $id) { id } }", {"id": entry["id"]}
+    )
     assert wrong == {"customer": None, "wallet": None}
     await assert_ledger_invariant(database)
 

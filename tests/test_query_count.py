@@ -30,7 +30,9 @@ def count_statements(database: Database) -> Iterator[list[str]]:
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
 
 
-async def test_dashboard_statement_count_does_not_grow_with_the_page(tenant: Tenant, database: Database) -> None:
+async def test_dashboard_statement_count_does_not_grow_with_the_page(
+    tenant: Tenant, database: Database
+) -> None:
     for i in range(12):
         customer = await tenant.create_customer()
         await tenant.post(customer["customer"]["id"], 100 + i)

@@ -19,11 +19,13 @@ async def test_1000_concurrent_debits_never_overdraw(database: Database, databas
     with live_server(database_url, workers=workers) as server:
         headers = {"authorization": f"Bearer {organization['api_key']}"}
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=server.base_url, headers=headers, limits=limits, timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers=headers, limits=limits, timeout=60
+        ) as client:
             created = await client.post(
                 "/graphql",
                 json={
-                    "query": "mutation { createCustomer(input: {email: \"racer@example.com\"}) "
+                    "query": 'mutation { createCustomer(input: {email: "racer@example.com"}) '
                     "{ ... on CreateCustomerSuccess { customer { id } } } }"
                 },
             )
@@ -60,8 +62,10 @@ async def test_1000_concurrent_debits_never_overdraw(database: Database, databas
             assert balances == list(range(FUNDS))
             final = await client.post(
                 "/graphql",
-                json={"query": "query($id: ID!) { customer(id: $id) { wallet(currency: USD) { balance version } } }",
-                      "variables": {"id": customer_id}},
+                json={
+                    "query": "query($id: ID!) { customer(id: $id) { wallet(currency: USD) { balance version } } }",
+                    "variables": {"id": customer_id},
+                },
             )
             wallet = final.json()["data"]["customer"]["wallet"]
             assert wallet == {"balance": 0, "version": FUNDS + 1}

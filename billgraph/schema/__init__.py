@@ -1,7 +1,7 @@
 """The GraphQL surface: one Strawberry schema built from the root types and the limits."""
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError, ValidationContext
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -30,11 +30,28 @@ class Schema(strawberry.Schema):
         """Client errors are answers, not incidents: present_errors logs the unexpected ones."""
 
 
+def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """Strawberry's depth rule raises KeyError on a spread of an undefined fragment; the
+    standard KnownFragmentNames rule already reports that as a validation error."""
+
+    class Rule(rule):  # type: ignore[valid-type,misc]
+        def __init__(self, context: ValidationContext) -> None:
+            try:
+                super().__init__(context)
+            except KeyError:
+                ASTValidationRule.__init__(self, context)
+
+    return Rule
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # The rule classes are made once: the validation cache is keyed by them, so fresh classes
     # per request would make every lookup a miss.
     limit_rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *(
+            _tolerate_unknown_fragments(rule)
+            for rule in QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
+        ),
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
     return Schema(

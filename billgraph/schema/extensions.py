@@ -43,7 +43,9 @@ class Authentication(SchemaExtension):
                     ),
                 )
             elif principal is not None:
-                needed = Scope.WRITE if operation.operation == OperationType.MUTATION else Scope.READ
+                needed = (
+                    Scope.WRITE if operation.operation == OperationType.MUTATION else Scope.READ
+                )
                 if needed not in principal.scopes:
                     _set_status(context, 403)
                     refuse(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphql import (
+    Undefined,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -25,6 +26,7 @@ from graphql import (
     get_operation_ast,
     value_from_ast,
 )
+from graphql.execution.values import VariableValues, get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from billgraph.schema.errors import graphql_error
@@ -80,10 +82,10 @@ class _Walk:
         return total
 
     def page_size(self, field: FieldNode) -> int:
-        for argument in field.arguments:
+        for argument in field.arguments or ():
             if argument.name.value == "first":
                 value = value_from_ast(argument.value, GraphQLInt, self.variables)
-                if value is None:
+                if value is None or value is Undefined:  # null, or a variable left out
                     return DEFAULT_PAGE_SIZE
                 if not isinstance(value, int) or not 0 <= value <= MAX_PAGE_SIZE:
                     raise graphql_error(
@@ -108,7 +110,13 @@ class QueryLimits(SchemaExtension):
         operation = get_operation_ast(document, context.operation_name) if document else None
         if document is not None and operation is not None and context.result is None:
             try:
-                self._check(context.schema._schema, document, operation, context.variables or {})
+                schema = context.schema._schema
+                variables = get_variable_values(
+                    schema, operation.variable_definitions or (), context.variables or {}
+                )
+                # Bad variables are reported by execution itself, with better messages.
+                if isinstance(variables, VariableValues):
+                    self._check(schema, document, operation, variables.coerced)
             except GraphQLError as error:
                 refuse(context, error)
         yield

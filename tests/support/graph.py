@@ -21,7 +21,9 @@ class Tenant:
     api_key: str
     client: httpx.AsyncClient
 
-    async def gql(self, query: str, variables: dict[str, Any] | None = None, *, key: str | None = None) -> dict[str, Any]:
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, *, key: str | None = None
+    ) -> dict[str, Any]:
         """POST a GraphQL operation with this tenant's key (or `key`); the decoded body."""
         response = await self.client.post(
             "/graphql",
@@ -92,7 +94,9 @@ mutation($input: CreateLedgerEntryInput!) {
 """
 
 
-async def new_tenant(database: Database, client: httpx.AsyncClient, currency: str = "USD") -> Tenant:
+async def new_tenant(
+    database: Database, client: httpx.AsyncClient, currency: str = "USD"
+) -> Tenant:
     async with database.write_session() as session:
         created = await organizations.create(session, f"Org {next(_counter)}", currency)
     return Tenant(

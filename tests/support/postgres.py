@@ -20,14 +20,18 @@ class PostgresUnavailable(RuntimeError):
 def find_bindir() -> Path:
     """PostgreSQL's binaries: $BILLGRAPH_PG_BINDIR, else Debian's newest, else the PATH."""
     candidates = [os.environ.get("BILLGRAPH_PG_BINDIR", "")]
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
+    candidates += sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True
+    )
     initdb = shutil.which("initdb")
     if initdb:
         candidates.append(str(Path(initdb).parent))
     for candidate in candidates:
         if candidate and (Path(candidate) / "initdb").exists():
             return Path(candidate)
-    raise PostgresUnavailable("PostgreSQL binaries (initdb, pg_ctl) not found; set BILLGRAPH_PG_BINDIR")
+    raise PostgresUnavailable(
+        "PostgreSQL binaries (initdb, pg_ctl) not found; set BILLGRAPH_PG_BINDIR"
+    )
 
 
 def _free_port() -> int:
@@ -73,10 +77,14 @@ def start(*, durable: bool = False, max_connections: int = 300) -> PostgresServe
     root = Path(tempfile.mkdtemp(prefix="billgraph-pg-"))
     if as_postgres_user:
         shutil.chown(root, "postgres", "postgres")
-    server = PostgresServer(bindir=bindir, root=root, port=_free_port(), as_postgres_user=as_postgres_user)
+    server = PostgresServer(
+        bindir=bindir, root=root, port=_free_port(), as_postgres_user=as_postgres_user
+    )
     data = root / "data"
     try:
-        server.run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        server.run(
+            "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
+        )
         options = [
             f"-p {server.port}",
             f"-k {root}",
@@ -86,14 +94,29 @@ def start(*, durable: bool = False, max_connections: int = 300) -> PostgresServe
         ]
         if not durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        server.run("pg_ctl", "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
-                   "-o", " ".join(options), "start")
+        server.run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            " ".join(options),
+            "start",
+        )
         deadline = time.monotonic() + 30
-        while server.run("pg_isready", "-h", "127.0.0.1", "-p", str(server.port), check=False).returncode:
+        while server.run(
+            "pg_isready", "-h", "127.0.0.1", "-p", str(server.port), check=False
+        ).returncode:
             if time.monotonic() > deadline:
                 raise PostgresUnavailable("PostgreSQL did not become ready in 30 s")
             time.sleep(0.2)
-        server.run("createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", "billgraph")
+        server.run(
+            "createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", "billgraph"
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         log = root / "server.log"
         detail = getattr(exc, "stderr", "") or ""

@@ -43,12 +43,29 @@ def create_organization(database_url: str, name: str) -> dict[str, str]:
 
 
 @contextmanager
-def live_server(database_url: str, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+def live_server(
+    database_url: str, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "billgraph", "serve", "--port", str(port), "--workers", str(workers),
-         "--database-url", database_url],
-        env={**os.environ, "BILLGRAPH_RATE_LIMIT_PER_SECOND": "0", "BILLGRAPH_LOG_LEVEL": "WARNING", **(env or {})},
+        [
+            sys.executable,
+            "-m",
+            "billgraph",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--database-url",
+            database_url,
+        ],
+        env={
+            **os.environ,
+            "BILLGRAPH_RATE_LIMIT_PER_SECOND": "0",
+            "BILLGRAPH_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -57,7 +74,9 @@ def live_server(database_url: str, workers: int = 1, env: dict[str, str] | None 
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"billgraph serve exited: {process.stderr.read().decode() if process.stderr else ''}")
+                raise RuntimeError(
+                    f"billgraph serve exited: {process.stderr.read().decode() if process.stderr else ''}"
+                )
             try:
                 if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                     break
