@@ -118,15 +118,10 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")
+        message = f"Request body over {self.max_bytes} bytes."
         length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _send_error(
-                send,
-                413,
-                f"Request body over {self.max_bytes} bytes.",
-                "PAYLOAD_TOO_LARGE",
-                request_id,
-            )
+            await _send_error(send, 413, message, "PAYLOAD_TOO_LARGE", request_id)
             return
         received = 0
 
@@ -142,13 +137,7 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await _send_error(
-                send,
-                413,
-                f"Request body over {self.max_bytes} bytes.",
-                "PAYLOAD_TOO_LARGE",
-                request_id,
-            )
+            await _send_error(send, 413, message, "PAYLOAD_TOO_LARGE", request_id)
 
 
 class _BodyTooLarge(Exception):

@@ -106,19 +106,13 @@ async def post_entry(
     # SQLite, which has one writer for the whole file, every posting shares a single queue.
     lock_key = SQLITE_WRITER if database.is_sqlite else (customer_id, request.currency)
     async with database.write_locks.hold(lock_key):
-        posting = await _try_post(database, request)
+        posting = await _try_post(database, request) or await _find_replay(database, request)
+        if posting is None and request.entry_type is EntryType.CREDIT:
+            # The guard matched no row: perhaps the wallet does not exist yet. Open it, retry once.
+            if await _open_missing_wallet(database, request):
+                posting = await _try_post(database, request) or await _find_replay(database, request)
         if posting is not None:
             return posting
-        replay = await _find_replay(database, request)
-        if replay is not None:
-            return replay
-        if request.entry_type is EntryType.CREDIT and await _open_missing_wallet(database, request):
-            posting = await _try_post(database, request)
-            if posting is not None:
-                return posting
-            replay = await _find_replay(database, request)
-            if replay is not None:
-                return replay
         raise await _explain_refusal(database, request)
 
 
