@@ -23,7 +23,12 @@ SQLITE_WRITER = "sqlite-writer"
 @dataclass(frozen=True)
 class Database:
     engine: AsyncEngine
+    # Autocommit: a read, or a write that is one statement, needs no BEGIN/COMMIT round trips.
+    autocommit: AsyncEngine
+    # Read-only units of work (loaders, lookups), on the autocommit engine.
     sessions: async_sessionmaker[AsyncSession]
+    # Units of work that write several statements atomically (see write_session).
+    transactions: async_sessionmaker[AsyncSession]
     # Writers queue here before they touch the database: per wallet on PostgreSQL (see
     # services/ledger.py), and on SQLite, which has one writer per file, all on SQLITE_WRITER.
     write_locks: KeyedLocks = field(default_factory=KeyedLocks)
@@ -41,10 +46,10 @@ class Database:
         active, instead of waiting.
         """
         if self.is_sqlite:
-            async with self.write_locks.hold(SQLITE_WRITER), self.sessions.begin() as session:
+            async with self.write_locks.hold(SQLITE_WRITER), self.transactions.begin() as session:
                 yield session
         else:
-            async with self.sessions.begin() as session:
+            async with self.transactions.begin() as session:
                 yield session
 
     async def dispose(self) -> None:
@@ -86,4 +91,10 @@ def connect(url: str, *, pool_size: int = 20, statement_timeout_ms: int = 5000) 
                 }
             },
         )
-    return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return Database(
+        engine=engine,
+        autocommit=autocommit,
+        sessions=async_sessionmaker(autocommit, expire_on_commit=False),
+        transactions=async_sessionmaker(engine, expire_on_commit=False),
+    )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.engine import Database
@@ -75,6 +75,16 @@ async def create(
     return CreatedApiKey(api_key=api_key, secret=secret)
 
 
+# Built once: this runs on every request.
+_KEY_COLUMNS = tuple(ApiKey.__table__.columns)
+_ORGANIZATION_COLUMNS = tuple(Organization.__table__.columns)
+_BY_SECRET_HASH = (
+    select(*_KEY_COLUMNS, *_ORGANIZATION_COLUMNS)
+    .select_from(ApiKey.__table__.join(Organization.__table__))
+    .where(ApiKey.secret_hash == bindparam("secret_hash"), ApiKey.revoked_at.is_(None))
+)
+
+
 async def authenticate(database: Database, secret: str) -> Principal | None:
     """The principal for a secret, or None if unknown or revoked. Touches lastUsedAt.
 
@@ -82,17 +92,17 @@ async def authenticate(database: Database, secret: str) -> Principal | None:
     """
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
         return None
-    async with database.sessions() as session:
+    # Core on a plain connection: this runs on every request, and an ORM session costs more
+    # than the query.
+    async with database.autocommit.connect() as connection:
         row = (
-            await session.execute(
-                select(ApiKey, Organization)
-                .join(Organization, Organization.id == ApiKey.organization_id)
-                .where(ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
-            )
+            await connection.execute(_BY_SECRET_HASH, {"secret_hash": hash_secret(secret)})
         ).first()
     if row is None:
         return None
-    api_key, organization = row
+    values = row._mapping
+    api_key = ApiKey(**{c.key: values[c] for c in _KEY_COLUMNS})
+    organization = Organization(**{c.key: values[c] for c in _ORGANIZATION_COLUMNS})
     now = utcnow()
     if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
         api_key.last_used_at = now

@@ -14,10 +14,20 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from functools import cached_property
 
-from sqlalchemy import Row, and_, exists, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billgraph.db.engine import SQLITE_WRITER, Database
 from billgraph.db.models import Customer, LedgerEntry, Wallet, utcnow
@@ -64,7 +74,22 @@ class _Request:
     def delta(self) -> int:
         return self.amount if self.entry_type is EntryType.CREDIT else -self.amount
 
-    @property
+    def params(self, now: datetime) -> dict[str, object]:
+        """Bind parameters of the write statements."""
+        return {
+            "p_customer_id": self.customer_id,
+            "p_organization_id": self.organization_id,
+            "p_currency": self.currency,
+            "p_delta": self.delta,
+            "p_entry_type": self.entry_type.value,
+            "p_amount": self.amount,
+            "p_reason": self.reason,
+            "p_idempotency_key": self.idempotency_key,
+            "p_request_hash": self.fingerprint,
+            "p_now": now,
+        }
+
+    @cached_property
     def fingerprint(self) -> str:
         """What a replay must match: every parameter except the key itself."""
         payload = [self.customer_id, self.currency, self.entry_type.value, self.amount, self.reason]
@@ -110,7 +135,9 @@ async def post_entry(
         if posting is None and request.entry_type is EntryType.CREDIT:
             # The guard matched no row: perhaps the wallet does not exist yet. Open it, retry once.
             if await _open_missing_wallet(database, request):
-                posting = await _try_post(database, request) or await _find_replay(database, request)
+                posting = await _try_post(database, request) or await _find_replay(
+                    database, request
+                )
         if posting is not None:
             return posting
         raise await _explain_refusal(database, request)
@@ -119,126 +146,119 @@ async def post_entry(
 async def _try_post(database: Database, request: _Request) -> Posting | None:
     """Write the entry if the guard holds; None if it did not or the key is taken."""
     now = utcnow()
+    params = request.params(now)
     try:
-        async with database.engine.begin() as connection:
-            if database.is_sqlite:
-                row = await _write_sqlite(connection, request, now)
-            else:
-                row = await _write_postgresql(connection, request, now)
+        if database.is_sqlite:
+            async with database.engine.begin() as connection:
+                moved = (await connection.execute(_MOVE, params)).first()
+                row = None
+                if moved is not None:
+                    wallet_id, balance, version = moved
+                    params.update(
+                        p_wallet_id=wallet_id, p_sequence=version, p_balance_after=balance
+                    )
+                    row = (await connection.execute(_RECORD, params)).first()
+        else:
+            # One statement is its own transaction: no BEGIN/COMMIT round trips, and the row
+            # lock is held for a single round trip, not a conversation.
+            async with database.autocommit.connect() as connection:
+                row = (await connection.execute(_MOVE_AND_RECORD, params)).first()
     except IntegrityError:
-        # The idempotency key is already used (perhaps by a racing request): the transaction
-        # rolled back as a whole, wallet update included.
+        # The idempotency key is already used (perhaps by a racing request): the statement
+        # or transaction failed as a whole, wallet update included.
         return None
     if row is None:
         return None
+    entry_id, wallet_id, sequence, balance_after = row
     entry = LedgerEntry(
-        id=row.id,
+        id=entry_id,
         organization_id=request.organization_id,
-        wallet_id=row.wallet_id,
-        sequence=row.sequence,
+        wallet_id=wallet_id,
+        sequence=sequence,
         entry_type=request.entry_type.value,
         amount=request.amount,
         currency=request.currency,
-        balance_after=row.balance_after,
+        balance_after=balance_after,
         reason=request.reason,
         idempotency_key=request.idempotency_key,
         request_hash=request.fingerprint,
         created_at=now,
     )
     wallet = Wallet(
-        id=row.wallet_id,
+        id=wallet_id,
         organization_id=request.organization_id,
         customer_id=request.customer_id,
         currency=request.currency,
-        balance=row.balance_after,
-        version=row.sequence,
+        balance=balance_after,
+        version=sequence,
         updated_at=now,
     )
     return Posting(entry=entry, wallet=wallet, replayed=False)
 
 
-def _guarded_update(request: _Request, now: datetime):  # type: ignore[no-untyped-def]
-    live_customer = exists().where(
-        Customer.id == request.customer_id,
-        Customer.organization_id == request.organization_id,
-        Customer.deleted_at.is_(None),
+# The write statements are built once; each posting only binds its parameters (building and
+# hashing SQLAlchemy constructs per request cost more than the database round trip).
+def _p(name: str, column: str, table: Table = entries) -> BindParameter[object]:
+    return bindparam(f"p_{name}", type_=table.c[column].type)
+
+
+_delta = bindparam("p_delta", type_=BigInteger())
+_MOVE = (
+    update(wallets)
+    .where(
+        wallets.c.customer_id == _p("customer_id", "customer_id", wallets),
+        wallets.c.currency == _p("currency", "currency", wallets),
+        wallets.c.organization_id == _p("organization_id", "organization_id", wallets),
+        wallets.c.balance + _delta >= 0,
+        wallets.c.balance + _delta <= MAX_BALANCE,
+        exists().where(
+            Customer.id == _p("customer_id", "customer_id", wallets),
+            Customer.deleted_at.is_(None),
+        ),
     )
-    return (
-        update(wallets)
-        .where(
-            wallets.c.customer_id == request.customer_id,
-            wallets.c.currency == request.currency,
-            wallets.c.organization_id == request.organization_id,
-            wallets.c.balance + request.delta >= 0,
-            wallets.c.balance + request.delta <= MAX_BALANCE,
-            live_customer,
-        )
-        .values(
-            balance=wallets.c.balance + request.delta,
-            version=wallets.c.version + 1,
-            updated_at=now,
-        )
-        .returning(wallets.c.id, wallets.c.balance, wallets.c.version)
+    .values(
+        balance=wallets.c.balance + _delta,
+        version=wallets.c.version + 1,
+        updated_at=_p("now", "updated_at", wallets),
     )
-
-
-def _entry_values(request: _Request, now: datetime) -> dict[str, object]:
-    return {
-        "organization_id": request.organization_id,
-        "entry_type": request.entry_type.value,
-        "amount": request.amount,
-        "currency": request.currency,
-        "reason": request.reason,
-        "idempotency_key": request.idempotency_key,
-        "request_hash": request.fingerprint,
-        "created_at": now,
-    }
-
-
-async def _write_postgresql(
-    connection: AsyncConnection, request: _Request, now: datetime
-) -> Row[tuple[int, int, int, int]] | None:
-    # One statement: the row lock is held for a single round trip, not a conversation.
-    moved = _guarded_update(request, now).cte("moved")
-    values = _entry_values(request, now)
-    columns = [*values, "wallet_id", "sequence", "balance_after"]
-    source = select(
-        *(literal(v, entries.c[k].type) for k, v in values.items()),
-        moved.c.id,
-        moved.c.version,
-        moved.c.balance,
+    .returning(wallets.c.id, wallets.c.balance, wallets.c.version)
+)
+_ENTRY_COLUMNS = (
+    "organization_id",
+    "entry_type",
+    "amount",
+    "currency",
+    "reason",
+    "idempotency_key",
+    "request_hash",
+)
+_RETURNED = (entries.c.id, entries.c.wallet_id, entries.c.sequence, entries.c.balance_after)
+_RECORD = (
+    insert(entries)
+    .values(
+        **{c: _p(c, c) for c in _ENTRY_COLUMNS},
+        created_at=_p("now", "created_at"),
+        wallet_id=_p("wallet_id", "wallet_id"),
+        sequence=_p("sequence", "sequence"),
+        balance_after=_p("balance_after", "balance_after"),
     )
-    statement = (
-        insert(entries)
-        .from_select(columns, source)
-        .returning(
-            entries.c.id,
-            entries.c.wallet_id,
-            entries.c.sequence,
-            entries.c.balance_after,
-        )
+    .returning(*_RETURNED)
+)
+_moved = _MOVE.cte("moved")
+_MOVE_AND_RECORD = (
+    insert(entries)
+    .from_select(
+        [*_ENTRY_COLUMNS, "created_at", "wallet_id", "sequence", "balance_after"],
+        select(
+            *(_p(c, c) for c in _ENTRY_COLUMNS),
+            _p("now", "created_at"),
+            _moved.c.id,
+            _moved.c.version,
+            _moved.c.balance,
+        ),
     )
-    return (await connection.execute(statement)).first()  # type: ignore[return-value]
-
-
-async def _write_sqlite(
-    connection: AsyncConnection, request: _Request, now: datetime
-) -> Row[tuple[int, int, int, int]] | None:
-    moved = (await connection.execute(_guarded_update(request, now))).first()
-    if moved is None:
-        return None
-    wallet_id, balance, version = moved
-    statement = (
-        insert(entries)
-        .values(
-            **_entry_values(request, now),
-            wallet_id=wallet_id,
-            sequence=version,
-            balance_after=balance,
-        )
-        .returning(entries.c.id, entries.c.wallet_id, entries.c.sequence, entries.c.balance_after)
-    )
-    return (await connection.execute(statement)).first()  # type: ignore[return-value]
+    .returning(*_RETURNED)
+)
 
 
 async def _find_replay(database: Database, request: _Request) -> Posting | None:
@@ -260,7 +280,7 @@ async def _find_replay(database: Database, request: _Request) -> Posting | None:
 
 async def _open_missing_wallet(database: Database, request: _Request) -> bool:
     """Open the wallet a credit needs; False if the customer is not a live one of the tenant."""
-    async with database.sessions.begin() as session:
+    async with database.transactions.begin() as session:
         customer = await session.scalar(
             select(Customer.id).where(
                 Customer.id == request.customer_id,
