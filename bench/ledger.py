@@ -25,10 +25,10 @@ invariant does not hold.
 """
 
 import argparse
-import json
 import asyncio
 import glob
 import itertools
+import json
 import math
 import os
 import platform
@@ -43,15 +43,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from billgraph.app import create_app
 from billgraph.db.engine import Database, connect
@@ -60,6 +59,7 @@ from billgraph.schema.node import to_global_id
 from billgraph.services import ledger, organizations
 from billgraph.settings import Settings
 from tests.support import postgres
+from tests.support.ledger import count_statements, ledger_violations
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -439,20 +439,6 @@ def stop_gateway(gateway: Gateway) -> int | None:
 # --- Step 2: the dashboard query --------------------------------------------------------------
 
 
-@contextmanager
-def count_statements(database: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
-
-
 def _check_dashboard(body: dict[str, Any], first: int) -> None:
     assert "errors" not in body, body.get("errors")
     edges = body["data"]["viewer"]["customers"]["edges"]
@@ -735,52 +721,19 @@ def run_pgbench(server: postgres.PostgresServer, workdir: Path, script: str, cli
 
 # --- Step 6: the invariant ---------------------------------------------------------------------
 
-INVARIANT = """
-SELECT w.id, w.balance, w.version,
-       COALESCE(SUM(CASE WHEN e.entry_type = 'CREDIT' THEN e.amount ELSE -e.amount END), 0) AS net,
-       COUNT(e.id) AS entries, COALESCE(MAX(e.sequence), 0) AS last_sequence
-FROM wallets w LEFT JOIN ledger_entries e ON e.wallet_id = w.id
-GROUP BY w.id, w.balance, w.version
-HAVING w.balance < 0
-    OR w.balance != COALESCE(SUM(CASE WHEN e.entry_type = 'CREDIT' THEN e.amount ELSE -e.amount END), 0)
-    OR w.version != COUNT(e.id)
-    OR w.version != COALESCE(MAX(e.sequence), 0)
-ORDER BY w.id
-LIMIT 20
-"""
-
-RUNNING_BALANCE = """
-SELECT wallet_id, sequence, balance_after, running FROM (
-  SELECT wallet_id, sequence, balance_after,
-         SUM(CASE WHEN entry_type = 'CREDIT' THEN amount ELSE -amount END)
-           OVER (PARTITION BY wallet_id ORDER BY sequence) AS running
-  FROM ledger_entries
-) AS t
-WHERE balance_after != running OR balance_after < 0
-ORDER BY wallet_id, sequence
-LIMIT 20
-"""
-
-
 async def check_invariant(database: Database) -> tuple[bool, str]:
+    violations = await ledger_violations(database)
     async with database.engine.connect() as connection:
-        bad = (await connection.execute(text(INVARIANT))).all()
-        drift = (await connection.execute(text(RUNNING_BALANCE))).all()
         totals = (
             await connection.execute(
                 text("SELECT (SELECT count(*) FROM wallets), (SELECT count(*) FROM ledger_entries)")
             )
         ).one()
-    if not bad and not drift:
+    if not violations:
         return True, (f"OK: {totals[0]:,} wallets, {totals[1]:,} entries; for every wallet balance == "
                       "sum(credits) - sum(debits) >= 0, version == entry count == last sequence, and "
                       "every entry's balance_after is the running sum")
-    lines = ["FAILED"]
-    lines += [f"  wallet {r.id}: balance {r.balance}, version {r.version}, net of entries {r.net}, "
-              f"{r.entries} entries, last sequence {r.last_sequence}" for r in bad]
-    lines += [f"  wallet {r.wallet_id} entry #{r.sequence}: balance_after {r.balance_after}, running sum {r.running}"
-              for r in drift]
-    return False, "\n".join(lines)
+    return False, "\n".join(["FAILED", *(f"  {v}" for v in violations)])
 
 
 # --- Reporting ---------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from billgraph.app import create_app
 from billgraph.db.engine import Database, connect
@@ -18,6 +17,7 @@ from billgraph.db.migrate import upgrade
 from billgraph.settings import Settings
 from tests.support import postgres
 from tests.support.graph import Tenant, new_tenant
+from tests.support.ledger import ledger_violations
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -80,36 +80,7 @@ async def other_tenant(database: Database, client: httpx.AsyncClient) -> Tenant:
 
 
 async def assert_ledger_invariant(database: Database) -> None:
-    """For every wallet: balance == sum(credits) - sum(debits) >= 0, and the entries'
-    sequences run 1..version with balance_after matching the running sum."""
-    async with database.engine.connect() as connection:
-        bad = (
-            await connection.execute(
-                text(
-                    """
-                    SELECT w.id, w.balance, w.version,
-                           COALESCE(SUM(CASE WHEN e.entry_type = 'CREDIT' THEN e.amount ELSE -e.amount END), 0) AS net,
-                           COUNT(e.id) AS entries, COALESCE(MAX(e.sequence), 0) AS last_sequence
-                    FROM wallets w LEFT JOIN ledger_entries e ON e.wallet_id = w.id
-                    GROUP BY w.id, w.balance, w.version
-                    HAVING w.balance < 0
-                        OR w.balance != COALESCE(SUM(CASE WHEN e.entry_type = 'CREDIT' THEN e.amount ELSE -e.amount END), 0)
-                        OR w.version != COUNT(e.id)
-                        OR w.version != COALESCE(MAX(e.sequence), 0)
-                    """
-                )
-            )
-        ).all()
-        assert bad == [], f"wallets breaking the ledger invariant: {bad}"
-        latest = (
-            await connection.execute(
-                text(
-                    """
-                    SELECT w.id FROM wallets w JOIN ledger_entries e
-                      ON e.wallet_id = w.id AND e.sequence = w.version
-                    WHERE e.balance_after != w.balance
-                    """
-                )
-            )
-        ).all()
-        assert latest == [], f"latest entry's balance_after differs from the balance: {latest}"
+    """For every wallet: balance == sum(credits) - sum(debits) >= 0, its version is its entry
+    count and last sequence, and every entry's balance_after is the running sum."""
+    violations = await ledger_violations(database)
+    assert violations == [], "ledger invariant broken:\n" + "\n".join(violations)

@@ -1,33 +1,15 @@
 """The dashboard query costs a constant number of SQL statements, whatever the page size:
 nested fields go through DataLoaders, never one query per row (no N+1)."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import event
-
 from billgraph.db.engine import Database
 from tests.support.graph import Tenant
+from tests.support.ledger import count_statements
 
 DASHBOARD = """
 query($first: Int!) { viewer { customers(first: $first) { edges { node { id email
   wallets { id balance ledgerEntries(first: 10) { edges { node { id amount balanceAfter wallet { id } } } } }
 } } } } }
 """
-
-
-@contextmanager
-def count_statements(database: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_dashboard_statement_count_does_not_grow_with_the_page(
