@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from billgraph.db.locks import KeyedLocks
+from billgraph.db.locks import GroupCommit, KeyedLocks
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 SQLITE_WRITER = "sqlite-writer"
@@ -32,6 +32,8 @@ class Database:
     # Writers queue here before they touch the database: per wallet on PostgreSQL (see
     # services/ledger.py), and on SQLite, which has one writer per file, all on SQLITE_WRITER.
     write_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    # Postings of one wallet that queue up are written together (see services/ledger.py).
+    write_batches: GroupCommit = field(default_factory=GroupCommit)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,8 +1,13 @@
-"""In-process locks keyed by a value, created on demand and dropped when nobody holds them."""
+"""In-process coordination of writers: locks and group commit keyed by a value (a wallet),
+created on demand and dropped when idle."""
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class KeyedLocks:
@@ -29,3 +34,54 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class GroupCommit:
+    """Runs work for one key in batches: callers that arrive while a batch of their key runs
+    wait and go together in the next one, so many callers share one transaction and one
+    commit. At most one batch per key runs at a time in this process."""
+
+    def __init__(self, max_batch: int = 64) -> None:
+        self.max_batch = max_batch
+        self._queues: dict[Hashable, list[tuple[Any, asyncio.Future[Any]]]] = {}
+        self._drains: set[asyncio.Task[None]] = set()
+
+    async def submit(
+        self, key: Hashable, item: T, run: Callable[[list[T]], Awaitable[list[R]]]
+    ) -> R:
+        """`run(batch)` returns one result per item, in order; its exception goes to every
+        caller of that batch."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = []
+            # A task of its own: a caller that goes away must not strand the others.
+            drain = loop.create_task(self._drain(key, queue, run))
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
+        queue.append((item, future))
+        return await future
+
+    async def _drain(
+        self,
+        key: Hashable,
+        queue: list[tuple[Any, asyncio.Future[Any]]],
+        run: Callable[[list[Any]], Awaitable[list[Any]]],
+    ) -> None:
+        try:
+            while queue:
+                batch = queue[: self.max_batch]
+                del queue[: self.max_batch]
+                try:
+                    results = await run([item for item, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - handed to the callers
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (_, future), result in zip(batch, results, strict=True):
+                        if not future.done():
+                            future.set_result(result)
+        finally:
+            del self._queues[key]

@@ -69,12 +69,13 @@ class _Request:
     amount: int
     reason: str | None
     idempotency_key: str
+    now: datetime
 
     @property
     def delta(self) -> int:
         return self.amount if self.entry_type is EntryType.CREDIT else -self.amount
 
-    def params(self, now: datetime) -> dict[str, object]:
+    def params(self) -> dict[str, object]:
         """Bind parameters of the write statements."""
         return {
             "p_customer_id": self.customer_id,
@@ -86,7 +87,7 @@ class _Request:
             "p_reason": self.reason,
             "p_idempotency_key": self.idempotency_key,
             "p_request_hash": self.fingerprint,
-            "p_now": now,
+            "p_now": self.now,
         }
 
     @cached_property
@@ -126,16 +127,18 @@ async def post_entry(
         amount=validation.amount(amount),
         reason=validation.text(reason, "reason", max_length=500),
         idempotency_key=key,
+        now=utcnow(),
     )
-    # Writers of one wallet queue here, so only one per process waits on the row lock; on
-    # SQLite, which has one writer for the whole file, every posting shares a single queue.
+    posting = await _post(database, request)
+    if posting is not None:
+        return posting
+    # The guard matched no row: a replay, a wallet to open, or a refusal to explain.
     lock_key = SQLITE_WRITER if database.is_sqlite else (customer_id, request.currency)
     async with database.write_locks.hold(lock_key):
-        posting = await _try_post(database, request) or await _find_replay(database, request)
+        posting = await _find_replay(database, request)
         if posting is None and request.entry_type is EntryType.CREDIT:
-            # The guard matched no row: perhaps the wallet does not exist yet. Open it, retry once.
             if await _open_missing_wallet(database, request):
-                posting = await _try_post(database, request) or await _find_replay(
+                posting = await _post(database, request, queued=False) or await _find_replay(
                     database, request
                 )
         if posting is not None:
@@ -143,32 +146,71 @@ async def post_entry(
         raise await _explain_refusal(database, request)
 
 
-async def _try_post(database: Database, request: _Request) -> Posting | None:
-    """Write the entry if the guard holds; None if it did not or the key is taken."""
-    now = utcnow()
-    params = request.params(now)
+async def _post(database: Database, request: _Request, *, queued: bool = True) -> Posting | None:
+    """Write the entry if the guard holds; None if it did not or the key is taken.
+
+    On PostgreSQL, postings of one wallet that arrive while one of its writes is in flight
+    queue in this process and are then written together in one transaction: a hot wallet
+    costs one commit per batch, not per posting, and its row sees one writer per process.
+    On SQLite, which has one writer per file, every posting takes the process-wide queue.
+    `queued=False`: the caller already holds the wallet's write lock.
+    """
+    if database.is_sqlite and queued:
+        async with database.write_locks.hold(SQLITE_WRITER):
+            row = await _write_sqlite(database, request)
+    elif database.is_sqlite:
+        row = await _write_sqlite(database, request)
+    elif queued:
+        wallet = (request.customer_id, request.currency)
+        row = await database.write_batches.submit(
+            wallet, request, lambda batch: _write_batch(database, batch)
+        )
+    else:
+        row = await _write_one(database, request)
+    return None if row is None else _posting(request, row)
+
+
+_Row = tuple[int, int, int, int]  # entry id, wallet id, sequence, balance after
+
+
+async def _write_one(database: Database, request: _Request) -> _Row | None:
+    # One statement is its own transaction: no BEGIN/COMMIT round trips.
     try:
-        if database.is_sqlite:
-            async with database.engine.begin() as connection:
-                moved = (await connection.execute(_MOVE, params)).first()
-                row = None
-                if moved is not None:
-                    wallet_id, balance, version = moved
-                    params.update(
-                        p_wallet_id=wallet_id, p_sequence=version, p_balance_after=balance
-                    )
-                    row = (await connection.execute(_RECORD, params)).first()
-        else:
-            # One statement is its own transaction: no BEGIN/COMMIT round trips, and the row
-            # lock is held for a single round trip, not a conversation.
-            async with database.autocommit.connect() as connection:
-                row = (await connection.execute(_MOVE_AND_RECORD, params)).first()
+        async with database.autocommit.connect() as connection:
+            row = (await connection.execute(_MOVE_AND_RECORD, request.params())).first()
+    except IntegrityError:  # the key was taken by a racing transaction: nothing was written
+        return None
+    return None if row is None else tuple(row)
+
+
+async def _write_batch(database: Database, batch: list[_Request]) -> list[_Row | None]:
+    if len(batch) == 1:
+        return [await _write_one(database, batch[0])]
+    try:
+        async with database.engine.begin() as connection:
+            rows = [(await connection.execute(_MOVE_AND_RECORD, r.params())).first() for r in batch]
     except IntegrityError:
-        # The idempotency key is already used (perhaps by a racing request): the statement
-        # or transaction failed as a whole, wallet update included.
+        # A key taken by a transaction elsewhere rolled the whole batch back: go one by one.
+        return [await _write_one(database, r) for r in batch]
+    return [None if row is None else tuple(row) for row in rows]
+
+
+async def _write_sqlite(database: Database, request: _Request) -> _Row | None:
+    params = request.params()
+    try:
+        async with database.engine.begin() as connection:
+            moved = (await connection.execute(_MOVE, params)).first()
+            if moved is None:
+                return None
+            wallet_id, balance, version = moved
+            params.update(p_wallet_id=wallet_id, p_sequence=version, p_balance_after=balance)
+            row = (await connection.execute(_RECORD, params)).first()
+    except IntegrityError:  # the key was taken by a racing process: rolled back as a whole
         return None
-    if row is None:
-        return None
+    return None if row is None else tuple(row)
+
+
+def _posting(request: _Request, row: _Row) -> Posting:
     entry_id, wallet_id, sequence, balance_after = row
     entry = LedgerEntry(
         id=entry_id,
@@ -182,7 +224,7 @@ async def _try_post(database: Database, request: _Request) -> Posting | None:
         reason=request.reason,
         idempotency_key=request.idempotency_key,
         request_hash=request.fingerprint,
-        created_at=now,
+        created_at=request.now,
     )
     wallet = Wallet(
         id=wallet_id,
@@ -191,7 +233,7 @@ async def _try_post(database: Database, request: _Request) -> Posting | None:
         currency=request.currency,
         balance=balance_after,
         version=sequence,
-        updated_at=now,
+        updated_at=request.now,
     )
     return Posting(entry=entry, wallet=wallet, replayed=False)
 
@@ -214,6 +256,11 @@ _MOVE = (
         exists().where(
             Customer.id == _p("customer_id", "customer_id", wallets),
             Customer.deleted_at.is_(None),
+        ),
+        # A used key moves nothing; the caller then finds the original (or the conflict).
+        ~exists().where(
+            entries.c.organization_id == _p("organization_id", "organization_id"),
+            entries.c.idempotency_key == _p("idempotency_key", "idempotency_key"),
         ),
     )
     .values(
