@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from billgraph.schema.node import to_global_id
-from tests.support.graph import CREATE_ENTRY, Tenant
+from tests.support.graph import CREATE_ENTRY, Tenant, customer_count, snapshot
 
 _keys = itertools.count(1)
 
@@ -77,31 +77,6 @@ def assert_validation_error(
     assert result["code"] == "VALIDATION_ERROR", result
     assert result["field"] == field, result
     assert_no_leak(result["message"])
-
-
-WALLETS = """
-query($id: ID!) {
-  customer(id: $id) {
-    wallets { currency balance version ledgerEntries(first: 100) { edges { node { id } } } }
-  }
-}
-"""
-
-CUSTOMERS = "{ customers(first: 100) { edges { node { id } } } }"
-
-
-async def snapshot(tenant: Tenant, customer_id: str) -> list[tuple[str, int, int, int]]:
-    """The customer's wallets: (currency, balance, version, number of ledger entries)."""
-    data = await tenant.data(WALLETS, {"id": customer_id})
-    return [
-        (w["currency"], w["balance"], w["version"], len(w["ledgerEntries"]["edges"]))
-        for w in data["customer"]["wallets"]
-    ]
-
-
-async def customer_count(tenant: Tenant) -> int:
-    data = await tenant.data(CUSTOMERS)
-    return len(data["customers"]["edges"])
 
 
 class Funded:

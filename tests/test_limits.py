@@ -12,7 +12,7 @@ import pytest
 from billgraph.app import create_app
 from billgraph.db.engine import Database
 from billgraph.settings import Settings
-from tests.support.graph import Tenant
+from tests.support.graph import Tenant, customer_count, snapshot
 
 _keys = itertools.count(1)
 
@@ -40,28 +40,6 @@ def assert_refused(body: dict[str, Any], code: str = "BAD_USER_INPUT") -> None:
     text = json.dumps(body)
     for marker in ("Traceback", 'File "', "sqlalchemy", "SELECT ", "INTERNAL_SERVER_ERROR"):
         assert marker not in text, body
-
-
-WALLETS = """
-query($id: ID!) {
-  customer(id: $id) {
-    wallets { currency balance version ledgerEntries(first: 100) { edges { node { id } } } }
-  }
-}
-"""
-
-
-async def snapshot(tenant: Tenant, customer_id: str) -> list[tuple[str, int, int, int]]:
-    data = await tenant.data(WALLETS, {"id": customer_id})
-    return [
-        (w["currency"], w["balance"], w["version"], len(w["ledgerEntries"]["edges"]))
-        for w in data["customer"]["wallets"]
-    ]
-
-
-async def customer_count(tenant: Tenant) -> int:
-    data = await tenant.data("{ customers(first: 100) { edges { node { id } } } }")
-    return len(data["customers"]["edges"])
 
 
 @pytest.fixture

@@ -76,6 +76,30 @@ class Tenant:
         return body["createLedgerEntry"]  # type: ignore[no-any-return]
 
 
+WALLETS = """
+query($id: ID!) {
+  customer(id: $id) {
+    wallets { currency balance version ledgerEntries(first: 100) { edges { node { id } } } }
+  }
+}
+"""
+
+
+async def snapshot(tenant: Tenant, customer_id: str) -> list[tuple[str, int, int, int]]:
+    """The customer's wallets: (currency, balance, version, number of ledger entries); equal
+    before and after a refused request when nothing was written."""
+    data = await tenant.data(WALLETS, {"id": customer_id})
+    return [
+        (w["currency"], w["balance"], w["version"], len(w["ledgerEntries"]["edges"]))
+        for w in data["customer"]["wallets"]
+    ]
+
+
+async def customer_count(tenant: Tenant) -> int:
+    data = await tenant.data("{ customers(first: 100) { edges { node { id } } } }")
+    return len(data["customers"]["edges"])
+
+
 CREATE_ENTRY = """
 mutation($input: CreateLedgerEntryInput!) {
   createLedgerEntry(input: $input) {
