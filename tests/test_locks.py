@@ -72,3 +72,53 @@ async def test_keyed_locks_forget_idle_keys() -> None:
         async with locks.hold("w"):
             1 / 0
     assert len(locks) == 0
+
+
+async def test_group_commit_failure_of_one_item_reaches_only_its_caller() -> None:
+    group = GroupCommit()
+
+    async def run(batch: list[int]) -> list[int | Exception]:
+        await asyncio.sleep(0)
+        return [ValueError(f"bad {i}") if i == 2 else i for i in batch]
+
+    outcomes = await asyncio.gather(
+        *(group.submit("w", i, run) for i in range(4)), return_exceptions=True
+    )
+    assert outcomes[:2] == [0, 1] and outcomes[3] == 3
+    assert isinstance(outcomes[2], ValueError)
+
+
+async def test_group_commit_skips_a_caller_cancelled_while_waiting() -> None:
+    group = GroupCommit()
+    ran: list[str] = []
+    release = asyncio.Event()
+
+    async def run(batch: list[str]) -> list[str]:
+        ran.extend(batch)
+        await release.wait()
+        return batch
+
+    first = asyncio.ensure_future(group.submit("w", "first", run))
+    await asyncio.sleep(0.01)  # "first" runs alone; the next two wait behind it
+    waiting = asyncio.ensure_future(group.submit("w", "cancelled", run))
+    kept = asyncio.ensure_future(group.submit("w", "kept", run))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    release.set()
+    assert await asyncio.gather(first, kept) == ["first", "kept"]
+    assert ran == ["first", "kept"]  # the cancelled caller's work never ran
+
+
+async def test_group_commit_callers_never_hang_when_the_queue_stops() -> None:
+    group = GroupCommit()
+
+    async def run(batch: list[int]) -> list[int]:
+        await asyncio.sleep(3600)
+        return batch
+
+    callers = [asyncio.ensure_future(group.submit("w", i, run)) for i in range(3)]
+    await asyncio.sleep(0.01)
+    for drain in list(group._drains):  # what a shutdown does to the running batch
+        drain.cancel()
+    outcomes = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 5)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)

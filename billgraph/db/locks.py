@@ -47,10 +47,11 @@ class GroupCommit:
         self._drains: set[asyncio.Task[None]] = set()
 
     async def submit(
-        self, key: Hashable, item: T, run: Callable[[list[T]], Awaitable[list[R]]]
+        self, key: Hashable, item: T, run: Callable[[list[T]], Awaitable[list[R | Exception]]]
     ) -> R:
-        """`run(batch)` returns one result per item, in order; its exception goes to every
-        caller of that batch."""
+        """`run(batch)` returns one outcome per item, in order: a result, or an exception for
+        that item's caller alone. An exception raised by `run` goes to every caller of the
+        batch. A caller cancelled while its item still waits is left out of the batch."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         queue = self._queues.get(key)
@@ -69,19 +70,30 @@ class GroupCommit:
         queue: list[tuple[Any, asyncio.Future[Any]]],
         run: Callable[[list[Any]], Awaitable[list[Any]]],
     ) -> None:
+        batch: list[tuple[Any, asyncio.Future[Any]]] = []
         try:
             while queue:
-                batch = queue[: self.max_batch]
+                batch = [(item, f) for item, f in queue[: self.max_batch] if not f.done()]
                 del queue[: self.max_batch]
+                if not batch:
+                    continue
                 try:
-                    results = await run([item for item, _ in batch])
+                    outcomes = await run([item for item, _ in batch])
+                    if len(outcomes) != len(batch):
+                        raise RuntimeError("a batch returned the wrong number of outcomes")
                 except Exception as exc:  # noqa: BLE001 - handed to the callers
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for (_, future), result in zip(batch, results, strict=True):
-                        if not future.done():
-                            future.set_result(result)
+                    outcomes = [exc] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+                batch = []
         finally:
+            # Cancelled (shutdown) or worse: no caller may wait forever.
             del self._queues[key]
+            for _, future in [*batch, *queue]:
+                if not future.done():
+                    future.set_exception(RuntimeError("the posting queue stopped"))

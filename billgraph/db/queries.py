@@ -13,6 +13,7 @@ from billgraph.db.models import Customer, LedgerEntry, Wallet
 
 # Keyset "after" for a first page of entries: larger than any sequence.
 NO_CURSOR = 2**62
+SQLITE_UNION_TERMS = 400
 
 
 def _live_customers(organization_id: int) -> Select[tuple[Customer]]:
@@ -108,12 +109,16 @@ async def ledger_entries_pages(
     if not pages:
         return {}
     if session.bind.dialect.name == "postgresql":
-        query = _pages_lateral(organization_id, pages, limit, entry_type)
-    else:
-        query = _pages_union(organization_id, pages, limit, entry_type)
+        queries = [_pages_lateral(organization_id, pages, limit, entry_type)]
+    else:  # SQLite allows 500 terms in a compound SELECT
+        queries = [
+            _pages_union(organization_id, pages[i : i + SQLITE_UNION_TERMS], limit, entry_type)
+            for i in range(0, len(pages), SQLITE_UNION_TERMS)
+        ]
     found: dict[int, list[LedgerEntry]] = defaultdict(list)
-    for entry in await session.scalars(query):
-        found[entry.wallet_id].append(entry)
+    for query in queries:
+        for entry in await session.scalars(query):
+            found[entry.wallet_id].append(entry)
     for rows in found.values():
         rows.sort(key=lambda e: e.sequence, reverse=True)
     return found

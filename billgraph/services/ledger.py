@@ -10,6 +10,7 @@ SQLite two statements under SQLite's database-wide write lock. The ORM stays off
 """
 
 import hashlib
+from collections.abc import Awaitable
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -153,7 +154,7 @@ async def _post(database: Database, request: _Request, *, queued: bool = True) -
     queue in this process and are then written together in one transaction: a hot wallet
     costs one commit per batch, not per posting, and its row sees one writer per process.
     On SQLite, which has one writer per file, every posting takes the process-wide queue.
-    `queued=False`: the caller already holds the wallet's write lock.
+    `queued=False`: write now, outside the queue (the caller holds the wallet's write lock).
     """
     if database.is_sqlite and queued:
         async with database.write_locks.hold(SQLITE_WRITER):
@@ -161,7 +162,7 @@ async def _post(database: Database, request: _Request, *, queued: bool = True) -
     elif database.is_sqlite:
         row = await _write_sqlite(database, request)
     elif queued:
-        wallet = (request.customer_id, request.currency)
+        wallet = (request.organization_id, request.customer_id, request.currency)
         row = await database.write_batches.submit(
             wallet, request, lambda batch: _write_batch(database, batch)
         )
@@ -183,16 +184,25 @@ async def _write_one(database: Database, request: _Request) -> _Row | None:
     return None if row is None else tuple(row)
 
 
-async def _write_batch(database: Database, batch: list[_Request]) -> list[_Row | None]:
+async def _write_batch(database: Database, batch: list[_Request]) -> list[_Row | None | Exception]:
     if len(batch) == 1:
         return [await _write_one(database, batch[0])]
     try:
         async with database.engine.begin() as connection:
             rows = [(await connection.execute(_MOVE_AND_RECORD, r.params())).first() for r in batch]
-    except IntegrityError:
-        # A key taken by a transaction elsewhere rolled the whole batch back: go one by one.
-        return [await _write_one(database, r) for r in batch]
-    return [None if row is None else tuple(row) for row in rows]
+        return [None if row is None else tuple(row) for row in rows]
+    except Exception:  # noqa: BLE001
+        # The batch rolled back as a whole (a key taken by a transaction elsewhere, a deadlock
+        # on keys shared with another batch, a timeout): go one by one, so each caller gets
+        # its own outcome and one request's failure is not its neighbours'.
+        return [await _outcome(_write_one(database, r)) for r in batch]
+
+
+async def _outcome(write: Awaitable[_Row | None]) -> _Row | None | Exception:
+    try:
+        return await write
+    except Exception as exc:  # noqa: BLE001 - this caller's own failure
+        return exc
 
 
 async def _write_sqlite(database: Database, request: _Request) -> _Row | None:
