@@ -816,3 +816,20 @@ async def test_node_of_an_unknown_or_malformed_id(tenant: Tenant) -> None:
     assert unknown_type["data"] == {"node": None}
     malformed = await tenant.gql(NODE, {"id": "definitely not an id"})
     assert [e["extensions"]["code"] for e in malformed["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_created_at_follows_the_sequence_under_concurrent_postings(
+    tenant: Tenant, database: Database
+) -> None:
+    customer_id = (await tenant.create_customer())["customer"]["id"]
+    await asyncio.gather(*(tenant.post(customer_id, 1 + i) for i in range(40)))
+    data = await tenant.data(
+        """query($id: ID!) { customer(id: $id) { wallet(currency: USD) {
+            ledgerEntries(first: 50) { edges { node { sequence createdAt } } } } } }""",
+        {"id": customer_id},
+    )
+    nodes = [e["node"] for e in data["customer"]["wallet"]["ledgerEntries"]["edges"]]
+    assert [n["sequence"] for n in nodes] == list(range(40, 0, -1))
+    times = [datetime.fromisoformat(n["createdAt"]) for n in nodes]
+    assert times == sorted(times, reverse=True)
+    await assert_ledger_invariant(database)

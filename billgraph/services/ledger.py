@@ -70,14 +70,14 @@ class _Request:
     amount: int
     reason: str | None
     idempotency_key: str
-    now: datetime
 
     @property
     def delta(self) -> int:
         return self.amount if self.entry_type is EntryType.CREDIT else -self.amount
 
     def params(self) -> dict[str, object]:
-        """Bind parameters of the write statements."""
+        """Bind parameters of the write statements. The time is taken as the statement is
+        sent, so within a wallet created_at grows with the sequence, batches included."""
         return {
             "p_customer_id": self.customer_id,
             "p_organization_id": self.organization_id,
@@ -88,7 +88,7 @@ class _Request:
             "p_reason": self.reason,
             "p_idempotency_key": self.idempotency_key,
             "p_request_hash": self.fingerprint,
-            "p_now": self.now,
+            "p_now": utcnow(),
         }
 
     @cached_property
@@ -128,7 +128,6 @@ async def post_entry(
         amount=validation.amount(amount),
         reason=validation.text(reason, "reason", max_length=500),
         idempotency_key=key,
-        now=utcnow(),
     )
     posting = await _post(database, request)
     if posting is not None:
@@ -171,7 +170,7 @@ async def _post(database: Database, request: _Request, *, queued: bool = True) -
     return None if row is None else _posting(request, row)
 
 
-_Row = tuple[int, int, int, int]  # entry id, wallet id, sequence, balance after
+_Row = tuple[int, int, int, int, datetime]  # entry id, wallet, sequence, balance after, time
 
 
 async def _write_one(database: Database, request: _Request) -> _Row | None:
@@ -221,7 +220,7 @@ async def _write_sqlite(database: Database, request: _Request) -> _Row | None:
 
 
 def _posting(request: _Request, row: _Row) -> Posting:
-    entry_id, wallet_id, sequence, balance_after = row
+    entry_id, wallet_id, sequence, balance_after, created_at = row
     entry = LedgerEntry(
         id=entry_id,
         organization_id=request.organization_id,
@@ -234,7 +233,7 @@ def _posting(request: _Request, row: _Row) -> Posting:
         reason=request.reason,
         idempotency_key=request.idempotency_key,
         request_hash=request.fingerprint,
-        created_at=request.now,
+        created_at=created_at,
     )
     wallet = Wallet(
         id=wallet_id,
@@ -243,7 +242,7 @@ def _posting(request: _Request, row: _Row) -> Posting:
         currency=request.currency,
         balance=balance_after,
         version=sequence,
-        updated_at=request.now,
+        updated_at=created_at,
     )
     return Posting(entry=entry, wallet=wallet, replayed=False)
 
@@ -289,7 +288,13 @@ _ENTRY_COLUMNS = (
     "idempotency_key",
     "request_hash",
 )
-_RETURNED = (entries.c.id, entries.c.wallet_id, entries.c.sequence, entries.c.balance_after)
+_RETURNED = (
+    entries.c.id,
+    entries.c.wallet_id,
+    entries.c.sequence,
+    entries.c.balance_after,
+    entries.c.created_at,
+)
 _RECORD = (
     insert(entries)
     .values(
