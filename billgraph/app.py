@@ -1,8 +1,10 @@
-"""The Starlette application: /graphql (GraphiQL in a browser), /healthz, /metrics; and the
-wiring of settings, database and schema, done once here."""
+"""The Starlette application: /graphql (HTTP with GraphiQL in a browser, and WebSocket for
+subscriptions), /healthz, /metrics; and the wiring of settings, database, schema and the
+event broker, done once here."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -10,15 +12,17 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from starlette.types import Receive, Scope, Send
 from cross_web import HTTPException
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from billgraph.db.engine import Database, connect
+from billgraph.events.brokers import Broker, create_broker
 from billgraph.logs import configure as configure_logs
 from billgraph.logs import get_logger
 from billgraph.middleware import BodySizeLimit, RateLimit, RequestContext, bearer_token
@@ -27,15 +31,26 @@ from billgraph.schema.context import Context
 from billgraph.schema.extensions import present_errors
 from billgraph.services import api_keys
 from billgraph.settings import Settings, get_settings
+from billgraph.sockets import LegacyWSHandler, TransportWSHandler
 
 log = get_logger("billgraph.app")
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, database: Database, settings: Settings) -> None:
-        super().__init__(build_schema(settings), keep_alive=True, keep_alive_interval=15)
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    def __init__(self, database: Database, settings: Settings, broker: Broker) -> None:
+        super().__init__(
+            build_schema(settings),
+            keep_alive=True,
+            keep_alive_interval=settings.websocket_keep_alive_seconds,
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_socket,
+        )
         self.database = database
         self.settings = settings
+        self.broker = broker
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -51,7 +66,41 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             request_id=request.scope.get("state", {}).get("request_id", ""),
             principal=principal,
+            hub=self.broker.hub,
         )
+
+    async def on_ws_connect(self, context: Context) -> None:  # type: ignore[override]
+        """A socket needs a READ key, from connection_init's `authorization` or else the
+        Authorization header; refused, graphql-transport-ws closes with 4403 and graphql-ws
+        answers connection_error."""
+        params = context.connection_params or {}
+        offered = params.get("authorization", params.get("Authorization"))
+        if offered is not None:
+            secret = bearer_token(offered) if isinstance(offered, str) else None
+            context.principal = (
+                await api_keys.authenticate(self.database, secret) if secret else None
+            )
+        principal = context.principal
+        if principal is None:
+            raise ConnectionRejectionError(
+                _socket_error(
+                    context,
+                    "Authentication required: send {\"authorization\": \"Bearer <API key>\"} "
+                    "in connection_init, or an Authorization header.",
+                    "UNAUTHENTICATED",
+                )
+            )
+        if api_keys.Scope.READ not in principal.scopes:
+            raise ConnectionRejectionError(
+                _socket_error(context, "This API key lacks the READ scope.", "FORBIDDEN")
+            )
+        websocket = context.request
+
+        async def close() -> None:
+            with suppress(Exception):  # already closing
+                await websocket.close(code=4403, reason="API key revoked")
+
+        context.forget_socket = self.broker.hub.add_socket(principal.api_key.id, close)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,6 +135,10 @@ class GraphQLApp(GraphQL[Context, None]):
         return await super().process_result(request, result)
 
 
+def _socket_error(context: Context, message: str, code: str) -> dict[str, object]:
+    return {"message": message, "extensions": {"code": code, "requestId": context.request_id}}
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
     """The ASGI app. Without arguments it reads BILLGRAPH_* settings (uvicorn's factory mode)."""
     settings = settings or get_settings()
@@ -95,7 +148,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         pool_size=settings.database_pool_size,
         statement_timeout_ms=settings.statement_timeout_ms,
     )
-    graphql = GraphQLApp(database, settings)
+    broker = create_broker(
+        database,
+        settings.database_url,
+        kind=settings.event_broker,
+        queue_size=settings.subscription_queue_size,
+    )
+    graphql = GraphQLApp(database, settings, broker)
 
     async def healthz(_: Request) -> Response:
         try:
@@ -124,12 +183,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
-        await database.dispose()
+        await broker.start()
+        database.events.attach(broker.publish)
+        try:
+            yield
+        finally:
+            database.events.attach(None)
+            await broker.stop()  # ends every subscription: clients get `complete`
+            await database.dispose()
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/metrics", metrics),
         ],

@@ -1,6 +1,7 @@
 """Configuration from the environment (prefix BILLGRAPH_), with embedded defaults."""
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,14 @@ class Settings(BaseSettings):
     max_tokens: int = 15_000
     max_query_cost: int = 50_000
     max_mutations_per_document: int = 4
+    # Live events between replicas: "auto" is PostgreSQL LISTEN/NOTIFY on PostgreSQL and in
+    # process on SQLite; "memory" keeps them in this process.
+    event_broker: Literal["auto", "postgres", "memory"] = "auto"
+    # Events a subscriber may have pending before its queue coalesces per wallet.
+    subscription_queue_size: int = Field(default=100, ge=1, le=10_000)
+    max_subscriptions_per_socket: int = Field(default=20, ge=1, le=1_000)
+    # Seconds between keep-alives on a socket ("ka" on graphql-ws, ping on graphql-transport-ws).
+    websocket_keep_alive_seconds: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
 

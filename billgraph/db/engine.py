@@ -1,6 +1,6 @@
 """Engine and session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,22 @@ SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 SQLITE_WRITER = "sqlite-writer"
 
 
+class EventSink:
+    """Where writers announce committed changes (billgraph.events). Until a broker is
+    attached nobody listens, and announcing costs nothing."""
+
+    def __init__(self) -> None:
+        self._target: Callable[[object], None] | None = None
+
+    def attach(self, target: Callable[[object], None] | None) -> None:
+        self._target = target
+
+    def publish(self, event: object) -> None:
+        """Announce a change that is committed; never blocks, never raises."""
+        if self._target is not None:
+            self._target(event)
+
+
 @dataclass(frozen=True)
 class Database:
     engine: AsyncEngine
@@ -34,6 +50,8 @@ class Database:
     write_locks: KeyedLocks = field(default_factory=KeyedLocks)
     # Postings of one wallet that queue up are written together (see services/ledger.py).
     write_batches: GroupCommit = field(default_factory=GroupCommit)
+    # Committed changes are announced here, for live subscriptions.
+    events: EventSink = field(default_factory=EventSink)
 
     @property
     def is_sqlite(self) -> bool:

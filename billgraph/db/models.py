@@ -115,6 +115,9 @@ class Wallet(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "currency"),
         CheckConstraint("balance >= 0", name="balance_not_negative"),
+        CheckConstraint(
+            "low_balance_threshold >= 0", name="low_balance_threshold_not_negative"
+        ),
         Index("ix_wallets_organization_id", "organization_id"),
     )
 
@@ -124,6 +127,8 @@ class Wallet(Base):
     currency: Mapped[str] = mapped_column(String(3))
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A debit that takes the balance from at-or-above this to below it is a low-balance event.
+    low_balance_threshold: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -3,13 +3,14 @@ skips deleted customers; each function is one SQL statement whatever the number 
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import BigInteger, Select, bindparam, func, select, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from billgraph.db.models import Customer, LedgerEntry, Wallet
+from billgraph.db.models import ApiKey, Customer, LedgerEntry, Wallet
 
 # Keyset "after" for a first page of entries: larger than any sequence.
 NO_CURSOR = 2**62
@@ -182,3 +183,41 @@ def _pages_union(
     ]
     union = union_all(*parts).subquery("pages")
     return select(aliased(LedgerEntry, union))
+
+
+# Reads behind live events (billgraph/events): the ledger as the source of truth for what an
+# event stream missed.
+
+
+async def entries_after(
+    session: AsyncSession, wallet_id: int, after_sequence: int, *, upto: int | None, limit: int
+) -> list[LedgerEntry]:
+    """A wallet's entries with a sequence above `after_sequence` (up to `upto`), oldest first."""
+    query = select(LedgerEntry).where(
+        LedgerEntry.wallet_id == wallet_id, LedgerEntry.sequence > after_sequence
+    )
+    if upto is not None:
+        query = query.where(LedgerEntry.sequence <= upto)
+    return list(await session.scalars(query.order_by(LedgerEntry.sequence).limit(limit)))
+
+
+async def wallets_changed_since(
+    session: AsyncSession, organization_ids: Sequence[int], since: datetime
+) -> list[tuple[Wallet, LedgerEntry]]:
+    """Wallets of these organizations written since `since`, each with its latest entry."""
+    rows = await session.execute(
+        select(Wallet, LedgerEntry)
+        .join(
+            LedgerEntry,
+            (LedgerEntry.wallet_id == Wallet.id) & (LedgerEntry.sequence == Wallet.version),
+        )
+        .where(Wallet.organization_id.in_(organization_ids), Wallet.updated_at >= since)
+    )
+    return [(wallet, entry) for wallet, entry in rows.tuples()]
+
+
+async def revoked_api_key_ids(session: AsyncSession, ids: Sequence[int]) -> list[int]:
+    rows = await session.scalars(
+        select(ApiKey.id).where(ApiKey.id.in_(ids), ApiKey.revoked_at.is_not(None))
+    )
+    return list(rows)

@@ -39,8 +39,7 @@ async def revoke_api_key(info: Info, api_key_id: strawberry.ID) -> RevokeApiKeyS
         db_id = db_id_of(api_key_id, "ApiKey")
         if db_id is None:
             raise NotFoundError("API key not found.")
-        async with context.database.write_session() as session:
-            revoked = await api_keys.revoke(session, context.organization_id, db_id)
+        revoked = await api_keys.revoke(context.database, context.organization_id, db_id)
     except BillingError as exc:
         return to_user_error(exc)
     return RevokeApiKeySuccess(api_key=ApiKey.from_model(revoked))

@@ -4,10 +4,15 @@ import strawberry
 
 from billgraph.schema.context import Info
 from billgraph.schema.enums import EntryType
+from billgraph.schema.errors import UserError, to_user_error
+from billgraph.schema.inputs import UpdateWalletInput
 from billgraph.schema.loaders import EntryPageKey
 from billgraph.schema.node import db_id_of
 from billgraph.schema.pagination import Connection, build_connection, decode_cursor, page_size
+from billgraph.schema.payloads import UpdateWalletSuccess
 from billgraph.schema.types import LedgerEntry, Wallet
+from billgraph.services import wallets as wallet_service
+from billgraph.services.errors import BillingError, NotFoundError
 
 CURSOR_KIND = "entry"
 
@@ -53,3 +58,23 @@ async def ledger_entries(
     )
     rows = await info.context.loaders.ledger_page.load(key)
     return build_connection(rows, limit, CURSOR_KIND, lambda r: r.sequence, LedgerEntry.from_model)
+
+
+async def update_wallet(info: Info, input: UpdateWalletInput) -> UpdateWalletSuccess | UserError:
+    context = info.context
+    try:
+        db_id = db_id_of(input.wallet_id, "Wallet", "walletId")
+        if db_id is None:
+            raise NotFoundError("Wallet not found.")
+        if input.low_balance_threshold is strawberry.UNSET:  # nothing to change
+            row = await context.loaders.wallet.load(db_id)
+            if row is None:
+                raise NotFoundError("Wallet not found.")
+        else:
+            async with context.database.write_session() as session:
+                row = await wallet_service.set_low_balance_threshold(
+                    session, context.organization_id, db_id, input.low_balance_threshold
+                )
+    except BillingError as exc:
+        return to_user_error(exc)
+    return UpdateWalletSuccess(wallet=Wallet.from_model(row))

@@ -15,11 +15,12 @@ from strawberry.types import ExecutionContext
 
 # The object types come first: the resolvers they call import them back (see types.py).
 from billgraph.schema import types as _types  # noqa: F401  # isort: skip
-from billgraph.schema.extensions import Authentication
+from billgraph.schema.extensions import Authentication, StreamErrors
 from billgraph.schema.limits import QueryLimits
 from billgraph.schema.mutation import Mutation
 from billgraph.schema.query import Query
 from billgraph.schema.scalars import SCALAR_MAP
+from billgraph.schema.subscription import Subscription
 from billgraph.settings import Settings
 
 
@@ -57,6 +58,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
@@ -64,6 +66,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: AddValidationRules(limit_rules),
             lambda: ValidationCache(maxsize=256),
             Authentication,
+            StreamErrors,
             lambda: QueryLimits(settings.max_query_cost, settings.max_mutations_per_document),
         ],
     )

@@ -7,10 +7,13 @@ INTERNAL_SERVER_ERROR for anything unexpected, whose details go to the log, neve
 
 from collections.abc import Iterator
 
+from starlette.websockets import WebSocket
+
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import StreamExecutionResult
 
 from billgraph.logs import get_logger
 from billgraph.schema.context import Context
@@ -22,15 +25,28 @@ log = get_logger(__name__)
 
 
 class Authentication(SchemaExtension):
-    """An operation needs a valid API key (introspection excepted): a query the READ scope,
-    a mutation the WRITE scope."""
+    """An operation needs a valid API key (introspection excepted): a query or subscription
+    the READ scope, a mutation the WRITE scope. Over WebSocket only subscriptions run, so
+    queries and mutations keep HTTP's limits (body size, rate)."""
 
     def on_execute(self) -> Iterator[None]:
         execution = self.execution_context
         context: Context = execution.context
         document = execution.graphql_document
         operation = get_operation_ast(document, execution.operation_name) if document else None
-        if operation is not None:
+        if (
+            operation is not None
+            and isinstance(context.request, WebSocket)
+            and operation.operation != OperationType.SUBSCRIPTION
+        ):
+            refuse(
+                execution,
+                graphql_error(
+                    "Over WebSocket only subscriptions run; send queries and mutations over HTTP.",
+                    "BAD_USER_INPUT",
+                ),
+            )
+        elif operation is not None:
             principal = context.principal
             if principal is None and not _introspection_only(operation.selection_set.selections):
                 _set_status(context, 401)
@@ -55,6 +71,18 @@ class Authentication(SchemaExtension):
                             "FORBIDDEN",
                         ),
                     )
+        yield
+
+
+class StreamErrors(SchemaExtension):
+    """Errors of results sent over WebSocket get the same presentation as over HTTP (where
+    GraphQLApp.process_result applies it): a code, the request id, nothing internal."""
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        errors = getattr(result, "errors", None)
+        if errors:
+            context: Context = self.execution_context.context
+            result.errors = present_errors(list(errors), context.request_id)  # type: ignore[union-attr]
         yield
 
 

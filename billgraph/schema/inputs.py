@@ -44,3 +44,12 @@ class CreateLedgerEntryInput:
 class CreateApiKeyInput:
     name: str
     scopes: list[ApiKeyScope]
+
+
+@strawberry.input
+class UpdateWalletInput:
+    wallet_id: strawberry.ID
+    low_balance_threshold: BigInt | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="In minor units; null clears it, leaving it out keeps it.",
+    )

@@ -2,13 +2,14 @@
 
 import strawberry
 
-from billgraph.resolvers import api_keys, customers, ledger
+from billgraph.resolvers import api_keys, customers, ledger, wallets
 from billgraph.schema.context import Info
 from billgraph.schema.inputs import (
     CreateApiKeyInput,
     CreateCustomerInput,
     CreateLedgerEntryInput,
     UpdateCustomerInput,
+    UpdateWalletInput,
 )
 from billgraph.schema.payloads import (
     CreateApiKeyResult,
@@ -17,6 +18,7 @@ from billgraph.schema.payloads import (
     DeleteCustomerResult,
     RevokeApiKeyResult,
     UpdateCustomerResult,
+    UpdateWalletResult,
 )
 
 
@@ -41,6 +43,10 @@ class Mutation:
         self, info: Info, input: CreateLedgerEntryInput
     ) -> CreateLedgerEntryResult:
         return await ledger.create_ledger_entry(info, input)  # type: ignore[return-value]
+
+    @strawberry.mutation(description="Set or clear a wallet's low-balance threshold.")
+    async def update_wallet(self, info: Info, input: UpdateWalletInput) -> UpdateWalletResult:
+        return await wallets.update_wallet(info, input)  # type: ignore[return-value]
 
     @strawberry.mutation(description="Create an API key; its secret is in the result only.")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyResult:

@@ -40,6 +40,11 @@ class CreateLedgerEntrySuccess:
 
 
 @strawberry.type
+class UpdateWalletSuccess:
+    wallet: Wallet
+
+
+@strawberry.type
 class CreateApiKeySuccess:
     api_key: ApiKey
     secret: str = strawberry.field(description="Shown only here: store it now.")
@@ -69,6 +74,9 @@ CreateLedgerEntryResult = Annotated[
     | NotFoundError
     | ValidationError,
     strawberry.union("CreateLedgerEntryResult"),
+]
+UpdateWalletResult = Annotated[
+    UpdateWalletSuccess | NotFoundError | ValidationError, strawberry.union("UpdateWalletResult")
 ]
 CreateApiKeyResult = Annotated[
     CreateApiKeySuccess | ValidationError, strawberry.union("CreateApiKeyResult")

@@ -90,6 +90,10 @@ class Wallet(Node):
     version: BigInt = strawberry.field(
         description="The sequence of the wallet's latest ledger entry (0 before any)."
     )
+    low_balance_threshold: BigInt | None = strawberry.field(
+        description="A debit that takes the balance from at-or-above this to below it raises "
+        "walletLowBalance. Null: no alerts."
+    )
     updated_at: datetime
 
     @classmethod
@@ -101,6 +105,9 @@ class Wallet(Node):
             currency=Currency[row.currency],
             balance=BigInt(row.balance),
             version=BigInt(row.version),
+            low_balance_threshold=(
+                None if row.low_balance_threshold is None else BigInt(row.low_balance_threshold)
+            ),
             updated_at=row.updated_at,
         )
 

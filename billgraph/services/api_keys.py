@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.engine import Database
 from billgraph.db.models import ApiKey, Organization, utcnow
+from billgraph.events import ApiKeyRevoked
 from billgraph.services import validation
 from billgraph.services.errors import NotFoundError, ValidationError
 
@@ -121,13 +122,18 @@ async def list_for(session: AsyncSession, organization_id: int) -> list[ApiKey]:
     )
 
 
-async def revoke(session: AsyncSession, organization_id: int, api_key_id: int) -> ApiKey:
-    """Revoke a key of the organization; takes effect on the next request. Idempotent."""
-    api_key = await session.scalar(
-        select(ApiKey).where(ApiKey.id == api_key_id, ApiKey.organization_id == organization_id)
-    )
-    if api_key is None:
-        raise NotFoundError("API key not found.")
-    if api_key.revoked_at is None:
-        api_key.revoked_at = utcnow()
+async def revoke(database: Database, organization_id: int, api_key_id: int) -> ApiKey:
+    """Revoke a key of the organization. Idempotent. It stops working on the next request,
+    and once committed its open sockets are closed on every replica."""
+    async with database.write_session() as session:
+        api_key = await session.scalar(
+            select(ApiKey).where(
+                ApiKey.id == api_key_id, ApiKey.organization_id == organization_id
+            )
+        )
+        if api_key is None:
+            raise NotFoundError("API key not found.")
+        if api_key.revoked_at is None:
+            api_key.revoked_at = utcnow()
+    database.events.publish(ApiKeyRevoked(organization_id=organization_id, api_key_id=api_key_id))
     return api_key

@@ -26,12 +26,14 @@ from sqlalchemy import (
     exists,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
 from billgraph.db.engine import SQLITE_WRITER, Database
 from billgraph.db.models import Customer, LedgerEntry, Wallet, utcnow
+from billgraph.events import BalanceChanged
 from billgraph.services import validation
 from billgraph.services.errors import (
     IdempotencyConflictError,
@@ -154,73 +156,79 @@ async def _post(database: Database, request: _Request, *, queued: bool = True) -
     costs one commit per batch, not per posting, and its row sees one writer per process.
     On SQLite, which has one writer per file, every posting takes the process-wide queue.
     `queued=False`: write now, outside the queue (the caller holds the wallet's write lock).
+    Each posting is announced once its transaction has committed, never before.
     """
     if database.is_sqlite and queued:
         async with database.write_locks.hold(SQLITE_WRITER):
-            row = await _write_sqlite(database, request)
-    elif database.is_sqlite:
-        row = await _write_sqlite(database, request)
-    elif queued:
+            return await _write_sqlite(database, request)
+    if database.is_sqlite:
+        return await _write_sqlite(database, request)
+    if queued:
         wallet = (request.organization_id, request.customer_id, request.currency)
-        row = await database.write_batches.submit(
+        return await database.write_batches.submit(
             wallet, request, lambda batch: _write_batch(database, batch)
         )
-    else:
-        row = await _write_one(database, request)
-    return None if row is None else _posting(request, row)
+    return await _write_one(database, request)
 
 
-_Row = tuple[int, int, int, int, datetime]  # entry id, wallet, sequence, balance after, time
+# entry id, wallet, sequence, balance after, time, the wallet's low-balance threshold
+_Row = tuple[int, int, int, int, datetime, int | None]
 
 
-async def _write_one(database: Database, request: _Request) -> _Row | None:
+async def _write_one(database: Database, request: _Request) -> Posting | None:
     # One statement is its own transaction: no BEGIN/COMMIT round trips.
     try:
         async with database.autocommit.connect() as connection:
             row = (await connection.execute(_MOVE_AND_RECORD, request.params())).first()
     except IntegrityError:  # the key was taken by a racing transaction: nothing was written
         return None
-    return None if row is None else tuple(row)
+    return None if row is None else _committed(database, request, tuple(row))
 
 
-async def _write_batch(database: Database, batch: list[_Request]) -> list[_Row | None | Exception]:
+async def _write_batch(
+    database: Database, batch: list[_Request]
+) -> list[Posting | None | Exception]:
     if len(batch) == 1:
         return [await _write_one(database, batch[0])]
     try:
         async with database.engine.begin() as connection:
             rows = [(await connection.execute(_MOVE_AND_RECORD, r.params())).first() for r in batch]
-        return [None if row is None else tuple(row) for row in rows]
     except Exception:  # noqa: BLE001
         # The batch rolled back as a whole (a key taken by a transaction elsewhere, a deadlock
         # on keys shared with another batch, a timeout): go one by one, so each caller gets
         # its own outcome and one request's failure is not its neighbours'.
         return [await _outcome(_write_one(database, r)) for r in batch]
+    return [
+        None if row is None else _committed(database, r, tuple(row))
+        for r, row in zip(batch, rows, strict=True)
+    ]
 
 
-async def _outcome(write: Awaitable[_Row | None]) -> _Row | None | Exception:
+async def _outcome(write: Awaitable[Posting | None]) -> Posting | None | Exception:
     try:
         return await write
     except Exception as exc:  # noqa: BLE001 - this caller's own failure
         return exc
 
 
-async def _write_sqlite(database: Database, request: _Request) -> _Row | None:
+async def _write_sqlite(database: Database, request: _Request) -> Posting | None:
     params = request.params()
     try:
         async with database.engine.begin() as connection:
             moved = (await connection.execute(_MOVE, params)).first()
             if moved is None:
                 return None
-            wallet_id, balance, version = moved
+            wallet_id, balance, version, threshold = moved
             params.update(p_wallet_id=wallet_id, p_sequence=version, p_balance_after=balance)
             row = (await connection.execute(_RECORD, params)).first()
     except IntegrityError:  # the key was taken by a racing process: rolled back as a whole
         return None
-    return None if row is None else tuple(row)
+    return None if row is None else _committed(database, request, (*row, threshold))
 
 
-def _posting(request: _Request, row: _Row) -> Posting:
-    entry_id, wallet_id, sequence, balance_after, created_at = row
+def _committed(database: Database, request: _Request, row: _Row) -> Posting:
+    """The posting of a committed row, announced to live subscribers."""
+    entry_id, wallet_id, sequence, balance_after, created_at, threshold = row
     entry = LedgerEntry(
         id=entry_id,
         organization_id=request.organization_id,
@@ -242,8 +250,10 @@ def _posting(request: _Request, row: _Row) -> Posting:
         currency=request.currency,
         balance=balance_after,
         version=sequence,
+        low_balance_threshold=threshold,
         updated_at=created_at,
     )
+    database.events.publish(BalanceChanged(wallet=wallet, entry=entry))
     return Posting(entry=entry, wallet=wallet, replayed=False)
 
 
@@ -277,7 +287,7 @@ _MOVE = (
         version=wallets.c.version + 1,
         updated_at=_p("now", "updated_at", wallets),
     )
-    .returning(wallets.c.id, wallets.c.balance, wallets.c.version)
+    .returning(wallets.c.id, wallets.c.balance, wallets.c.version, wallets.c.low_balance_threshold)
 )
 _ENTRY_COLUMNS = (
     "organization_id",
@@ -307,7 +317,7 @@ _RECORD = (
     .returning(*_RETURNED)
 )
 _moved = _MOVE.cte("moved")
-_MOVE_AND_RECORD = (
+_recorded = (
     insert(entries)
     .from_select(
         [*_ENTRY_COLUMNS, "created_at", "wallet_id", "sequence", "balance_after"],
@@ -320,7 +330,11 @@ _MOVE_AND_RECORD = (
         ),
     )
     .returning(*_RETURNED)
+    .cte("recorded")
 )
+_MOVE_AND_RECORD = select(
+    *(_recorded.c[c.key] for c in _RETURNED), _moved.c.low_balance_threshold
+).select_from(_recorded.join(_moved, true()))
 
 
 async def _find_replay(database: Database, request: _Request) -> Posting | None:

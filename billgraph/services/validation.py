@@ -23,6 +23,17 @@ def amount(value: int, field: str = "amount") -> int:
     return value
 
 
+def threshold(value: int | None, field: str) -> int | None:
+    """A balance threshold in minor units: 0 up to the largest balance; None for none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("A threshold must be an integer in minor units.", field)
+    if not 0 <= value <= MAX_AMOUNT:
+        raise ValidationError(f"A threshold must be between 0 and {MAX_AMOUNT}.", field)
+    return value
+
+
 def currency(value: str, field: str = "currency") -> str:
     code = value.upper()
     if code not in CURRENCIES:

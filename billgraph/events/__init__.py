@@ -1,0 +1,124 @@
+"""Live events: what the ledger announces after a commit, and how it reaches subscribers.
+
+Events are state, not the source of truth: a balance event carries the wallet as it was right
+after one ledger entry, and the entry's sequence is the wallet's version. A subscriber ignores
+anything older than what it holds, and whatever is lost in transit is read back from the
+ledger (see hub.py). Writers publish only after their transaction commits.
+
+brokers.py carries events between processes: PostgreSQL LISTEN/NOTIFY by default, or in
+process on SQLite; hub.py fans them out to the subscribers of this process.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from billgraph.db.models import LedgerEntry, Wallet
+
+_WALLET_FIELDS = (
+    "id",
+    "organization_id",
+    "customer_id",
+    "currency",
+    "balance",
+    "version",
+    "low_balance_threshold",
+)
+_ENTRY_FIELDS = (
+    "id",
+    "organization_id",
+    "wallet_id",
+    "sequence",
+    "entry_type",
+    "amount",
+    "currency",
+    "balance_after",
+    "reason",
+    "idempotency_key",
+)
+
+
+def crossed_low_balance(threshold: int | None, entry: LedgerEntry) -> bool:
+    """Whether `entry` took its wallet from at-or-above `threshold` to below it."""
+    if threshold is None or entry.entry_type != "DEBIT":
+        return False
+    return entry.balance_after < threshold <= entry.balance_after + entry.amount
+
+
+@dataclass(frozen=True)
+class BalanceChanged:
+    """One committed ledger entry and the wallet right after it.
+
+    `entry` is None when it was too large for the wire; the receiver reads it back.
+    """
+
+    wallet: Wallet
+    entry: LedgerEntry | None
+
+    @property
+    def organization_id(self) -> int:
+        return self.wallet.organization_id
+
+    @property
+    def wallet_id(self) -> int:
+        return self.wallet.id
+
+    @property
+    def version(self) -> int:
+        return self.wallet.version
+
+    @property
+    def low_balance(self) -> bool:
+        return self.entry is not None and crossed_low_balance(
+            self.wallet.low_balance_threshold, self.entry
+        )
+
+    @classmethod
+    def of(cls, wallet: Wallet, entry: LedgerEntry) -> "BalanceChanged":
+        """The event for `entry`, with `wallet` (its current row) as it was right after it."""
+        after = Wallet(
+            **{f: getattr(wallet, f) for f in _WALLET_FIELDS},
+            updated_at=entry.created_at,
+        )
+        after.balance, after.version = entry.balance_after, entry.sequence
+        return cls(wallet=after, entry=entry)
+
+
+@dataclass(frozen=True)
+class ApiKeyRevoked:
+    """A key was revoked: every socket it opened is closed, on every replica."""
+
+    organization_id: int
+    api_key_id: int
+
+
+Event = BalanceChanged | ApiKeyRevoked
+
+
+def encode(event: Event, *, with_entry: bool = True) -> str:
+    if isinstance(event, ApiKeyRevoked):
+        return json.dumps({"type": "key_revoked", "org": event.organization_id, "key": event.api_key_id})
+    wallet: dict[str, Any] = {f: getattr(event.wallet, f) for f in _WALLET_FIELDS}
+    wallet["updated_at"] = event.wallet.updated_at.isoformat()
+    entry: dict[str, Any] | None = None
+    if with_entry and event.entry is not None:
+        entry = {f: getattr(event.entry, f) for f in _ENTRY_FIELDS}
+        entry["created_at"] = event.entry.created_at.isoformat()
+    message = {"type": "balance", "wallet": wallet, "entry": entry}
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(payload: str) -> Event:
+    """The event in `payload`; raises ValueError (or KeyError/TypeError) if malformed."""
+    message = json.loads(payload)
+    if message["type"] == "key_revoked":
+        return ApiKeyRevoked(organization_id=int(message["org"]), api_key_id=int(message["key"]))
+    if message["type"] != "balance":
+        raise ValueError(f"unknown event type {message['type']!r}")
+    wallet = dict(message["wallet"])
+    wallet["updated_at"] = datetime.fromisoformat(wallet["updated_at"])
+    entry = message["entry"]
+    if entry is not None:
+        entry = LedgerEntry(**{**entry, "created_at": datetime.fromisoformat(entry["created_at"])})
+    return BalanceChanged(wallet=Wallet(**wallet), entry=entry)
