@@ -201,6 +201,25 @@ async def entries_after(
     return list(await session.scalars(query.order_by(LedgerEntry.sequence).limit(limit)))
 
 
+async def entries_since(
+    session: AsyncSession, organization_ids: Sequence[int], since: datetime, *, limit: int
+) -> list[tuple[Wallet, LedgerEntry]]:
+    """Entries of these organizations written since `since`, with their wallets, each
+    wallet's in ledger order; `limit` rows at most."""
+    rows = await session.execute(
+        select(Wallet, LedgerEntry)
+        .join(LedgerEntry, LedgerEntry.wallet_id == Wallet.id)
+        .where(
+            Wallet.organization_id.in_(organization_ids),
+            Wallet.updated_at >= since,
+            LedgerEntry.created_at >= since,
+        )
+        .order_by(Wallet.id, LedgerEntry.sequence)
+        .limit(limit)
+    )
+    return [(wallet, entry) for wallet, entry in rows.tuples()]
+
+
 async def wallets_changed_since(
     session: AsyncSession, organization_ids: Sequence[int], since: datetime
 ) -> list[tuple[Wallet, LedgerEntry]]:

@@ -21,6 +21,7 @@ from prometheus_client import Counter, Gauge
 
 from billgraph.db import queries
 from billgraph.db.engine import Database
+from billgraph.db.models import LedgerEntry, Wallet
 from billgraph.events import ApiKeyRevoked, BalanceChanged, Event
 from billgraph.logs import get_logger
 
@@ -33,6 +34,8 @@ COALESCED = Counter("billgraph_events_coalesced_total", "Events a slow subscribe
 
 # The most entries read back to fill one gap; beyond, the subscriber gets the latest state.
 MAX_READ_BACK = 1_000
+# The most entries a resync re-sends; beyond, each changed wallet's latest state.
+MAX_RESYNC_ENTRIES = 10_000
 # Wallets whose last version the hub remembers (least recently changed forgotten first).
 MAX_TRACKED_WALLETS = 100_000
 
@@ -214,19 +217,21 @@ class Hub:
         return remove
 
     async def resync(self, since: datetime) -> None:
-        """After events may have been lost (the broker reconnected): re-send the latest state
-        of every watched wallet written since `since`, and close sockets of revoked keys."""
+        """After events may have been lost (the broker reconnected): re-send every entry of
+        the watched organizations written since `since` (each subscriber drops what it
+        holds), and close the sockets of keys revoked meanwhile."""
+        changed: list[tuple[Wallet, LedgerEntry]] = []
+        revoked: list[int] = []
         async with self._database.sessions() as session:
-            changed = (
-                await queries.wallets_changed_since(session, list(self._organizations), since)
-                if self._organizations
-                else []
-            )
-            revoked = (
-                await queries.revoked_api_key_ids(session, list(self._sockets))
-                if self._sockets
-                else []
-            )
+            if self._organizations:
+                organizations = list(self._organizations)
+                changed = await queries.entries_since(
+                    session, organizations, since, limit=MAX_RESYNC_ENTRIES
+                )
+                if len(changed) == MAX_RESYNC_ENTRIES:  # too many: at least the latest states
+                    changed += await queries.wallets_changed_since(session, organizations, since)
+            if self._sockets:
+                revoked = await queries.revoked_api_key_ids(session, list(self._sockets))
         for wallet, entry in changed:
             self.receive(BalanceChanged.of(wallet, entry))
         for api_key_id in revoked:
