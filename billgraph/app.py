@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
+from cross_web import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -13,10 +14,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from starlette.types import Receive, Scope, Send
-from cross_web import HTTPException
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
@@ -85,7 +85,7 @@ class GraphQLApp(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 _socket_error(
                     context,
-                    "Authentication required: send {\"authorization\": \"Bearer <API key>\"} "
+                    'Authentication required: send {"authorization": "Bearer <API key>"} '
                     "in connection_init, or an Authorization header.",
                     "UNAUTHENTICATED",
                 )

@@ -23,7 +23,9 @@ async def _wallet_events(database: Database, tenant: Tenant, count: int) -> list
     async with database.sessions() as session:
         wallet = await session.get_one(Wallet, wallet_id)
         entries = await session.scalars(
-            select(LedgerEntry).where(LedgerEntry.wallet_id == wallet_id).order_by(LedgerEntry.sequence)
+            select(LedgerEntry)
+            .where(LedgerEntry.wallet_id == wallet_id)
+            .order_by(LedgerEntry.sequence)
         )
         return [BalanceChanged.of(wallet, entry) for entry in entries]
 
@@ -94,7 +96,9 @@ async def test_events_go_only_to_matching_subscribers(
 
 
 def _event(wallet_id: int, version: int) -> BalanceChanged:
-    wallet = Wallet(id=wallet_id, organization_id=1, customer_id=1, version=version, balance=version)
+    wallet = Wallet(
+        id=wallet_id, organization_id=1, customer_id=1, version=version, balance=version
+    )
     return BalanceChanged(wallet=wallet, entry=None)
 
 

@@ -106,7 +106,9 @@ async def _subscribed(
     return socket
 
 
-async def _events(socket: GraphQLSocket, count: int, field: str = "walletBalanceChanged") -> list[dict[str, Any]]:
+async def _events(
+    socket: GraphQLSocket, count: int, field: str = "walletBalanceChanged"
+) -> list[dict[str, Any]]:
     events = []
     for _ in range(count):
         payload = await socket.next_payload()
@@ -172,7 +174,9 @@ async def test_refused_and_replayed_writes_send_no_event(writer: Tenant, url_a: 
     await writer.post(customer_id, 100, key="first")
     socket = await _subscribed(url_a, writer, BALANCE_CHANGED, {"walletId": wallet_id})
 
-    assert (await writer.post(customer_id, 101, "DEBIT"))["__typename"] == "InsufficientBalanceError"
+    assert (await writer.post(customer_id, 101, "DEBIT"))[
+        "__typename"
+    ] == "InsufficientBalanceError"
     assert (await writer.post(customer_id, 100, key="first"))["replayed"] is True
     conflict = await writer.post(customer_id, 5, key="first")
     assert conflict["__typename"] == "IdempotencyConflictError"
@@ -255,7 +259,9 @@ async def test_organization_wide_subscription_sees_only_its_organization(
     await socket.close()
 
 
-async def _subscription_error(url: str, tenant: Tenant, variables: dict[str, Any]) -> dict[str, Any]:
+async def _subscription_error(
+    url: str, tenant: Tenant, variables: dict[str, Any]
+) -> dict[str, Any]:
     socket = await authenticated(url, tenant.api_key)
     await socket.subscribe(BALANCE_CHANGED, variables)
     message = await socket.receive()
@@ -271,7 +277,7 @@ async def test_another_organizations_ids_behave_like_unknown_ids(
     other = await new_tenant(database, http_b)
     other_customer, other_wallet = await _customer(other)
     posted = await other.post(other_customer, 50)
-    customer_id, wallet_id = await _customer(writer)
+    _customer_id, wallet_id = await _customer(writer)
     unknown_wallet = "V2FsbGV0Ojk5OTk5OTk5"  # Wallet:99999999
     unknown_customer = "Q3VzdG9tZXI6OTk5OTk5OTk"  # Customer:99999999
 
@@ -310,15 +316,17 @@ async def test_bad_subscription_arguments_are_typed_errors(
 
 async def test_queries_and_mutations_over_websocket_are_refused(writer: Tenant, url_a: str) -> None:
     socket = await authenticated(url_a, writer.api_key)
-    await socket.subscribe('mutation { createCustomer(input: {email: "ws@example.com"}) { __typename } }')
+    await socket.subscribe(
+        'mutation { createCustomer(input: {email: "ws@example.com"}) { __typename } }'
+    )
     payload = await socket.next_payload()
     assert payload["data"] is None
     assert payload["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert (await socket.receive())["type"] == "complete"
     await socket.close()
-    assert (await writer.data("{ customers(first: 10) { edges { node { id } } } }"))[
-        "customers"
-    ]["edges"] == []
+    assert (await writer.data("{ customers(first: 10) { edges { node { id } } } }"))["customers"][
+        "edges"
+    ] == []
 
 
 async def test_sockets_need_a_valid_read_key(writer: Tenant, url_a: str) -> None:
@@ -401,7 +409,7 @@ async def test_idle_sockets_get_keep_alives(writer: Tenant, url_a: str, protocol
 
 
 async def test_update_wallet_threshold(writer: Tenant, database: Database) -> None:
-    customer_id, wallet_id = await _customer(writer)
+    _customer_id, wallet_id = await _customer(writer)
 
     async def update(value: Any, wallet: str = wallet_id) -> dict[str, Any]:
         body = await writer.gql(
@@ -488,3 +496,15 @@ async def test_listener_reconnects_and_resends_what_it_missed(
     events = await _events(socket, 3)
     assert [e["entry"]["id"] for e in events] == [p["entry"]["id"] for p in posted]
     await socket.close()
+
+
+async def test_subscriptions_over_http_are_refused(tenant: Tenant) -> None:
+    response = await tenant.client.post(
+        "/graphql",
+        json={"query": "subscription { walletBalanceChanged { version } }"},
+        headers={"authorization": f"Bearer {tenant.api_key}"},
+    )
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "WebSocket" in error["message"]

@@ -115,9 +115,7 @@ class Wallet(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "currency"),
         CheckConstraint("balance >= 0", name="balance_not_negative"),
-        CheckConstraint(
-            "low_balance_threshold >= 0", name="low_balance_threshold_not_negative"
-        ),
+        CheckConstraint("low_balance_threshold >= 0", name="low_balance_threshold_not_negative"),
         Index("ix_wallets_organization_id", "organization_id"),
     )
 

@@ -77,11 +77,9 @@ class BalanceChanged:
     @classmethod
     def of(cls, wallet: Wallet, entry: LedgerEntry) -> "BalanceChanged":
         """The event for `entry`, with `wallet` (its current row) as it was right after it."""
-        after = Wallet(
-            **{f: getattr(wallet, f) for f in _WALLET_FIELDS},
-            updated_at=entry.created_at,
-        )
-        after.balance, after.version = entry.balance_after, entry.sequence
+        state = {f: getattr(wallet, f) for f in _WALLET_FIELDS}
+        state.update(balance=entry.balance_after, version=entry.sequence)
+        after = Wallet(**state, updated_at=entry.created_at)
         return cls(wallet=after, entry=entry)
 
 
@@ -98,7 +96,8 @@ Event = BalanceChanged | ApiKeyRevoked
 
 def encode(event: Event, *, with_entry: bool = True) -> str:
     if isinstance(event, ApiKeyRevoked):
-        return json.dumps({"type": "key_revoked", "org": event.organization_id, "key": event.api_key_id})
+        message = {"type": "key_revoked", "org": event.organization_id, "key": event.api_key_id}
+        return json.dumps(message)
     wallet: dict[str, Any] = {f: getattr(event.wallet, f) for f in _WALLET_FIELDS}
     wallet["updated_at"] = event.wallet.updated_at.isoformat()
     entry: dict[str, Any] | None = None

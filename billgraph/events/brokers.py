@@ -11,6 +11,7 @@ One small interface: `publish` (after commit; never blocks, never raises), `star
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 from datetime import timedelta
 
 import asyncpg
@@ -34,7 +35,7 @@ PUBLISH_BATCH = 500
 RESYNC_MARGIN = timedelta(seconds=5)
 
 
-class Broker:
+class Broker(ABC):
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
@@ -44,8 +45,9 @@ class Broker:
     async def stop(self) -> None:
         await self.hub.stop()
 
+    @abstractmethod
     def publish(self, event: Event) -> None:
-        raise NotImplementedError
+        """Send a committed change to every process's hub; never blocks, never raises."""
 
 
 class InProcessBroker(Broker):
@@ -146,7 +148,7 @@ class PostgresBroker(Broker):
             try:
                 connection = await self._connect("listener")
                 lost = asyncio.Event()
-                connection.add_termination_listener(lambda _c: lost.set())
+                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._on_notification)
                 # Whatever was committed while nobody listened is sent again (a no-op at
                 # start, when nobody subscribes yet).
@@ -164,7 +166,9 @@ class PostgresBroker(Broker):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep listening whatever went wrong
-                log.warning("event listener lost; reconnecting", error=str(exc) or type(exc).__name__)
+                log.warning(
+                    "event listener lost; reconnecting", error=str(exc) or type(exc).__name__
+                )
             finally:
                 if connection is not None and not connection.is_closed():
                     connection.terminate()
@@ -173,9 +177,7 @@ class PostgresBroker(Broker):
             backoff = min(backoff * 2, 5.0)
 
 
-def create_broker(
-    database: Database, database_url: str, *, kind: str, queue_size: int
-) -> Broker:
+def create_broker(database: Database, database_url: str, *, kind: str, queue_size: int) -> Broker:
     """The broker for `kind`: "postgres", "memory", or "auto" (PostgreSQL's own on
     PostgreSQL, in process on SQLite)."""
     hub = Hub(database, queue_size=queue_size)

@@ -242,7 +242,7 @@ class Hub:
             event = await self._inbox.get()
             try:
                 await self._dispatch(event)
-            except Exception:  # noqa: BLE001 - one bad event must not stop the others
+            except Exception:
                 log.exception("event dispatch failed")
 
     async def _dispatch(self, event: Event) -> None:
@@ -287,7 +287,7 @@ class Hub:
                 entries = await queries.entries_after(
                     session, event.wallet_id, after, upto=event.version, limit=MAX_READ_BACK
                 )
-        except Exception:  # noqa: BLE001 - the event itself still carries the latest state
+        except Exception:
             log.exception("reading missed entries back failed", wallet_id=event.wallet_id)
             return [event] if event.entry is not None else []
         READ_BACK.inc(len(entries))

@@ -53,7 +53,9 @@ async def wallet_balance_changed(
         wallet_id=wallet.id if wallet is not None else None,
         customer_id=customer_db_id,
     )
-    catch_up = _catch_up(context, wallet, after) if wallet is not None and after is not None else None
+    catch_up = (
+        _catch_up(context, wallet, after) if wallet is not None and after is not None else None
+    )
     return _stream(context, subscriber, WalletBalanceChanged.from_event, catch_up)
 
 

@@ -7,10 +7,9 @@ INTERNAL_SERVER_ERROR for anything unexpected, whose details go to the log, neve
 
 from collections.abc import Iterator
 
-from starlette.websockets import WebSocket
-
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
@@ -34,15 +33,16 @@ class Authentication(SchemaExtension):
         context: Context = execution.context
         document = execution.graphql_document
         operation = get_operation_ast(document, execution.operation_name) if document else None
-        if (
-            operation is not None
-            and isinstance(context.request, WebSocket)
-            and operation.operation != OperationType.SUBSCRIPTION
+        over_socket = isinstance(context.request, WebSocket)
+        if operation is not None and over_socket != (
+            operation.operation == OperationType.SUBSCRIPTION
         ):
+            _set_status(context, 400)
             refuse(
                 execution,
                 graphql_error(
-                    "Over WebSocket only subscriptions run; send queries and mutations over HTTP.",
+                    "Subscriptions run over a WebSocket to /graphql (graphql-transport-ws or "
+                    "graphql-ws); queries and mutations over HTTP.",
                     "BAD_USER_INPUT",
                 ),
             )

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphql import (
-    Undefined,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -22,6 +21,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    Undefined,
     get_named_type,
     get_operation_ast,
     value_from_ast,

@@ -194,6 +194,6 @@ class CurrencyInfo:
 
 # Resolvers build these types, so they are imported once the types exist; the methods above
 # look them up when called.
-from billgraph.resolvers import api_keys as api_key_resolvers  # noqa: E402
-from billgraph.resolvers import customers as customer_resolvers  # noqa: E402
-from billgraph.resolvers import wallets as wallet_resolvers  # noqa: E402
+from billgraph.resolvers import api_keys as api_key_resolvers
+from billgraph.resolvers import customers as customer_resolvers
+from billgraph.resolvers import wallets as wallet_resolvers

@@ -127,9 +127,7 @@ async def revoke(database: Database, organization_id: int, api_key_id: int) -> A
     and once committed its open sockets are closed on every replica."""
     async with database.write_session() as session:
         api_key = await session.scalar(
-            select(ApiKey).where(
-                ApiKey.id == api_key_id, ApiKey.organization_id == organization_id
-            )
+            select(ApiKey).where(ApiKey.id == api_key_id, ApiKey.organization_id == organization_id)
         )
         if api_key is None:
             raise NotFoundError("API key not found.")

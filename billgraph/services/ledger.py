@@ -10,8 +10,8 @@ SQLite two statements under SQLite's database-wide write lock. The ORM stays off
 """
 
 import hashlib
-from collections.abc import Awaitable
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum

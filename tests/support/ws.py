@@ -37,7 +37,10 @@ class GraphQLSocket:
     ) -> "GraphQLSocket":
         url = base_url.replace("http://", "ws://") + "/graphql"
         connection = await connect(
-            url, subprotocols=[protocol], additional_headers=headers, open_timeout=10  # type: ignore[list-item]
+            url,
+            subprotocols=[protocol],
+            additional_headers=headers,
+            open_timeout=10,  # type: ignore[list-item]
         )
         return cls(connection, protocol)
 
@@ -95,9 +98,7 @@ class GraphQLSocket:
         await self.connection.close()
 
 
-async def authenticated(
-    base_url: str, api_key: str, protocol: str = TRANSPORT_WS
-) -> GraphQLSocket:
+async def authenticated(base_url: str, api_key: str, protocol: str = TRANSPORT_WS) -> GraphQLSocket:
     socket = await GraphQLSocket.open(base_url, protocol)
     ack = await socket.init({"authorization": f"Bearer {api_key}"})
     assert ack["type"] == "connection_ack", ack
