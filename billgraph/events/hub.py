@@ -13,7 +13,7 @@ queue, never the ledger's writers or other subscribers.
 
 import asyncio
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 
@@ -132,7 +132,7 @@ class Subscriber:
                 return event
 
 
-SocketCloser = Callable[[], Awaitable[None]]
+SocketCloser = Callable[[], Coroutine[object, object, None]]
 
 
 class Hub:
