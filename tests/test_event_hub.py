@@ -2,6 +2,7 @@
 its entry, and bounded subscriber queues. Real database, real ledger entries."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from sqlalchemy import select
 from billgraph.db.engine import Database
 from billgraph.db.models import LedgerEntry, Wallet
 from billgraph.events import BalanceChanged, decode, encode
+from billgraph.events import hub as hub_module
 from billgraph.events.hub import SLOW_SUBSCRIBER, Hub, Subscriber, SubscriptionEnded
 from billgraph.schema.node import from_global_id
 from tests.support.graph import Tenant
@@ -130,3 +132,30 @@ async def test_stopping_the_hub_ends_subscriptions_normally(database: Database) 
         with pytest.raises(SubscriptionEnded) as ended:
             await asyncio.wait_for(waiting, 1)
     assert ended.value.code is None
+
+
+async def test_a_wallet_seen_first_gets_what_was_written_since_its_watchers_subscribed(
+    database: Database, tenant: Tenant, hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_module, "CLOCK_SKEW", timedelta(0))  # one clock here
+    created = await tenant.create_customer()
+    customer_id = created["customer"]["id"]
+    _, wallet_id = from_global_id(created["wallet"]["id"])
+    organization_id = from_global_id(tenant.organization_id)[1]
+    await tenant.post(customer_id, 1)  # before anyone watched: never sent
+    with hub.subscribe(organization_id, wallet_id=wallet_id) as subscriber:
+        for _ in range(3):
+            await tenant.post(customer_id, 1)
+        async with database.sessions() as session:
+            wallet = await session.get_one(Wallet, wallet_id)
+            latest = await session.scalar(
+                select(LedgerEntry).where(
+                    LedgerEntry.wallet_id == wallet_id, LedgerEntry.sequence == 4
+                )
+            )
+        assert latest is not None
+        # The newest notification overtook its predecessors, which arrive afterwards.
+        hub.receive(BalanceChanged.of(wallet, latest))
+        got = await _drain(subscriber, 3)
+        assert [e.version for e in got] == [2, 3, 4]
+        await _nothing_more(subscriber)

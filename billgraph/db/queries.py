@@ -190,14 +190,25 @@ def _pages_union(
 
 
 async def entries_after(
-    session: AsyncSession, wallet_id: int, after_sequence: int, *, upto: int | None, limit: int
+    session: AsyncSession,
+    wallet_id: int,
+    after_sequence: int,
+    *,
+    upto: int | None,
+    limit: int,
+    written_since: datetime | None = None,
 ) -> list[LedgerEntry]:
-    """A wallet's entries with a sequence above `after_sequence` (up to `upto`), oldest first."""
+    """A wallet's entries with a sequence above `after_sequence` (up to `upto`), oldest
+    first; with `written_since`, only those written since then, `upto` itself always."""
     query = select(LedgerEntry).where(
         LedgerEntry.wallet_id == wallet_id, LedgerEntry.sequence > after_sequence
     )
     if upto is not None:
         query = query.where(LedgerEntry.sequence <= upto)
+    if written_since is not None:
+        query = query.where(
+            (LedgerEntry.created_at >= written_since) | (LedgerEntry.sequence == upto)
+        )
     return list(await session.scalars(query.order_by(LedgerEntry.sequence).limit(limit)))
 
 

@@ -4,6 +4,7 @@ Events arrive from the broker in an inbox and are dispatched by one task, in ord
 the hub hands out versions in sequence: an event older than what it has seen is dropped, and
 when one arrives ahead of its predecessors (two replicas' notifications crossing, or some lost
 while the broker reconnected) the hub reads the missing entries back from the ledger first.
+For a wallet it has not seen yet, "missing" means written since its watchers subscribed.
 
 Each subscriber has a bounded queue. When it is full, the queue coalesces to the latest event
 per wallet (the subscriber sees the version jump); a subscriber that falls behind on more
@@ -15,13 +16,13 @@ import asyncio
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge
 
 from billgraph.db import queries
 from billgraph.db.engine import Database
-from billgraph.db.models import LedgerEntry, Wallet
+from billgraph.db.models import LedgerEntry, Wallet, utcnow
 from billgraph.events import ApiKeyRevoked, BalanceChanged, Event
 from billgraph.logs import get_logger
 
@@ -36,6 +37,8 @@ COALESCED = Counter("billgraph_events_coalesced_total", "Events a slow subscribe
 MAX_READ_BACK = 1_000
 # The most entries a resync re-sends; beyond, each changed wallet's latest state.
 MAX_RESYNC_ENTRIES = 10_000
+# Entry times come from the writing replica's clock, subscription times from this one's.
+CLOCK_SKEW = timedelta(seconds=2)
 # Wallets whose last version the hub remembers (least recently changed forgotten first).
 MAX_TRACKED_WALLETS = 100_000
 
@@ -70,6 +73,7 @@ class Subscriber:
         self.low_balance_only = low_balance_only
         self.capacity = capacity
         self.skipped = 0
+        self.since = utcnow()
         self._queue: deque[BalanceChanged] = deque()
         self._wakeup = asyncio.Event()
         self._delivered: dict[int, int] = {}  # wallet id -> last version handed out
@@ -262,8 +266,11 @@ class Hub:
         if not watchers:
             return
         events = [event]
-        if event.entry is None or (last is not None and event.version > last + 1):
-            events = await self._read_back(event, last)
+        if event.entry is None or event.version > (last or 0) + 1:
+            # A gap since the last event, or a wallet not seen yet (its predecessors may
+            # still be on their way): read what the watchers have not had from the ledger.
+            since = min(s.since for s in watchers) - CLOCK_SKEW
+            events = await self._read_back(event, last, since)
         for subscriber in watchers:
             for each in events:
                 if subscriber.matches(each):
@@ -277,17 +284,23 @@ class Hub:
             | self._by_organization.get(wallet.organization_id, set())
         )
 
-    async def _read_back(self, event: BalanceChanged, last: int | None) -> list[BalanceChanged]:
-        """The entries from after `last` up to `event`, from the ledger."""
-        after = event.version - 1
-        if last is not None and event.version - last <= MAX_READ_BACK:
-            after = last
+    async def _read_back(
+        self, event: BalanceChanged, last: int | None, since: datetime
+    ) -> list[BalanceChanged]:
+        """The entries after `last` up to `event`, from the ledger. For a wallet not seen
+        yet, those written since the earliest watcher subscribed."""
+        after = max(event.version - MAX_READ_BACK, last or 0)
         try:
             async with self._database.sessions() as session:
                 entries = await queries.entries_after(
-                    session, event.wallet_id, after, upto=event.version, limit=MAX_READ_BACK
+                    session,
+                    event.wallet_id,
+                    after,
+                    upto=event.version,
+                    limit=MAX_READ_BACK,
+                    written_since=since if last is None else None,
                 )
-        except Exception:
+        except Exception:  # noqa: BLE001 - the event itself still carries the latest state
             log.exception("reading missed entries back failed", wallet_id=event.wallet_id)
             return [event] if event.entry is not None else []
         READ_BACK.inc(len(entries))
