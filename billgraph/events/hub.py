@@ -300,7 +300,7 @@ class Hub:
                     limit=MAX_READ_BACK,
                     written_since=since if last is None else None,
                 )
-        except Exception:  # noqa: BLE001 - the event itself still carries the latest state
+        except Exception:
             log.exception("reading missed entries back failed", wallet_id=event.wallet_id)
             return [event] if event.entry is not None else []
         READ_BACK.inc(len(entries))
