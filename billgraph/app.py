@@ -45,7 +45,7 @@ class GraphQLApp(GraphQL[Context, None]):
             build_schema(settings),
             keep_alive=True,
             keep_alive_interval=settings.websocket_keep_alive_seconds,
-            connection_init_wait_timeout=timedelta(seconds=10),
+            connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),
             max_subscriptions_per_connection=settings.max_subscriptions_per_socket,
         )
         self.database = database
@@ -57,7 +57,7 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> Context:  # type: ignore[override]
         principal = None
         secret = bearer_token(request.headers.get("authorization", ""))
-        if secret:
+        if secret and request.scope["type"] == "http":  # a socket authenticates at its init
             principal = await api_keys.authenticate(self.database, secret)
         return Context(
             request=request,
@@ -75,12 +75,11 @@ class GraphQLApp(GraphQL[Context, None]):
         answers connection_error."""
         params = context.connection_params or {}
         offered = params.get("authorization", params.get("Authorization"))
-        if offered is not None:
-            secret = bearer_token(offered) if isinstance(offered, str) else None
-            context.principal = (
-                await api_keys.authenticate(self.database, secret) if secret else None
-            )
-        principal = context.principal
+        if offered is None:
+            offered = context.request.headers.get("authorization", "")
+        secret = bearer_token(offered) if isinstance(offered, str) else None
+        principal = await api_keys.authenticate(self.database, secret) if secret else None
+        context.principal = principal
         if principal is None:
             raise ConnectionRejectionError(
                 _socket_error(
@@ -189,7 +188,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             yield
         finally:
             database.events.attach(None)
-            await broker.stop()  # ends every subscription: clients get `complete`
+            await broker.stop()  # uvicorn has closed the sockets by now (1012)
             await database.dispose()
 
     app = Starlette(

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     max_subscriptions_per_socket: int = Field(default=20, ge=1, le=1_000)
     # Seconds between keep-alives on a socket ("ka" on graphql-ws, ping on graphql-transport-ws).
     websocket_keep_alive_seconds: float = Field(default=15.0, gt=0)
+    # A socket that has not sent connection_init by then is closed (4408).
+    websocket_init_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
 

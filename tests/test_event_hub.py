@@ -113,6 +113,15 @@ async def test_a_full_queue_coalesces_to_each_wallets_latest_state() -> None:
     assert subscriber.skipped == 2
 
 
+async def test_low_balance_alerts_never_coalesce() -> None:
+    subscriber = Subscriber(1, wallet_id=None, customer_id=None, low_balance_only=True, capacity=2)
+    for version in (1, 2, 3):  # three crossings of one wallet: none may be merged away
+        subscriber.offer(_event(7, version))
+    with pytest.raises(SubscriptionEnded) as ended:
+        await asyncio.wait_for(subscriber.next(), 1)
+    assert ended.value.code == SLOW_SUBSCRIBER
+
+
 async def test_a_subscriber_behind_on_more_wallets_than_its_queue_holds_is_ended() -> None:
     subscriber = Subscriber(1, wallet_id=None, customer_id=None, low_balance_only=False, capacity=2)
     for wallet_id in (1, 2, 3):

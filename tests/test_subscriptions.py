@@ -29,6 +29,7 @@ from tests.support.ws import (
 
 GATEWAY_ENV = {
     "BILLGRAPH_WEBSOCKET_KEEP_ALIVE_SECONDS": "0.5",
+    "BILLGRAPH_WEBSOCKET_INIT_TIMEOUT_SECONDS": "1",
     # Room for the 200-write burst: this module tests order, test_slow_subscriber coalescing.
     "BILLGRAPH_SUBSCRIPTION_QUEUE_SIZE": "1000",
 }
@@ -508,3 +509,20 @@ async def test_subscriptions_over_http_are_refused(tenant: Tenant) -> None:
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "WebSocket" in error["message"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_socket_must_initialise_once_and_in_time(
+    writer: Tenant, url_a: str, protocol: str
+) -> None:
+    silent = await GraphQLSocket.open(url_a, protocol)
+    with pytest.raises(SocketClosed) as closed:
+        await silent.receive(timeout=10)
+    assert closed.value.code == 4408
+
+    socket = await authenticated(url_a, writer.api_key, protocol)
+    with pytest.raises(SocketClosed) as closed:
+        answer = await socket.init({"authorization": f"Bearer {writer.api_key}"})
+        assert answer["type"] == "connection_error"  # graphql-ws says why before closing
+        await socket.receive()
+    assert closed.value.code == 4429

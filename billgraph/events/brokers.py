@@ -12,6 +12,7 @@ One small interface: `publish` (after commit; never blocks, never raises), `star
 import asyncio
 import time
 from abc import ABC, abstractmethod
+from contextlib import suppress
 from datetime import timedelta
 
 import asyncpg
@@ -30,9 +31,15 @@ CHANNEL = "billgraph_events"
 MAX_PAYLOAD_BYTES = 7_900
 # Notifications per round trip when publishing.
 PUBLISH_BATCH = 500
-# How far before the last sign of life a lost listener may have missed events (clock skew
-# between replicas included, since `updated_at` comes from the writer's clock).
-RESYNC_MARGIN = timedelta(seconds=5)
+# Events waiting to be published while the database is unreachable, at most.
+MAX_OUTBOX = 100_000
+PUBLISH_TIMEOUT = 5.0
+# How long a stopping process tries to publish what it committed.
+FLUSH_TIMEOUT = 2.0
+# How far before the last sign of life a lost listener may have missed events: an entry's
+# time is taken before it waits for its row lock and commits (up to the statement timeout),
+# on the writing replica's clock.
+RESYNC_MARGIN = timedelta(seconds=30)
 
 
 class Broker(ABC):
@@ -66,6 +73,7 @@ class PostgresBroker(Broker):
         self._listening = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._publisher: asyncpg.Connection | None = None
+        self._sending = False
 
     async def start(self) -> None:
         await super().start()
@@ -79,21 +87,29 @@ class PostgresBroker(Broker):
             log.warning("event listener not connected yet; retrying in the background")
 
     async def stop(self) -> None:
+        # What was committed before the stop still goes out, if the database lets it.
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._flushed(), timeout=FLUSH_TIMEOUT)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with suppress(asyncio.CancelledError, Exception):
                 await task
-            except asyncio.CancelledError:
-                pass
         if self._publisher is not None:
-            await self._publisher.close()
+            self._publisher.terminate()
         await super().stop()
+
+    async def _flushed(self) -> None:
+        while self._outbox or self._sending:
+            await asyncio.sleep(0.01)
 
     def publish(self, event: Event) -> None:
         payload = encode(event)
         if len(payload.encode()) > MAX_PAYLOAD_BYTES and isinstance(event, BalanceChanged):
             payload = encode(event, with_entry=False)  # receivers read the entry back
+        if len(self._outbox) >= MAX_OUTBOX:  # the database is unreachable for long: shed
+            del self._outbox[:PUBLISH_BATCH]  # the oldest (receivers read them back later)
+            log.warning("event outbox full; oldest events dropped", count=PUBLISH_BATCH)
         self._outbox.append(payload)
         self._wake.set()
 
@@ -109,10 +125,13 @@ class PostgresBroker(Broker):
             while self._outbox:
                 batch = self._outbox[:PUBLISH_BATCH]
                 del self._outbox[:PUBLISH_BATCH]
-                await self._send(batch)
+                self._sending = True
+                await self._send(batch)  # keeps trying, so later events never overtake it
+                self._sending = False
 
     async def _send(self, batch: list[str]) -> None:
-        for attempt in (1, 2):  # a dropped connection is retried once on a fresh one
+        backoff = 0.1
+        while True:
             try:
                 if self._publisher is None or self._publisher.is_closed():
                     self._publisher = await self._connect("publisher")
@@ -122,13 +141,16 @@ class PostgresBroker(Broker):
                     " ORDER BY n",
                     CHANNEL,
                     batch,
+                    timeout=PUBLISH_TIMEOUT,
                 )
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # noqa: BLE001 - reconnect and retry whatever failed
+                if self._publisher is not None:
+                    self._publisher.terminate()
                 self._publisher = None
-                if attempt == 2:
-                    # Receivers read these back from the ledger with the next event or resync.
-                    log.warning("events not published", count=len(batch), error=str(exc))
+                log.warning("publishing events failed; retrying", error=str(exc) or repr(exc))
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     def _on_notification(
         self, _connection: object, _pid: int, _channel: str, payload: object

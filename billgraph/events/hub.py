@@ -37,6 +37,7 @@ COALESCED = Counter("billgraph_events_coalesced_total", "Events a slow subscribe
 MAX_READ_BACK = 1_000
 # The most entries a resync re-sends; beyond, each changed wallet's latest state.
 MAX_RESYNC_ENTRIES = 10_000
+MAX_REMEMBERED_REVOCATIONS = 10_000
 # Entry times come from the writing replica's clock, subscription times from this one's.
 CLOCK_SKEW = timedelta(seconds=2)
 # Wallets whose last version the hub remembers (least recently changed forgotten first).
@@ -93,11 +94,11 @@ class Subscriber:
         if self._ended is not None:
             return
         if len(self._queue) >= self.capacity:
-            self._coalesce()
+            if not self.low_balance_only:  # each alert counts: alerts never coalesce
+                self._coalesce()
             if len(self._queue) >= self.capacity:
                 self.end(
-                    "The subscriber fell behind on too many wallets; re-read and resubscribe.",
-                    SLOW_SUBSCRIBER,
+                    "The subscriber fell too far behind; re-read and resubscribe.", SLOW_SUBSCRIBER
                 )
                 return
         self._queue.append(event)
@@ -152,6 +153,8 @@ class Hub:
         self._inbox: asyncio.Queue[Event] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        # Keys revoked lately, for sockets still authenticating when the news came.
+        self._revoked: OrderedDict[int, None] = OrderedDict()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="billgraph-event-hub")
@@ -210,6 +213,8 @@ class Hub:
         """Register an open socket of `api_key_id`, closed if the key is revoked. Returns the
         function that unregisters it."""
         self._sockets[api_key_id].add(close)
+        if api_key_id in self._revoked:  # revoked while the socket was authenticating
+            self._close_sockets(api_key_id)
 
         def remove() -> None:
             closers = self._sockets.get(api_key_id)
@@ -239,7 +244,7 @@ class Hub:
         for wallet, entry in changed:
             self.receive(BalanceChanged.of(wallet, entry))
         for api_key_id in revoked:
-            self._close_sockets(api_key_id)
+            self._key_revoked(api_key_id)
 
     async def _run(self) -> None:
         while True:
@@ -252,7 +257,7 @@ class Hub:
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, ApiKeyRevoked):
             EVENTS.labels("key_revoked").inc()
-            self._close_sockets(event.api_key_id)
+            self._key_revoked(event.api_key_id)
             return
         EVENTS.labels("balance").inc()
         last = self._versions.get(event.wallet_id)
@@ -305,6 +310,12 @@ class Hub:
             return [event] if event.entry is not None else []
         READ_BACK.inc(len(entries))
         return [BalanceChanged.of(event.wallet, entry) for entry in entries]
+
+    def _key_revoked(self, api_key_id: int) -> None:
+        self._revoked[api_key_id] = None
+        if len(self._revoked) > MAX_REMEMBERED_REVOCATIONS:
+            self._revoked.popitem(last=False)
+        self._close_sockets(api_key_id)
 
     def _close_sockets(self, api_key_id: int) -> None:
         for close in list(self._sockets.pop(api_key_id, ())):
