@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test bench lock schema
+.PHONY: install serve test bench bench-live lock schema
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench.ledger
+
+bench-live: install
+	$(BIN)/python -m bench.live
 
 # Regenerate schema.graphql after changing the GraphQL surface (a test compares them).
 schema: install

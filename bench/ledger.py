@@ -163,12 +163,15 @@ class CpuSnapshot:
     gateway: float
     postgres: float
     machine: float
+    extra: dict[str, float] = field(default_factory=dict)  # CpuMeter.extra_pids' roles
 
 
 @dataclass
 class CpuMeter:
     gateway_pid: int | None = None
     postmaster_pid: int | None = None
+    # More roles, each the process trees of its pids (bench.live: a second gateway, subscribers).
+    extra_pids: dict[str, list[int]] = field(default_factory=dict)
 
     def snapshot(self) -> CpuSnapshot:
         table = _process_table()
@@ -179,6 +182,7 @@ class CpuMeter:
             gateway=_tree_seconds(self.gateway_pid, table),
             postgres=_tree_seconds(self.postmaster_pid, table),
             machine=_machine_busy_seconds(),
+            extra={role: sum(_tree_seconds(pid, table) for pid in pids) for role, pids in self.extra_pids.items()},
         )
 
     @staticmethod
@@ -191,8 +195,11 @@ class CpuMeter:
             "postgres": (after.postgres - before.postgres) / wall,
             "machine": (after.machine - before.machine) / wall,
         }
+        for role, seconds in after.extra.items():
+            usage[role] = (seconds - before.extra.get(role, 0.0)) / wall
         # Whatever else ran on the machine meanwhile (another job would skew the figures).
-        usage["other"] = max(0.0, usage["machine"] - usage["load"] - usage["gateway"] - usage["postgres"])
+        accounted = usage["load"] + usage["gateway"] + usage["postgres"] + sum(usage[r] for r in after.extra)
+        usage["other"] = max(0.0, usage["machine"] - accounted)
         return usage
 
 
@@ -393,18 +400,21 @@ class Gateway:
             return ""
 
 
-async def start_gateway(database_url: str, workdir: Path) -> Gateway:
+async def start_gateway(database_url: str, workdir: Path, *, workers: int = GATEWAY_WORKERS,
+                        env: dict[str, str] | None = None, name: str = "gateway", label: str = "step 0") -> Gateway:
+    """`billgraph serve` on a free port; `env` adds BILLGRAPH_* settings, `name` tells its log apart."""
     port = _free_port()
     executable = Path(sys.executable).parent / "billgraph"
     if not executable.exists():
         executable = ROOT / ".venv" / "bin" / "billgraph"
     command = [str(executable), "serve", "--database-url", database_url, "--port", str(port),
-               "--workers", str(GATEWAY_WORKERS)]
-    env = {**os.environ, "BILLGRAPH_RATE_LIMIT_PER_SECOND": "0", "BILLGRAPH_LOG_LEVEL": "WARNING"}
-    log_path = workdir / "gateway.log"
-    progress(f"step 0: starting the gateway: {' '.join(command)}")
+               "--workers", str(workers)]
+    environment = {**os.environ, "BILLGRAPH_RATE_LIMIT_PER_SECOND": "0", "BILLGRAPH_LOG_LEVEL": "WARNING",
+                   **(env or {})}
+    log_path = workdir / f"{name.replace(' ', '-')}.log"
+    progress(f"{label}: starting the {name}: {' '.join(command)}")
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     gateway = Gateway(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + 60
@@ -420,7 +430,7 @@ async def start_gateway(database_url: str, workdir: Path) -> Gateway:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"billgraph serve did not answer /healthz in 60 s:\n{gateway.log_tail()}")
             await asyncio.sleep(0.2)
-    progress(f"step 0: gateway healthy at {gateway.base_url} (pid {process.pid})")
+    progress(f"{label}: {name} healthy at {gateway.base_url} (pid {process.pid})")
     return gateway
 
 
@@ -503,7 +513,7 @@ async def dashboard(database: Database, database_url: str, seeded: Seeded, gatew
 # --- Step 3: ledger writes over HTTP -----------------------------------------------------------
 
 
-def _debit_body(customer_global_id: str, key: str) -> dict[str, Any]:
+def debit_body(customer_global_id: str, key: str) -> dict[str, Any]:
     return {
         "query": DEBIT,
         "operationName": "Debit",
@@ -519,7 +529,7 @@ def _debit_body(customer_global_id: str, key: str) -> dict[str, Any]:
     }
 
 
-def _write_failure(status: int, text: str) -> str | None:
+def write_failure(status: int, text: str) -> str | None:
     """None for a fresh successful debit, else what went wrong."""
     if status != 200:
         return f"HTTP {status}: {text[:300]}"
@@ -588,10 +598,10 @@ async def http_writes(gateway: Gateway, api_key: str, customer_global_ids: list[
             connection = connections[number]
             while time.perf_counter() < deadline:
                 customer = customer_global_ids[0] if len(customer_global_ids) == 1 else rng.choice(customer_global_ids)
-                body = json.dumps(_debit_body(customer, f"http-{tag}-{'m' if record else 'w'}-{next(counter)}")).encode()
+                body = json.dumps(debit_body(customer, f"http-{tag}-{'m' if record else 'w'}-{next(counter)}")).encode()
                 t0 = time.perf_counter()
                 try:
-                    failure = _write_failure(*await connection.post(body))
+                    failure = write_failure(*await connection.post(body))
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     failure = f"{type(exc).__name__}: {exc}"
                     await connection.close()
@@ -739,7 +749,7 @@ async def check_invariant(database: Database) -> tuple[bool, str]:
 # --- Reporting ---------------------------------------------------------------------------------
 
 
-def _f(value: float | None, digits: int = 1) -> str:
+def fmt(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:,.{digits}f}"
@@ -759,14 +769,14 @@ def _table_rows(cases: list[Case]) -> tuple[list[str], list[list[str]]]:
         h, p = case.http, case.pgbench
         rows.append([
             case.name,
-            _f(h.writes_per_second) if h else "—",
-            _f(h.p50_ms, 2) if h else "—",
-            _f(h.p99_ms, 2) if h else "—",
+            fmt(h.writes_per_second) if h else "—",
+            fmt(h.p50_ms, 2) if h else "—",
+            fmt(h.p99_ms, 2) if h else "—",
             str(h.errors) if h else "—",
-            _f(p.tps) if p else "—",
-            _f(p.latency_avg_ms, 2) if p else "—",
-            _f(p.p50_ms, 2) if p else "—",
-            _f(p.p99_ms, 2) if p else "—",
+            fmt(p.tps) if p else "—",
+            fmt(p.latency_avg_ms, 2) if p else "—",
+            fmt(p.p50_ms, 2) if p else "—",
+            fmt(p.p99_ms, 2) if p else "—",
             _ratio(case),
         ])
     return header, rows
@@ -780,13 +790,13 @@ def _cpu_rows(cases: list[Case]) -> tuple[list[str], list[list[str]]]:
         h, p = case.http, case.pgbench
         rows.append([
             case.name,
-            _f(h.cpu["load"], 2) if h else "—",
-            _f(h.cpu["gateway"], 2) if h else "—",
-            _f(h.cpu["postgres"], 2) if h else "—",
-            _f(h.cpu["other"], 2) if h else "—",
-            _f(p.cpu["load"], 2) if p else "—",
-            _f(p.cpu["postgres"], 2) if p else "—",
-            _f(p.cpu["other"], 2) if p else "—",
+            fmt(h.cpu["load"], 2) if h else "—",
+            fmt(h.cpu["gateway"], 2) if h else "—",
+            fmt(h.cpu["postgres"], 2) if h else "—",
+            fmt(h.cpu["other"], 2) if h else "—",
+            fmt(p.cpu["load"], 2) if p else "—",
+            fmt(p.cpu["postgres"], 2) if p else "—",
+            fmt(p.cpu["other"], 2) if p else "—",
         ])
     return header, rows
 
