@@ -104,9 +104,13 @@ class PostgresBroker(Broker):
             await asyncio.sleep(0.01)
 
     def publish(self, event: Event) -> None:
-        payload = encode(event)
+        # "b<organization id>:" (or "k" for a key) ahead of the JSON lets a receiver skip
+        # balance events nobody in its process watches without decoding them.
+        kind = "b" if isinstance(event, BalanceChanged) else "k"
+        payload = f"{kind}{event.organization_id}:{encode(event)}"
         if len(payload.encode()) > MAX_PAYLOAD_BYTES and isinstance(event, BalanceChanged):
-            payload = encode(event, with_entry=False)  # receivers read the entry back
+            # receivers read the entry back
+            payload = f"b{event.organization_id}:{encode(event, with_entry=False)}"
         if len(self._outbox) >= MAX_OUTBOX:  # the database is unreachable for long: shed
             del self._outbox[:PUBLISH_BATCH]  # the oldest (receivers read them back later)
             log.warning("event outbox full; oldest events dropped", count=PUBLISH_BATCH)
@@ -122,6 +126,7 @@ class PostgresBroker(Broker):
         while True:
             await self._wake.wait()
             self._wake.clear()
+            await asyncio.sleep(0)  # let postings committed together join one round trip
             while self._outbox:
                 batch = self._outbox[:PUBLISH_BATCH]
                 del self._outbox[:PUBLISH_BATCH]
@@ -155,10 +160,14 @@ class PostgresBroker(Broker):
     def _on_notification(
         self, _connection: object, _pid: int, _channel: str, payload: object
     ) -> None:
+        text = str(payload)
         try:
-            event = decode(str(payload))
+            head, _, body = text.partition(":")
+            if head[:1] == "b" and not self.hub.watches(int(head[1:])):
+                return
+            event = decode(body)
         except (ValueError, KeyError, TypeError):
-            log.warning("malformed event ignored", payload=str(payload)[:200])
+            log.warning("malformed event ignored", payload=text[:200])
             return
         self.hub.receive(event)
 

@@ -170,6 +170,11 @@ class Hub:
             with suppress(asyncio.CancelledError):
                 await self._task
 
+    def watches(self, organization_id: int) -> bool:
+        """Whether anyone here subscribes to the organization's balances. Events of the
+        others can be ignored: a first event after a subscription reads back what it needs."""
+        return organization_id in self._organizations
+
     def receive(self, event: Event) -> None:
         self._inbox.put_nowait(event)
 
@@ -292,8 +297,9 @@ class Hub:
     async def _read_back(
         self, event: BalanceChanged, last: int | None, since: datetime
     ) -> list[BalanceChanged]:
-        """The entries after `last` up to `event`, from the ledger. For a wallet not seen
-        yet, those written since the earliest watcher subscribed."""
+        """The entries after `last` up to `event` written since the earliest watcher
+        subscribed, from the ledger (`last` may be stale: events of organizations nobody
+        here watched were not even decoded)."""
         after = max(event.version - MAX_READ_BACK, last or 0)
         try:
             async with self._database.sessions() as session:
@@ -303,7 +309,7 @@ class Hub:
                     after,
                     upto=event.version,
                     limit=MAX_READ_BACK,
-                    written_since=since if last is None else None,
+                    written_since=since,
                 )
         except Exception:
             log.exception("reading missed entries back failed", wallet_id=event.wallet_id)
