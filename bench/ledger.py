@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -817,6 +817,18 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 # --- Main ----------------------------------------------------------------------------------------
 
 
+async def postgres_facts(database: Database) -> tuple[str, dict[str, str]]:
+    """The server's version and durability settings, for the report (and logged)."""
+    async with database.engine.connect() as connection:
+        pg_version = (await connection.execute(text("SHOW server_version"))).scalar_one()
+        durability = {
+            name: (await connection.execute(text(f"SHOW {name}"))).scalar_one()
+            for name in ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method")
+        }
+    progress(f"PostgreSQL {pg_version}: {durability}")
+    return pg_version, durability
+
+
 async def benchmark(args: argparse.Namespace, server: postgres.PostgresServer, workdir: Path,
                     command_line: str) -> int:
     seconds = args.seconds
@@ -830,13 +842,7 @@ async def benchmark(args: argparse.Namespace, server: postgres.PostgresServer, w
     gateway: Gateway | None = None
     try:
         seeded = await seed(database)
-        async with database.engine.connect() as connection:
-            pg_version = (await connection.execute(text("SHOW server_version"))).scalar_one()
-            durability = {
-                name: (await connection.execute(text(f"SHOW {name}"))).scalar_one()
-                for name in ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method")
-            }
-        progress(f"PostgreSQL {pg_version}: {durability}")
+        pg_version, durability = await postgres_facts(database)
 
         gateway = await start_gateway(server.url, workdir)
         meter.gateway_pid = gateway.process.pid
@@ -1009,7 +1015,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seconds must be between 1 and 100 (pgbench runs under a 120 s timeout)")
     command_line = " ".join([".venv/bin/python -m bench.ledger", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
 
-    # SIGTERM unwinds like Ctrl-C, through the finally blocks that stop the gateway and PostgreSQL.
+    return run_with_postgres(args, command_line, benchmark, workdir_prefix="billgraph-bench-")
+
+
+def run_with_postgres(
+    args: argparse.Namespace,
+    command_line: str,
+    run: Callable[[argparse.Namespace, postgres.PostgresServer, Path, str], Awaitable[int]],
+    *,
+    workdir_prefix: str,
+) -> int:
+    """Start a durable PostgreSQL and a work directory, run the benchmark, clean up."""
+    # SIGTERM unwinds like Ctrl-C, through the finally blocks that stop the gateways and PostgreSQL.
     signal.signal(signal.SIGTERM, _interrupt)
 
     busy = args.busy_before = machine_idle_check()
@@ -1019,17 +1036,16 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"starting PostgreSQL (durable commits); {args.seconds} s per measurement")
     server = postgres.start(durable=True)
     progress(f"PostgreSQL on port {server.port}, data in {server.root}")
-    workdir = Path(tempfile.mkdtemp(prefix="billgraph-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix=workdir_prefix))
     if server.as_postgres_user:
         shutil.chown(workdir, "postgres", "postgres")
     try:
-        return asyncio.run(benchmark(args, server, workdir, command_line))
+        return asyncio.run(run(args, server, workdir, command_line))
     finally:
         progress("stopping PostgreSQL")
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         progress("done")
-
 
 if __name__ == "__main__":
     sys.exit(main())

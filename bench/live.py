@@ -46,10 +46,7 @@ import platform
 import re
 import resource
 import shlex
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -80,11 +77,12 @@ from bench.ledger import (
     debit_body,
     fmt,
     http_writes,
-    machine_idle_check,
     markdown_table,
     percentile,
     plain_table,
+    postgres_facts,
     progress,
+    run_with_postgres,
     run_pgbench,
     seed,
     single_statement_script,
@@ -833,13 +831,7 @@ async def benchmark(args: argparse.Namespace, server: postgres.PostgresServer, w
 
     try:
         seeded = await seed(database)
-        async with database.engine.connect() as connection:
-            pg_version = (await connection.execute(text("SHOW server_version"))).scalar_one()
-            durability = {
-                name: (await connection.execute(text(f"SHOW {name}"))).scalar_one()
-                for name in ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method")
-            }
-        progress(f"PostgreSQL {pg_version}: {durability}")
+        pg_version, durability = await postgres_facts(database)
         key = seeded.api_key
         customers = [to_global_id("Customer", c) for c in seeded.customer_ids]
         wallets = [to_global_id("Wallet", w) for w in seeded.wallet_ids]
@@ -1175,10 +1167,6 @@ async def benchmark(args: argparse.Namespace, server: postgres.PostgresServer, w
     return 1 if failed else 0
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_subscribers"]:  # hidden: a subscriber process driven by the benchmark
@@ -1193,30 +1181,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seconds must be between 1 and 100 (pgbench runs under a 120 s timeout)")
     command_line = " ".join([".venv/bin/python -m bench.live", *map(shlex.quote, argv)])
 
-    # SIGTERM unwinds like Ctrl-C, through the finally blocks that stop the processes and PostgreSQL.
-    signal.signal(signal.SIGTERM, _interrupt)
     limit = raise_open_files_limit()
     if limit < SUBSCRIBERS + 200:
         progress(f"WARNING: the open-files limit is {limit}; {SUBSCRIBERS:,} sockets may not fit")
-
-    busy = machine_idle_check()
-    if busy > 0.3:
-        progress(f"WARNING: the machine is already busy ({busy:.2f} cores) before the benchmark starts; "
-                 "figures will be skewed (see the 'other' CPU columns)")
-    progress(f"starting PostgreSQL (durable commits); {args.seconds} s per measurement")
-    server = postgres.start(durable=True)
-    progress(f"PostgreSQL on port {server.port}, data in {server.root}")
-    workdir = Path(tempfile.mkdtemp(prefix="billgraph-bench-live-"))
-    if server.as_postgres_user:
-        shutil.chown(workdir, "postgres", "postgres")
-    try:
-        return asyncio.run(benchmark(args, server, workdir, command_line))
-    finally:
-        progress("stopping PostgreSQL")
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-        progress("done")
-
+    return run_with_postgres(args, command_line, benchmark, workdir_prefix="billgraph-bench-live-")
 
 if __name__ == "__main__":
     sys.exit(main())
