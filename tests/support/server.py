@@ -5,10 +5,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -17,6 +19,10 @@ import httpx
 class LiveServer:
     base_url: str
     process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
 
 def _free_port() -> int:
@@ -47,6 +53,10 @@ def live_server(
     database_url: str, workers: int = 1, env: dict[str, str] | None = None
 ) -> Iterator[LiveServer]:
     port = _free_port()
+    # A file, not a pipe: nobody reads while the test runs, and a full pipe would stall the
+    # server on its next log line.
+    log_file = tempfile.NamedTemporaryFile(prefix="billgraph-serve-", suffix=".log", delete=False)
+    log_path = Path(log_file.name)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -67,25 +77,26 @@ def live_server(
             **(env or {}),
         },
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_file,
     )
-    base_url = f"http://127.0.0.1:{port}"
+    log_file.close()
+    server = LiveServer(base_url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    failed = True
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise RuntimeError(
-                    f"billgraph serve exited: {process.stderr.read().decode() if process.stderr else ''}"
-                )
+                raise RuntimeError(f"billgraph serve exited: {server.log()}")
             try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("billgraph serve did not answer /healthz within 60 s")
             time.sleep(0.2)
-        yield LiveServer(base_url=base_url, process=process)
+        yield server
+        failed = False
     finally:
         process.terminate()
         try:
@@ -93,3 +104,7 @@ def live_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if failed:  # the server's side of the story, in the failed test's captured output
+            print(f"--- billgraph serve (exit {process.returncode}), last lines of its log ---")
+            print("\n".join(server.log().splitlines()[-60:]))
+        log_path.unlink(missing_ok=True)
