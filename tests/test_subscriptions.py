@@ -6,6 +6,7 @@ process with the in-process broker plays both roles.
 """
 
 import asyncio
+import os
 import signal
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from billgraph.db.engine import Database
+from billgraph.db.engine import Database, connect
 from tests.conftest import assert_ledger_invariant
 from tests.support.graph import Tenant, new_tenant
 from tests.support.server import LiveServer, live_server
@@ -484,26 +485,41 @@ async def test_server_shutdown_closes_sockets_cleanly(
             assert "Traceback" not in server.log()
 
 
-async def test_listener_reconnects_and_resends_what_it_missed(
-    database: Database, writer: Tenant, url_a: str
-) -> None:
-    if database.is_sqlite:
-        pytest.skip("SQLite's in-process broker has no connection to lose")
-    customer_id, wallet_id = await _customer(writer)
-    socket = await _subscribed(url_a, writer, BALANCE_CHANGED, {"walletId": wallet_id})
-    async with database.autocommit.connect() as connection:
-        killed = await connection.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'billgraph-listener'"
-            )
-        )
-        assert killed.scalar_one() >= 1
-    # Written while the listeners are down or reconnecting: delivered after the resync.
-    posted = [await writer.post(customer_id, 10) for _ in range(3)]
-    events = await _events(socket, 3)
-    assert [e["entry"]["id"] for e in events] == [p["entry"]["id"] for p in posted]
-    await socket.close()
+@pytest.fixture(scope="module")
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL only: SQLite's in-process broker has no connection to lose."""
+    explicit = os.environ.get("BILLGRAPH_TEST_POSTGRES_URL")
+    return explicit or request.getfixturevalue("postgres_server").url  # type: ignore[no-any-return]
+
+
+async def test_listener_reconnects_and_resends_what_it_missed(postgres_url: str) -> None:
+    database = connect(postgres_url)
+    try:
+        with (
+            live_server(postgres_url, env=GATEWAY_ENV) as a,
+            live_server(postgres_url, env=GATEWAY_ENV) as b,
+        ):
+            async with httpx.AsyncClient(base_url=b.base_url, timeout=30) as http:
+                writer = await new_tenant(database, http)
+                customer_id, wallet_id = await _customer(writer)
+                socket = await _subscribed(
+                    a.base_url, writer, BALANCE_CHANGED, {"walletId": wallet_id}
+                )
+                async with database.autocommit.connect() as connection:
+                    killed = await connection.execute(
+                        text(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = 'billgraph-listener'"
+                        )
+                    )
+                    assert killed.scalar_one() >= 2
+                # Written while the listeners are down or reconnecting: sent by the resync.
+                posted = [await writer.post(customer_id, 10) for _ in range(3)]
+                events = await _events(socket, 3)
+                assert [e["entry"]["id"] for e in events] == [p["entry"]["id"] for p in posted]
+                await socket.close()
+    finally:
+        await database.dispose()
 
 
 async def test_subscriptions_over_http_are_refused(tenant: Tenant) -> None:
