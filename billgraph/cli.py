@@ -69,6 +69,7 @@ def _serve(args: argparse.Namespace) -> None:
         # Events are small JSON frames: compressing each costs ~40 KB per socket and CPU
         # per message for little gain.
         ws_per_message_deflate=False,
+        timeout_keep_alive=get_settings().http_keep_alive_seconds,
     )
 
 

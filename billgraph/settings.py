@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     websocket_keep_alive_seconds: float = Field(default=15.0, gt=0)
     # A socket that has not sent connection_init by then is closed (4408).
     websocket_init_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Idle keep-alive connections are closed after this long. Longer than load balancers'
+    # idle timeouts (60 s is common), so the gateway never closes a connection the balancer
+    # (or a busy client) is about to reuse: that race is a failed request.
+    http_keep_alive_seconds: int = Field(default=75, ge=1)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from billgraph.db.locks import GroupCommit, KeyedLocks
+from billgraph.logs import get_logger
+
+log = get_logger(__name__)
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 SQLITE_WRITER = "sqlite-writer"
@@ -31,9 +34,13 @@ class EventSink:
         self._target = target
 
     def publish(self, event: object) -> None:
-        """Announce a change that is committed; never blocks, never raises."""
+        """Announce a change that is committed; never blocks, never raises (the change is
+        made: a failure to announce it must not turn into the writer's error)."""
         if self._target is not None:
-            self._target(event)
+            try:
+                self._target(event)
+            except Exception:
+                log.exception("announcing a committed change failed")
 
 
 @dataclass(frozen=True)
