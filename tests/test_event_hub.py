@@ -13,6 +13,7 @@ from billgraph.events import BalanceChanged, decode, encode
 from billgraph.events import hub as hub_module
 from billgraph.events.hub import SLOW_SUBSCRIBER, Hub, Subscriber, SubscriptionEnded
 from billgraph.schema.node import from_global_id
+from tests.conftest import assert_ledger_invariant
 from tests.support.graph import Tenant
 
 
@@ -168,3 +169,26 @@ async def test_a_wallet_seen_first_gets_what_was_written_since_its_watchers_subs
         got = await _drain(subscriber, 3)
         assert [e.version for e in got] == [2, 3, 4]
         await _nothing_more(subscriber)
+
+
+async def test_a_failing_announcement_never_fails_a_committed_posting(
+    database: Database, tenant: Tenant
+) -> None:
+    customer_id = (await tenant.create_customer())["customer"]["id"]
+    announced: list[object] = []
+
+    def broken(event: object) -> None:
+        announced.append(event)
+        raise RuntimeError("broker down")
+
+    database.events.attach(broken)
+    try:
+        first = await tenant.post(customer_id, 40, key="announce-1")
+        replay = await tenant.post(customer_id, 40, key="announce-1")
+    finally:
+        database.events.attach(None)
+    # The money moved once and the caller was told so; the retry is a replay, not a 2nd write.
+    assert first["__typename"] == "CreateLedgerEntrySuccess" and first["replayed"] is False
+    assert replay["replayed"] is True and replay["entry"]["id"] == first["entry"]["id"]
+    assert len(announced) == 1  # announced after the commit, and only for the new entry
+    await assert_ledger_invariant(database)

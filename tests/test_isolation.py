@@ -12,7 +12,7 @@ import pytest
 from billgraph.db.engine import Database
 from billgraph.schema.node import from_global_id, to_global_id
 from tests.conftest import assert_ledger_invariant
-from tests.support.graph import CREATE_ENTRY, Tenant
+from tests.support.graph import CREATE_ENTRY, Tenant, entry_input
 
 MISSING = 999_999_999
 
@@ -277,16 +277,7 @@ REVOKE = f"""mutation($id: ID!) {{ revokeApiKey(id: $id) {{ {NOT_FOUND_FIELDS} }
 
 
 def _entry(customer_id: str, entry_type: str, key: str, amount: int = 100) -> dict[str, Any]:
-    return {
-        "input": {
-            "customerId": customer_id,
-            "amount": amount,
-            "currency": "USD",
-            "entryType": entry_type,
-            "idempotencyKey": key,
-            "reason": None,
-        }
-    }
+    return entry_input(customer_id, amount, entry_type, key)
 
 
 MUTATIONS = {

@@ -6,7 +6,7 @@ import httpx
 
 from billgraph.db.engine import Database
 from tests.conftest import assert_ledger_invariant
-from tests.support.graph import CREATE_ENTRY
+from tests.support.graph import CREATE_ENTRY, entry_input
 from tests.support.server import create_organization, live_server
 
 DEBITS = 1_000
@@ -36,15 +36,7 @@ async def test_1000_concurrent_debits_never_overdraw(database: Database, databas
                     "/graphql",
                     json={
                         "query": CREATE_ENTRY,
-                        "variables": {
-                            "input": {
-                                "customerId": customer_id,
-                                "amount": amount,
-                                "currency": "USD",
-                                "entryType": entry_type,
-                                "idempotencyKey": key,
-                            }
-                        },
+                        "variables": entry_input(customer_id, amount, entry_type, key),
                     },
                 )
                 assert response.status_code == 200, response.text

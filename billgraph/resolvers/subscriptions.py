@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import TypeVar
 
 import strawberry
+from aiodataloader import DataLoader
 from graphql import GraphQLError
 
 from billgraph.db import queries
@@ -23,6 +24,7 @@ from billgraph.schema.node import db_id_of
 from billgraph.services.errors import ValidationError
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Entries read per query while catching a resumed subscription up.
 CATCH_UP_PAGE = 100
@@ -117,35 +119,45 @@ def _catch_up(
     return entries
 
 
-async def _wallet(context: Context, wallet_id: strawberry.ID) -> WalletRow:
-    db_id = _db_id(wallet_id, "Wallet", "walletId")
-    row = await context.loaders.wallet.load(db_id) if db_id is not None else None
+async def _owned(
+    loader: "DataLoader[int, R | None]",
+    global_id: strawberry.ID,
+    type_name: str,
+    field: str,
+    not_found: str,
+) -> R:
+    """The row `global_id` names in the caller's organization (the loaders are confined to
+    it), or NOT_FOUND: another organization's id is answered like an unknown one."""
+    try:
+        db_id = db_id_of(global_id, type_name, field)
+    except ValidationError as exc:
+        raise _bad_input(f"{field}: {exc.message}") from None
+    row = await loader.load(db_id) if db_id is not None else None
     if row is None:
-        raise _not_found("Wallet not found.")
+        raise _not_found(not_found)
     return row
 
 
+async def _wallet(context: Context, wallet_id: strawberry.ID) -> WalletRow:
+    return await _owned(
+        context.loaders.wallet, wallet_id, "Wallet", "walletId", "Wallet not found."
+    )
+
+
 async def _customer(context: Context, customer_id: strawberry.ID) -> int:
-    db_id = _db_id(customer_id, "Customer", "customerId")
-    row = await context.loaders.customer.load(db_id) if db_id is not None else None
-    if row is None:
-        raise _not_found("Customer not found.")
+    row = await _owned(
+        context.loaders.customer, customer_id, "Customer", "customerId", "Customer not found."
+    )
     return row.id
 
 
 async def _entry_sequence(context: Context, entry_id: strawberry.ID, wallet_db_id: int) -> int:
-    db_id = _db_id(entry_id, "LedgerEntry", "afterEntryId")
-    row = await context.loaders.ledger_entry.load(db_id) if db_id is not None else None
-    if row is None or row.wallet_id != wallet_db_id:
-        raise _not_found("Ledger entry not found in this wallet.")
+    not_found = "Ledger entry not found in this wallet."
+    loader = context.loaders.ledger_entry
+    row = await _owned(loader, entry_id, "LedgerEntry", "afterEntryId", not_found)
+    if row.wallet_id != wallet_db_id:
+        raise _not_found(not_found)
     return row.sequence
-
-
-def _db_id(global_id: strawberry.ID, type_name: str, field: str) -> int | None:
-    try:
-        return db_id_of(global_id, type_name, field)
-    except ValidationError as exc:
-        raise _bad_input(f"{field}: {exc.message}") from None
 
 
 def _bad_input(message: str) -> GraphQLError:

@@ -60,18 +60,9 @@ class Tenant:
         reason: str | None = None,
     ) -> dict[str, Any]:
         """createLedgerEntry; returns the result union member as a dict."""
+        key = key or f"key-{next(_counter)}"
         body = await self.data(
-            CREATE_ENTRY,
-            {
-                "input": {
-                    "customerId": customer_id,
-                    "amount": amount,
-                    "currency": currency,
-                    "entryType": entry_type,
-                    "idempotencyKey": key or f"key-{next(_counter)}",
-                    "reason": reason,
-                }
-            },
+            CREATE_ENTRY, entry_input(customer_id, amount, entry_type, key, currency, reason)
         )
         return body["createLedgerEntry"]  # type: ignore[no-any-return]
 
@@ -116,6 +107,27 @@ mutation($input: CreateLedgerEntryInput!) {
   }
 }
 """
+
+
+def entry_input(
+    customer_id: str,
+    amount: int,
+    entry_type: str,
+    key: str,
+    currency: str = "USD",
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The variables of CREATE_ENTRY."""
+    return {
+        "input": {
+            "customerId": customer_id,
+            "amount": amount,
+            "currency": currency,
+            "entryType": entry_type,
+            "idempotencyKey": key,
+            "reason": reason,
+        }
+    }
 
 
 async def new_tenant(
