@@ -28,7 +28,7 @@ bench-live: install
 
 # Regenerate schema.graphql after changing the GraphQL surface (a test compares them).
 schema: install
-	$(BIN)/python -m billgraph.schema.export > schema.graphql
+	$(BIN)/python -m billgraph.graphql.export > schema.graphql
 
 # Re-pin dependencies after editing pyproject.toml.
 lock: install

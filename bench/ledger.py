@@ -7,7 +7,7 @@
 It starts a throwaway PostgreSQL with durable commits (fsync and synchronous_commit on),
 migrates it, creates an organization and seeds 1,000 customers with a USD wallet credited
 10,000,000 each (the first 100 with 10 more entries) plus one hot wallet credited 10^12. Rows
-of customers and wallets go in by SQL; every ledger entry goes through services/ledger.py.
+of customers and wallets go in by SQL; every ledger entry goes through billgraph/ledger.
 Then `billgraph serve --workers 2` runs as a subprocess, and the script measures:
 
 1. the dashboard query (customers -> wallets -> ledgerEntries): SQL statements per request,
@@ -55,8 +55,10 @@ from sqlalchemy import text
 from billgraph.app import create_app
 from billgraph.db.engine import Database, connect
 from billgraph.db.migrate import upgrade
-from billgraph.schema.node import to_global_id
-from billgraph.services import ledger, organizations
+from billgraph.graphql.node import to_global_id
+from billgraph.core.unit import unit_of_work
+from billgraph.ledger import service as ledger
+from billgraph.organizations import service as organizations
 from billgraph.settings import Settings
 from tests.support import postgres
 from tests.support.ledger import count_statements, ledger_violations
@@ -264,8 +266,8 @@ class Seeded:
 async def seed(database: Database) -> Seeded:
     progress("step 0: migrating and creating the organization")
     await upgrade(database)
-    async with database.write_session() as session:
-        created = await organizations.create(session, "Bench Org", "USD")
+    async with unit_of_work(database) as unit:
+        created = await organizations.create(unit, "Bench Org", "USD")
     org = created.organization.id
 
     progress(f"step 1: seeding {CUSTOMERS} customers and wallets (SQL), hot customer and wallet")
@@ -331,15 +333,14 @@ async def seed(database: Database) -> Seeded:
     wallet_ids = [r[1] for r in rows]
 
     progress(
-        f"step 1: ledger entries through services.ledger.post_entry: {CUSTOMERS} x credit "
+        f"step 1: ledger entries through ledger.commit_entry: {CUSTOMERS} x credit "
         f"{WALLET_FUNDS:,}, {EXTRA_ENTRIES} more on the first {DASHBOARD_CUSTOMERS_WITH_HISTORY}, "
         f"hot wallet credit {HOT_FUNDS:,}"
     )
     gate = asyncio.Semaphore(SEED_CONCURRENCY)
 
     async def post(customer_id: int, entry_type: ledger.EntryType, amount: int, key: str) -> None:
-        posting = await ledger.post_entry(
-            database,
+        request = ledger.entry_request(
             org,
             customer_id=customer_id,
             currency="USD",
@@ -348,6 +349,7 @@ async def seed(database: Database) -> Seeded:
             reason="bench seed",
             idempotency_key=key,
         )
+        posting = await ledger.commit_entry(database, request)
         assert not posting.replayed, key
 
     async def fund(index: int, customer_id: int) -> None:

@@ -92,9 +92,9 @@ from bench.ledger import (
 )
 from billgraph.db.engine import Database, connect
 from billgraph.db.models import LedgerEntry, Wallet
-from billgraph.events import BalanceChanged, encode
-from billgraph.events.brokers import CHANNEL
-from billgraph.schema.node import to_global_id
+from billgraph.live.events import BalanceChanged, encode
+from billgraph.live.brokers import CHANNEL
+from billgraph.graphql.node import to_global_id
 from tests.support import postgres
 
 SUBSCRIBERS = 1_000

@@ -12,7 +12,7 @@ import sys
 
 from billgraph.db.engine import Database, connect
 from billgraph.db.migrate import upgrade
-from billgraph.services.errors import BillingError
+from billgraph.core.errors import BillingError
 from billgraph.settings import get_settings
 
 
@@ -29,18 +29,29 @@ async def _migrate(url: str) -> None:
 
 
 async def _create_organization(url: str, name: str, currency: str) -> dict[str, str]:
-    from billgraph.schema.node import to_global_id
-    from billgraph.services import organizations
+    from billgraph.core.unit import unit_of_work
+    from billgraph.graphql.node import to_global_id
+    from billgraph.organizations import service as organizations
 
     database: Database = connect(url)
     try:
         await upgrade(database)
-        async with database.write_session() as session:
-            created = await organizations.create(session, name, currency)
+        async with unit_of_work(database) as unit:
+            created = await organizations.create(unit, name, currency)
         return {
             "organization_id": to_global_id("Organization", created.organization.id),
             "api_key": created.api_key.secret,
         }
+    finally:
+        await database.dispose()
+
+
+async def _check_ledger(url: str) -> list[str]:
+    from billgraph.ledger.audit import violations
+
+    database = connect(url)
+    try:
+        return await violations(database)
     finally:
         await database.dispose()
 
@@ -96,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="processes (PostgreSQL only)")
     with_database(commands.add_parser("migrate", help="apply database migrations"))
+    with_database(
+        commands.add_parser(
+            "check-ledger", help="check balance == credits - debits >= 0 for every wallet"
+        )
+    )
     create = with_database(
         commands.add_parser("create-organization", help="create an organization and an API key")
     )
@@ -110,6 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             asyncio.run(_migrate(_database_url(args)))
             print("billgraph: database is up to date", file=sys.stderr)
+        elif args.command == "check-ledger":
+            problems = asyncio.run(_check_ledger(_database_url(args)))
+            for problem in problems:
+                print(problem)
+            if problems:
+                print("billgraph: the ledger does not balance", file=sys.stderr)
+                return 1
+            print("billgraph: every wallet balances", file=sys.stderr)
         elif args.command == "create-organization":
             result = asyncio.run(
                 _create_organization(_database_url(args), args.name, args.currency)

@@ -6,6 +6,7 @@ the database checks are derived from this table.
 """
 
 from dataclasses import dataclass
+from enum import Enum
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +37,5 @@ CURRENCIES: dict[str, Currency] = {
 }
 
 
-def get_currency(code: str) -> Currency:
-    """The currency for an ISO 4217 code; raises KeyError for a code not in the table."""
-    return CURRENCIES[code.upper()]
-
-
-def format_amount(amount: int, code: str) -> str:
-    """Human-readable amount, e.g. 1050 USD -> '$10.50', 5000 KRW -> '₩5000'."""
-    currency = get_currency(code)
-    sign = "-" if amount < 0 else ""
-    units, minor = divmod(abs(amount), 10**currency.exponent)
-    if currency.exponent == 0:
-        return f"{sign}{currency.symbol}{units}"
-    return f"{sign}{currency.symbol}{units}.{minor:0{currency.exponent}d}"
+# The codes as an enum: the GraphQL Currency enum is this one.
+CurrencyCode = Enum("CurrencyCode", {code: code for code in CURRENCIES}, type=str)  # type: ignore[misc]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from billgraph.db.engine import Database
-from billgraph.schema.node import to_global_id
+from billgraph.graphql.node import to_global_id
 from tests.support.graph import Tenant
 
 KEY_FIELDS = "id name prefix scopes createdAt lastUsedAt revokedAt"

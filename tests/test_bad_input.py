@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from billgraph.schema.node import to_global_id
+from billgraph.graphql.node import to_global_id
 from tests.support.graph import CREATE_ENTRY, Tenant, customer_count, snapshot
 
 _keys = itertools.count(1)

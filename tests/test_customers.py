@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from billgraph.db.engine import Database
-from billgraph.schema.node import to_global_id
+from billgraph.graphql.node import to_global_id
 from tests.support.graph import Tenant, new_tenant
 
 CUSTOMER_FIELDS = "id email name externalId wallets { id currency balance version }"

@@ -9,7 +9,8 @@ from sqlalchemy import text
 from billgraph.app import create_app
 from billgraph.db.engine import Database, connect
 from billgraph.db.migrate import upgrade
-from billgraph.services import organizations
+from billgraph.core.unit import unit_of_work
+from billgraph.organizations import service as organizations
 from billgraph.settings import Settings
 
 LEAKS = ("Traceback", "sqlite", "sqlalchemy", "customers_gone", "no such table", "SELECT")
@@ -21,8 +22,8 @@ async def broken(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:  # t
     url = f"sqlite+aiosqlite:///{tmp_path / 'broken.db'}"
     database: Database = connect(url)
     await upgrade(database)
-    async with database.write_session() as session:
-        created = await organizations.create(session, "Broken")
+    async with unit_of_work(database) as unit:
+        created = await organizations.create(unit, "Broken")
     async with database.engine.begin() as connection:
         await connection.execute(text("ALTER TABLE customers RENAME TO customers_gone"))
     app = create_app(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from billgraph.db.engine import Database
-from billgraph.schema.node import from_global_id, to_global_id
+from billgraph.graphql.node import from_global_id, to_global_id
 from tests.conftest import assert_ledger_invariant
 from tests.support.graph import CREATE_ENTRY, Tenant, entry_input
 

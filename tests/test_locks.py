@@ -66,12 +66,12 @@ async def test_group_commit_failure_reaches_only_its_batch() -> None:
 async def test_keyed_locks_forget_idle_keys() -> None:
     locks = KeyedLocks()
     async with locks.hold("w"):
-        assert len(locks) == 1
-    assert len(locks) == 0
+        assert len(locks._locks) == 1
+    assert len(locks._locks) == 0
     with pytest.raises(ZeroDivisionError):
         async with locks.hold("w"):
             1 / 0
-    assert len(locks) == 0
+    assert len(locks._locks) == 0
 
 
 async def test_group_commit_failure_of_one_item_reaches_only_its_caller() -> None:

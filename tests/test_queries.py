@@ -1,8 +1,8 @@
 """Loader queries at sizes a single GraphQL request can reach."""
 
-from billgraph.db import queries
+from billgraph.ledger import repository
 from billgraph.db.engine import Database
-from billgraph.schema.node import from_global_id
+from billgraph.graphql.node import from_global_id
 from tests.support.graph import Tenant
 
 
@@ -18,7 +18,7 @@ async def test_entry_pages_for_more_wallets_than_sqlite_allows_in_one_union(
     pages = [(10**9 + i, None) for i in range(1_200)]
     pages.insert(600, (wallet_id, None))
     async with database.sessions() as session:
-        found = await queries.ledger_entries_pages(
+        found = await repository.entries_pages(
             session, organization_id, pages, limit=1, entry_type=None
         )
     assert list(found) == [wallet_id]

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 
 from billgraph.db.engine import Database
 from billgraph.db.models import Base
-from billgraph.schema.export import sdl
+from billgraph.graphql.export import sdl
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -32,9 +32,6 @@ class KeyedLocks:
             else:
                 self._locks[key] = (lock, users - 1)
 
-    def __len__(self) -> int:
-        return len(self._locks)
-
 
 class GroupCommit:
     """Runs work for one key in batches: callers that arrive while a batch of their key runs

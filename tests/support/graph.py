@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 
 from billgraph.db.engine import Database
-from billgraph.schema.node import to_global_id
-from billgraph.services import organizations
+from billgraph.graphql.node import to_global_id
+from billgraph.core.unit import unit_of_work
+from billgraph.organizations import service as organizations
 
 _counter = itertools.count(1)
 
@@ -133,8 +134,8 @@ def entry_input(
 async def new_tenant(
     database: Database, client: httpx.AsyncClient, currency: str = "USD"
 ) -> Tenant:
-    async with database.write_session() as session:
-        created = await organizations.create(session, f"Org {next(_counter)}", currency)
+    async with unit_of_work(database) as unit:
+        created = await organizations.create(unit, f"Org {next(_counter)}", currency)
     return Tenant(
         organization_id=to_global_id("Organization", created.organization.id),
         api_key=created.api_key.secret,

@@ -1,0 +1,1 @@
+"""API keys: the credentials partners call with."""

@@ -1,0 +1,1 @@
+"""Cross-cutting rules: business errors, input checks, the unit of work."""

@@ -1,0 +1,67 @@
+"""Input checks shared by the services. Each raises ValidationError naming the field."""
+
+import re
+
+from billgraph.currencies import CURRENCIES
+from billgraph.core.errors import ValidationError
+
+# The largest amount a JSON client can hold exactly (JavaScript's Number.MAX_SAFE_INTEGER).
+MAX_AMOUNT = 2**53 - 1
+
+# Deliberately simple: one "@", no spaces, a dot in the domain. Deliverability is the
+# caller's business; this catches typos and junk.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def amount(value: int, field: str = "amount") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("Amount must be an integer in minor units.", field)
+    if value <= 0:
+        raise ValidationError("Amount must be greater than zero.", field)
+    if value > MAX_AMOUNT:
+        raise ValidationError(f"Amount must be at most {MAX_AMOUNT}.", field)
+    return value
+
+
+def threshold(value: int | None, field: str) -> int | None:
+    """A balance threshold in minor units: 0 up to the largest balance; None for none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("A threshold must be an integer in minor units.", field)
+    if not 0 <= value <= MAX_AMOUNT:
+        raise ValidationError(f"A threshold must be between 0 and {MAX_AMOUNT}.", field)
+    return value
+
+
+def currency(value: str, field: str = "currency") -> str:
+    code = value.upper()
+    if code not in CURRENCIES:
+        raise ValidationError(f"Unknown currency {value!r}.", field)
+    return code
+
+
+def text(value: str | None, field: str, *, max_length: int, required: bool = False) -> str | None:
+    """Trimmed text, None when empty (unless required); refuses control characters."""
+    if value is None:
+        if required:
+            raise ValidationError(f"{field} is required.", field)
+        return None
+    value = value.strip()
+    if not value:
+        if required:
+            raise ValidationError(f"{field} must not be empty.", field)
+        return None
+    if len(value) > max_length:
+        raise ValidationError(f"{field} must be at most {max_length} characters.", field)
+    if any(ord(ch) < 32 for ch in value):
+        raise ValidationError(f"{field} must not contain control characters.", field)
+    return value
+
+
+def email(value: str, field: str = "email") -> str:
+    checked = text(value, field, max_length=254, required=True)
+    assert checked is not None
+    if not _EMAIL.match(checked):
+        raise ValidationError("Email address is not valid.", field)
+    return checked

@@ -1,0 +1,1 @@
+"""Customers: created with a wallet, updated, soft-deleted."""

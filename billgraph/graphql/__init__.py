@@ -1,0 +1,1 @@
+"""The GraphQL layer: one sub-package per domain, mirroring the domain packages."""

@@ -1,0 +1,9 @@
+import strawberry
+
+from billgraph.graphql.api_keys.types import ApiKeyScope
+
+
+@strawberry.input
+class CreateApiKeyInput:
+    name: str
+    scopes: list[ApiKeyScope]  # type: ignore[valid-type]

@@ -1,0 +1,84 @@
+"""Customer, with its wallets and its organization; the customers connection."""
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, cast
+
+import strawberry
+
+from billgraph.customers import repository
+from billgraph.db import models
+from billgraph.graphql.context import Info
+from billgraph.graphql.currencies import Currency
+from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
+from billgraph.graphql.pagination import Connection, build_connection, decode_cursor, page_size
+from billgraph.graphql.wallets.types import Wallet
+
+if TYPE_CHECKING:
+    from billgraph.graphql.organizations.types import Organization
+
+CUSTOMER_CURSOR = "customer"
+
+
+@strawberry.type(description="A customer of the organization, with one wallet per currency.")
+class Customer(Node):
+    db_id: strawberry.Private[int]
+    organization_db_id: strawberry.Private[int]
+    email: str
+    name: str | None
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.Customer) -> "Customer":
+        assert row.email is not None  # deleted customers never reach the graph
+        return cls(
+            id=to_global_id("Customer", row.id),
+            db_id=row.id,
+            organization_db_id=row.organization_id,
+            email=row.email,
+            name=row.name,
+            external_id=row.external_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @strawberry.field
+    async def organization(
+        self, info: Info
+    ) -> Annotated["Organization", strawberry.lazy("billgraph.graphql.organizations.types")]:
+        return cast(
+            "Organization", await load_existing(info, "Organization", self.organization_db_id)
+        )
+
+    @strawberry.field(description="The customer's wallets, one per currency, oldest first.")
+    async def wallets(self, info: Info) -> list[Wallet]:
+        rows = await info.context.loaders.wallets_by_customer.load(self.db_id)
+        return [Wallet.from_model(r) for r in rows]
+
+    @strawberry.field(description="The customer's wallet in `currency`, if it has one.")
+    async def wallet(self, info: Info, currency: Currency) -> Wallet | None:  # type: ignore[valid-type]
+        rows = await info.context.loaders.wallets_by_customer.load(self.db_id)
+        return next((Wallet.from_model(r) for r in rows if r.currency == currency.value), None)
+
+
+async def customer_page(
+    info: Info, *, first: int | None, after: str | None, email: str | None
+) -> Connection[Customer]:
+    """The organization's customers in creation order; `email` filters case-insensitively."""
+    limit = page_size(first)
+    after_id = decode_cursor(CUSTOMER_CURSOR, after)
+    async with info.context.database.sessions() as session:
+        rows = await repository.customers_page(
+            session, info.context.organization_id, limit=limit + 1, after_id=after_id, email=email
+        )
+    loaders = info.context.loaders
+    for row in rows[:limit]:  # later customer(id) and wallet.customer lookups hit the cache
+        loaders.customer.prime(row.id, row)
+    return build_connection(rows, limit, CUSTOMER_CURSOR, lambda r: r.id, Customer.from_model)
+
+
+@node_loader("Customer")
+async def _load(info: Info, db_id: int) -> Customer | None:
+    row = await info.context.loaders.customer.load(db_id)
+    return Customer.from_model(row) if row is not None else None

@@ -1,0 +1,1 @@
+"""Schema extensions: authentication, error presentation, query limits."""

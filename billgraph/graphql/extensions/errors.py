@@ -1,0 +1,71 @@
+"""What errors may say. Errors outside the mutation unions always carry `extensions.code`
+and `extensions.requestId`: UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT (malformed queries, bad
+arguments, limits), and INTERNAL_SERVER_ERROR for anything unexpected, whose details go to the
+log, never the client.
+"""
+
+from collections.abc import Iterator
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
+from strawberry.types.execution import StreamExecutionResult
+
+from billgraph.graphql.context import Context
+from billgraph.graphql.scalars import ScalarInputError
+from billgraph.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class StreamErrors(SchemaExtension):
+    """Errors of results sent over WebSocket get the same presentation as over HTTP (where
+    GraphQLApp.process_result applies it): a code, the request id, nothing internal."""
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        errors = getattr(result, "errors", None)
+        if errors:
+            context: Context = self.execution_context.context
+            result.errors = present_errors(list(errors), context.request_id)  # type: ignore[union-attr]
+        yield
+
+
+def refuse(execution: ExecutionContext, error: GraphQLError) -> None:
+    """Answer the operation with `error` instead of running it (an extension's on_execute
+    that sets the result skips execution; later extensions see it is set)."""
+    if execution.result is None:
+        execution.result = GraphQLExecutionResult(data=None, errors=[error])
+
+
+def present_errors(errors: list[GraphQLError], request_id: str | None) -> list[GraphQLError]:
+    """What the client may see of `errors`: each gets a code and the request id; unexpected
+    ones are logged with their traceback and masked. Runs on every result, whichever stage
+    (parse, validation, extension hook, resolver) raised the error."""
+    return [_present(error, request_id) for error in errors]
+
+
+def _present(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    original = error.original_error
+    extensions = dict(error.extensions or {})
+    message = error.message
+    if original is None or isinstance(original, (GraphQLError, ScalarInputError)):
+        extensions.setdefault("code", "BAD_USER_INPUT")
+    else:
+        log.error(
+            "unexpected error",
+            path=error.path,
+            error=type(original).__name__,
+            exc_info=(type(original), original, original.__traceback__),
+        )
+        message = "Unexpected error."
+        extensions = {"code": "INTERNAL_SERVER_ERROR"}
+    extensions["requestId"] = request_id
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )

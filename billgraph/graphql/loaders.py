@@ -1,0 +1,27 @@
+"""DataLoader building blocks. Loaders are per request (per event on a socket) and each batch
+opens its own short session, because sibling fields resolve concurrently and an AsyncSession
+must not be shared between tasks."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billgraph.db.engine import Database
+
+V = TypeVar("V")
+
+# A repository's batched read by ids, confined to an organization.
+ByIds = Callable[[AsyncSession, int, Sequence[int]], Awaitable[dict[int, V]]]
+
+
+def by_id(database: Database, organization_id: int, query: ByIds[V]) -> "DataLoader[int, V | None]":
+    """A loader of rows by id through one `query` per batch; None for ids it did not find."""
+
+    async def load(ids: list[int]) -> list[V | None]:
+        async with database.sessions() as session:
+            found = await query(session, organization_id, ids)
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load)

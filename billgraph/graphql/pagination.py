@@ -1,0 +1,78 @@
+"""Relay connections paged by keyset: a cursor encodes the last row's sort key, never an offset,
+so rows arriving while a client pages are neither skipped nor repeated."""
+
+import base64
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+import strawberry
+
+from billgraph.graphql.errors import graphql_error
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+NodeT = TypeVar("NodeT")
+RowT = TypeVar("RowT")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+
+
+def page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    if not 0 <= first <= MAX_PAGE_SIZE:
+        raise graphql_error(f"`first` must be between 0 and {MAX_PAGE_SIZE}.", "BAD_USER_INPUT")
+    return first
+
+
+def encode_cursor(kind: str, key: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    """The sort key in a cursor of this kind; BAD_USER_INPUT for anything else."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        found_kind, _, key = raw.partition(":")
+        value = int(key)
+        if found_kind != kind or not 0 <= value < 2**62 or len(cursor) > 100:
+            raise ValueError
+    except ValueError:
+        raise graphql_error("Invalid `after` cursor.", "BAD_USER_INPUT") from None
+    return value
+
+
+def build_connection(
+    rows: Sequence[RowT],
+    limit: int,
+    kind: str,
+    sort_key: Callable[[RowT], int],
+    to_node: Callable[[RowT], NodeT],
+) -> Connection[NodeT]:
+    """A page from `rows`, fetched with `limit + 1`: the extra row only says a next page exists."""
+    edges = [Edge(cursor=encode_cursor(kind, sort_key(r)), node=to_node(r)) for r in rows[:limit]]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None
+        ),
+    )

@@ -1,0 +1,89 @@
+"""The schema: root types composed from each domain's queries and mutations, and the limits."""
+
+import strawberry
+from graphql import ASTValidationRule, GraphQLError, ValidationContext
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from billgraph.graphql.api_keys.mutations import ApiKeyMutations
+from billgraph.graphql.currencies import CurrencyQueries
+from billgraph.graphql.customers.mutations import CustomerMutations
+from billgraph.graphql.customers.queries import CustomerQueries
+from billgraph.graphql.extensions.auth import Authentication
+from billgraph.graphql.extensions.errors import StreamErrors
+from billgraph.graphql.extensions.limits import QueryLimits
+from billgraph.graphql.ledger.mutations import LedgerMutations
+from billgraph.graphql.live.subscriptions import SubscriptionRoot
+from billgraph.graphql.node import NodeQueries
+from billgraph.graphql.organizations.queries import OrganizationQueries
+from billgraph.graphql.scalars import SCALAR_MAP
+from billgraph.graphql.wallets.mutations import WalletMutations
+from billgraph.graphql.wallets.queries import WalletQueries
+from billgraph.settings import Settings
+
+
+# Each domain brings its part of the roots, listed in this order.
+@strawberry.type
+class Query(NodeQueries, OrganizationQueries, CustomerQueries, WalletQueries, CurrencyQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(CustomerMutations, LedgerMutations, WalletMutations, ApiKeyMutations):
+    pass
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Client errors are answers, not incidents: present_errors logs the unexpected ones."""
+
+
+def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """Strawberry's depth rule raises KeyError on a spread of an undefined fragment; the
+    standard KnownFragmentNames rule already reports that as a validation error."""
+
+    class Rule(rule):  # type: ignore[valid-type,misc]
+        def __init__(self, context: ValidationContext) -> None:
+            try:
+                super().__init__(context)
+            except KeyError:
+                ASTValidationRule.__init__(self, context)
+
+    return Rule
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    # The rule classes are made once: the validation cache is keyed by them, so fresh classes
+    # per request would make every lookup a miss.
+    limit_rules = [
+        *(
+            _tolerate_unknown_fragments(rule)
+            for rule in QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
+        ),
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=SubscriptionRoot,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+            lambda: ParserCache(maxsize=256),
+            lambda: AddValidationRules(limit_rules),
+            lambda: ValidationCache(maxsize=256),
+            Authentication,
+            StreamErrors,
+            lambda: QueryLimits(settings.max_query_cost, settings.max_mutations_per_document),
+        ],
+    )

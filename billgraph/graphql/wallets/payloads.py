@@ -1,0 +1,8 @@
+import strawberry
+
+from billgraph.graphql.wallets.types import Wallet
+
+
+@strawberry.type
+class UpdateWalletSuccess:
+    wallet: Wallet

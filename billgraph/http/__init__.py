@@ -1,0 +1,1 @@
+"""The HTTP layer below GraphQL: middleware and API-key authentication."""

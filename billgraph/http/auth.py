@@ -1,0 +1,23 @@
+"""API keys from requests: the bearer token of a header, and the principal it names."""
+
+from billgraph.api_keys import service as api_keys
+from billgraph.api_keys.service import Principal
+from billgraph.core.unit import unit_of_work
+from billgraph.db.engine import Database
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def authenticate(database: Database, secret: str) -> Principal | None:
+    """The principal for a secret, or None if unknown or revoked; records the key's use (at
+    most once per LAST_USED_RESOLUTION, so authenticating stays a read)."""
+    principal = await api_keys.principal_of(database, secret)
+    if principal is not None and api_keys.needs_touch(principal):
+        async with unit_of_work(database) as unit:
+            await api_keys.touch(unit, principal)
+    return principal

@@ -1,0 +1,186 @@
+"""ASGI middleware: request ids and access logs, body size limit, per-API-key rate limit."""
+
+import hashlib
+import json
+import math
+import re
+import time
+import uuid
+from collections import OrderedDict
+
+import structlog
+from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from billgraph.http.auth import bearer_token
+from billgraph.logs import get_logger
+
+log = get_logger("billgraph.http")
+
+REQUESTS = Counter("billgraph_http_requests_total", "HTTP requests", ["method", "path", "status"])
+LATENCY = Histogram("billgraph_http_request_seconds", "HTTP request latency", ["method", "path"])
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _error_body(message: str, code: str, request_id: str | None) -> bytes:
+    error = {"message": message, "extensions": {"code": code, "requestId": request_id}}
+    return json.dumps({"errors": [error]}).encode()
+
+
+async def _send_error(
+    send: Send,
+    status: int,
+    message: str,
+    code: str,
+    request_id: str | None,
+    headers: list[tuple[bytes, bytes]] = [],
+) -> None:
+    body = _error_body(message, code, request_id)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContext:
+    """Gives every request an id (the client's X-Request-ID if sane), echoes it in the
+    response, binds it to every log line, and logs and counts the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get("x-request-id", "")
+        request_id = offered if _CLIENT_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                elapsed = time.perf_counter() - started
+                path = (
+                    scope["path"]
+                    if scope["path"] in ("/graphql", "/healthz", "/metrics")
+                    else "other"
+                )
+                REQUESTS.labels(scope["method"], path, str(status)).inc()
+                LATENCY.labels(scope["method"], path).observe(elapsed)
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+class BodySizeLimit:
+    """Refuses request bodies larger than `max_bytes` with 413, before they are parsed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope.get("state", {}).get("request_id")
+        message = f"Request body over {self.max_bytes} bytes."
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _send_error(send, 413, message, "PAYLOAD_TOO_LARGE", request_id)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await _send_error(send, 413, message, "PAYLOAD_TOO_LARGE", request_id)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RateLimit:
+    """A token bucket per API key (per process): `rate` requests a second, bursts up to
+    `burst`. Over the limit: 429 with Retry-After. Requests without a key are not limited
+    here; they are refused as unauthenticated anyway."""
+
+    MAX_BUCKETS = 100_000
+
+    def __init__(self, app: ASGIApp, rate: float, burst: int) -> None:
+        self.app = app
+        self.rate = rate
+        self.burst = burst
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def _take(self, key: str) -> float:
+        """0 if a request may pass now, else the seconds until it may."""
+        now = time.monotonic()
+        tokens, last = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / self.rate
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.MAX_BUCKETS:  # forget the least recently seen keys
+            self._buckets.popitem(last=False)
+        return wait
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = None
+        if scope["type"] == "http" and self.rate > 0:
+            token = bearer_token(Headers(scope=scope).get("authorization", ""))
+        if token:
+            key = hashlib.sha256(token.encode()).hexdigest()
+            wait = self._take(key)
+            if wait > 0:
+                await _send_error(
+                    send,
+                    429,
+                    "Rate limit exceeded for this API key.",
+                    "RATE_LIMITED",
+                    scope.get("state", {}).get("request_id"),
+                    [(b"retry-after", str(math.ceil(wait)).encode())],
+                )
+                return
+        await self.app(scope, receive, send)

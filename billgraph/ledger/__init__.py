@@ -1,0 +1,1 @@
+"""The ledger: append-only entries that move money on wallets."""

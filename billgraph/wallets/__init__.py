@@ -1,0 +1,1 @@
+"""Wallets: one per customer and currency."""
