@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test bench bench-live lock schema
+.PHONY: install serve test lint bench bench-live lock schema
 
 install: $(STAMP)
 
@@ -19,6 +19,13 @@ serve: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (lint and format), mypy --strict, and the layering contract (import-linter).
+lint: install
+	$(BIN)/ruff check billgraph tests bench
+	$(BIN)/ruff format --check billgraph tests bench
+	$(BIN)/mypy billgraph
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/python -m bench.ledger

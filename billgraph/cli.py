@@ -10,9 +10,9 @@ import json
 import os
 import sys
 
+from billgraph.core.errors import BillingError
 from billgraph.db.engine import Database, connect
 from billgraph.db.migrate import upgrade
-from billgraph.core.errors import BillingError
 from billgraph.settings import get_settings
 
 

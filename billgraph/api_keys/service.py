@@ -8,7 +8,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 
 from billgraph.api_keys import repository
 from billgraph.core import validation
@@ -23,7 +23,7 @@ SECRET_PREFIX = "bgk_"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
-class Scope(str, Enum):
+class Scope(StrEnum):
     READ = "read"
     WRITE = "write"
 

@@ -2,8 +2,8 @@
 
 import re
 
-from billgraph.currencies import CURRENCIES
 from billgraph.core.errors import ValidationError
+from billgraph.currencies import CURRENCIES
 
 # The largest amount a JSON client can hold exactly (JavaScript's Number.MAX_SAFE_INTEGER).
 MAX_AMOUNT = 2**53 - 1

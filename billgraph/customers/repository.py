@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billgraph.db.models import Customer
 
 
-def _live_customers(organization_id: int) -> Select[tuple[Customer]]:
+def _live_customers(organization_id: int) -> Select[Customer]:
     return select(Customer).where(
         Customer.organization_id == organization_id, Customer.deleted_at.is_(None)
     )
@@ -42,9 +42,7 @@ async def customers_page(
 async def live_customer(
     session: AsyncSession, organization_id: int, customer_id: int
 ) -> Customer | None:
-    return await session.scalar(
-        _live_customers(organization_id).where(Customer.id == customer_id)
-    )
+    return await session.scalar(_live_customers(organization_id).where(Customer.id == customer_id))
 
 
 async def holders_of(

@@ -102,8 +102,8 @@ async def update(
     customer_id: int,
     *,
     email: str | _Unset = UNSET,
-    name: str | None | _Unset = UNSET,
-    external_id: str | None | _Unset = UNSET,
+    name: str | _Unset | None = UNSET,
+    external_id: str | _Unset | None = UNSET,
 ) -> Customer:
     """Change the fields that were given; None clears name or external id. Raises
     NotFoundError, ValidationError, ConflictError."""

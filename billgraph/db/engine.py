@@ -28,9 +28,9 @@ class EventSink:
     attached nobody listens, and announcing costs nothing."""
 
     def __init__(self) -> None:
-        self._target: Callable[[object], None] | None = None
+        self._target: Callable[[Any], None] | None = None
 
-    def attach(self, target: Callable[[object], None] | None) -> None:
+    def attach(self, target: Callable[[Any], None] | None) -> None:
         self._target = target
 
     def publish(self, event: object) -> None:

@@ -4,16 +4,18 @@ import strawberry
 
 from billgraph.currencies import CURRENCIES, CurrencyCode
 
-Currency = strawberry.enum(
+# The GraphQL enum is the currency table's own enum, declared to Strawberry.
+strawberry.enum(
     CurrencyCode,
     name="Currency",
     description="ISO 4217 currency code. Amounts are integers in the currency's minor unit.",
 )
+Currency = CurrencyCode
 
 
 @strawberry.type(description="A currency billgraph knows, with its minor-unit exponent.")
 class CurrencyInfo:
-    code: Currency  # type: ignore[valid-type]
+    code: Currency
     exponent: int = strawberry.field(description="Minor units per major unit: 10^exponent.")
     symbol: str
     name: str
@@ -24,6 +26,6 @@ class CurrencyQueries:
     @strawberry.field(description="Every currency billgraph knows, with its minor-unit exponent.")
     def currencies(self) -> list[CurrencyInfo]:
         return [
-            CurrencyInfo(code=Currency[c.code], exponent=c.exponent, symbol=c.symbol, name=c.name)
+            CurrencyInfo(code=Currency(c.code), exponent=c.exponent, symbol=c.symbol, name=c.name)
             for c in CURRENCIES.values()
         ]

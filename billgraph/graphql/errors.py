@@ -66,7 +66,7 @@ class InsufficientBalanceError(UserError):
             message=exc.message,
             balance=BigInt(exc.balance),
             requested=BigInt(exc.requested),
-            currency=Currency[exc.currency],
+            currency=Currency(exc.currency),
         )
 
 
@@ -101,7 +101,7 @@ def result(
     """Declare a mutation's result: the union `name` of `success` and the GraphQL types of
     the domain errors in `raises`, which are returned as those types when the resolver raises
     them. The resolver itself returns only its success."""
-    union = Annotated[Union[(success, *(ERROR_TYPES[e] for e in raises))], strawberry.union(name)]  # type: ignore[valid-type]  # noqa: UP007
+    union = Annotated[Union[(success, *(ERROR_TYPES[e] for e in raises))], strawberry.union(name)]  # type: ignore[valid-type]
 
     def declare(resolver: Callable[P, Awaitable[S]]) -> Callable[P, Awaitable[S | UserError]]:
         async def resolve(*args: P.args, **kwargs: P.kwargs) -> S | UserError:

@@ -4,6 +4,7 @@ from typing import Any, NewType
 
 import strawberry
 from graphql import IntValueNode, ValueNode
+from strawberry.types.scalar import ScalarDefinition
 
 from billgraph.core.validation import MAX_AMOUNT
 
@@ -33,7 +34,7 @@ def _serialize_big_int(value: int) -> int:
     return _parse_big_int(value)
 
 
-SCALAR_MAP = {
+SCALAR_MAP: dict[object, ScalarDefinition] = {
     BigInt: strawberry.scalar(
         name="BigInt",
         description=(

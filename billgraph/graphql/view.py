@@ -43,7 +43,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> Context:  # type: ignore[override]
+    ) -> Context:
         principal = None
         secret = bearer_token(request.headers.get("authorization", ""))
         if secret and request.scope["type"] == "http":  # a socket authenticates at its init
@@ -58,7 +58,7 @@ class GraphQLApp(GraphQL[Context, None]):
             hub=self.broker.hub,
         )
 
-    async def on_ws_connect(self, context: Context) -> None:  # type: ignore[override]
+    async def on_ws_connect(self, context: Context) -> None:
         """A socket needs a READ key, from connection_init's `authorization` or else the
         Authorization header; refused, graphql-transport-ws closes with 4403 and graphql-ws
         answers connection_error."""
@@ -83,6 +83,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 _socket_error(context, "This API key lacks the READ scope.", "FORBIDDEN")
             )
         websocket = context.request
+        assert isinstance(websocket, WebSocket)
 
         async def close() -> None:
             with suppress(Exception):  # already closing
@@ -116,7 +117,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def process_result(
         self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:  # type: ignore[override]
+    ) -> GraphQLHTTPResponse:
         if result.errors:
             request_id = request.scope.get("state", {}).get("request_id")
             result.errors = present_errors(result.errors, request_id)

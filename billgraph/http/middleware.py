@@ -35,7 +35,7 @@ async def _send_error(
     message: str,
     code: str,
     request_id: str | None,
-    headers: list[tuple[bytes, bytes]] = [],
+    headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
     body = _error_body(message, code, request_id)
     await send(
@@ -180,7 +180,7 @@ class RateLimit:
                     "Rate limit exceeded for this API key.",
                     "RATE_LIMITED",
                     scope.get("state", {}).get("request_id"),
-                    [(b"retry-after", str(math.ceil(wait)).encode())],
+                    ((b"retry-after", str(math.ceil(wait)).encode()),),
                 )
                 return
         await self.app(scope, receive, send)

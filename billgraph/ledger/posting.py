@@ -17,7 +17,7 @@ import json
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +29,7 @@ from billgraph.ledger.statements import MOVE, MOVE_AND_RECORD, RECORD
 from billgraph.live.events import BalanceChanged
 
 
-class EntryType(str, Enum):
+class EntryType(StrEnum):
     CREDIT = "CREDIT"
     DEBIT = "DEBIT"
 
@@ -124,7 +124,9 @@ async def write_in(unit: UnitOfWork, request: EntryRequest) -> Posting | None:
     return posting
 
 
-async def write(database: Database, request: EntryRequest, *, queued: bool = True) -> Posting | None:
+async def write(
+    database: Database, request: EntryRequest, *, queued: bool = True
+) -> Posting | None:
     """Write the entry in a transaction of its own if the guard holds, announced once committed.
 
     On PostgreSQL, postings of one wallet that arrive while one of its writes is in flight
@@ -157,7 +159,7 @@ async def _write_one(database: Database, request: EntryRequest) -> Posting | Non
 
 async def _write_batch(
     database: Database, batch: list[EntryRequest]
-) -> list[Posting | None | Exception]:
+) -> list[Posting | Exception | None]:
     if len(batch) == 1:
         return [await _write_one(database, batch[0])]
     try:
@@ -174,7 +176,7 @@ async def _write_batch(
     ]
 
 
-async def _outcome(write: Awaitable[Posting | None]) -> Posting | None | Exception:
+async def _outcome(write: Awaitable[Posting | None]) -> Posting | Exception | None:
     try:
         return await write
     except Exception as exc:  # noqa: BLE001 - this caller's own failure

@@ -49,7 +49,7 @@ async def entries_pages(
     """
     if not pages:
         return {}
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         queries = [_pages_lateral(organization_id, pages, limit, entry_type)]
     else:  # SQLite allows 500 terms in a compound SELECT
         queries = [
@@ -66,8 +66,8 @@ async def entries_pages(
 
 
 def _page_filter(
-    query: Select[tuple[LedgerEntry]], organization_id: int, entry_type: str | None
-) -> Select[tuple[LedgerEntry]]:
+    query: Select[LedgerEntry], organization_id: int, entry_type: str | None
+) -> Select[LedgerEntry]:
     query = query.where(LedgerEntry.organization_id == organization_id)
     if entry_type is not None:
         query = query.where(LedgerEntry.entry_type == entry_type)
@@ -79,7 +79,7 @@ def _pages_lateral(
     pages: Sequence[tuple[int, int | None]],
     limit: int,
     entry_type: str | None,
-) -> Select[tuple[LedgerEntry]]:
+) -> Select[LedgerEntry]:
     wallet_ids = [w for w, _ in pages]
     befores = [NO_CURSOR if b is None else b for _, b in pages]
     keys = select(
@@ -88,14 +88,18 @@ def _pages_lateral(
         ),
         func.unnest(bindparam("befores", befores, type_=ARRAY(BigInteger))).label("before"),
     ).subquery("keys")
-    page = _page_filter(
-        select(LedgerEntry).where(
-            LedgerEntry.wallet_id == keys.c.wallet_id, LedgerEntry.sequence < keys.c.before
-        ),
-        organization_id,
-        entry_type,
+    page = (
+        _page_filter(
+            select(LedgerEntry).where(
+                LedgerEntry.wallet_id == keys.c.wallet_id, LedgerEntry.sequence < keys.c.before
+            ),
+            organization_id,
+            entry_type,
+        )
+        .order_by(LedgerEntry.sequence.desc())
+        .limit(limit)
+        .lateral("page")
     )
-    page = page.order_by(LedgerEntry.sequence.desc()).limit(limit).lateral("page")
     entry = aliased(LedgerEntry, page)
     return select(entry).select_from(keys).join(page, true())
 
@@ -105,7 +109,7 @@ def _pages_union(
     pages: Sequence[tuple[int, int | None]],
     limit: int,
     entry_type: str | None,
-) -> Select[tuple[LedgerEntry]]:
+) -> Select[LedgerEntry]:
     parts = [
         _page_filter(
             select(LedgerEntry).where(
@@ -125,7 +129,6 @@ def _pages_union(
     return select(aliased(LedgerEntry, union))
 
 
-
 async def entry_by_key(
     session: AsyncSession, organization_id: int, idempotency_key: str
 ) -> LedgerEntry | None:
@@ -139,15 +142,13 @@ async def entry_by_key(
 
 async def customer_balance(
     session: AsyncSession, organization_id: int, customer_id: int, currency: str
-) -> Row[tuple[int, int | None]] | None:
+) -> Row[int, int | None] | None:
     """(customer id, balance in `currency` or None without a wallet) of a live customer of
     the organization; None for an unknown, deleted or other organization's customer."""
     return (
         await session.execute(
             select(Customer.id, Wallet.balance)
-            .outerjoin(
-                Wallet, and_(Wallet.customer_id == Customer.id, Wallet.currency == currency)
-            )
+            .outerjoin(Wallet, and_(Wallet.customer_id == Customer.id, Wallet.currency == currency))
             .where(
                 Customer.id == customer_id,
                 Customer.organization_id == organization_id,

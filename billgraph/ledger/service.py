@@ -70,9 +70,12 @@ async def post_entry(unit: UnitOfWork, request: EntryRequest) -> Posting:
     posting = await writes.write_in(unit, request)
     if posting is None:
         posting = await _replay(session, request)
-    if posting is None and request.entry_type is EntryType.CREDIT:
-        if await _open_missing_wallet(session, request):
-            posting = await writes.write_in(unit, request) or await _replay(session, request)
+    if (
+        posting is None
+        and request.entry_type is EntryType.CREDIT
+        and await _open_missing_wallet(session, request)
+    ):
+        posting = await writes.write_in(unit, request) or await _replay(session, request)
     if posting is None:
         raise await _refusal(session, request)
     return posting
@@ -114,9 +117,7 @@ async def commit_entry(database: Database, request: EntryRequest) -> Posting:
 
 async def _replay(session: AsyncSession, request: EntryRequest) -> Posting | None:
     """The original posting for this key, or None; IdempotencyConflictError if it differs."""
-    entry = await repository.entry_by_key(
-        session, request.organization_id, request.idempotency_key
-    )
+    entry = await repository.entry_by_key(session, request.organization_id, request.idempotency_key)
     if entry is None:
         return None
     if entry.request_hash != request.fingerprint:

@@ -8,13 +8,25 @@ and hashing SQLAlchemy constructs per request cost more than the database round 
   entry and the wallet's low-balance threshold.
 """
 
-from sqlalchemy import BigInteger, BindParameter, Table, bindparam, exists, insert, select, true, update
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Table,
+    bindparam,
+    exists,
+    insert,
+    select,
+    true,
+    update,
+)
 
 from billgraph.core.validation import MAX_AMOUNT
 from billgraph.db.models import Customer, LedgerEntry, Wallet
 
-wallets = Wallet.__table__
-entries = LedgerEntry.__table__
+wallets = cast(Table, Wallet.__table__)
+entries = cast(Table, LedgerEntry.__table__)
 
 
 def _p(name: str, column: str, table: Table = entries) -> BindParameter[object]:

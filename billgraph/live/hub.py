@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge
 
-from billgraph.live import repository
 from billgraph.db.engine import Database
 from billgraph.db.models import LedgerEntry, Wallet, utcnow
+from billgraph.live import repository
 from billgraph.live.events import ApiKeyRevoked, BalanceChanged, Event
 from billgraph.logs import get_logger
 

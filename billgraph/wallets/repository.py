@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billgraph.db.models import Customer, Wallet, utcnow
 
 
-def _live_wallets(organization_id: int) -> Select[tuple[Wallet]]:
+def _live_wallets(organization_id: int) -> Select[Wallet]:
     return (
         select(Wallet)
         .join(Customer, Customer.id == Wallet.customer_id)
@@ -46,7 +46,7 @@ async def open_wallet(
     """The customer's wallet in `currency`, inserted with balance 0 if missing; two callers
     racing to open it get the same row."""
     now = utcnow()
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         insert(Wallet)
         .values(

@@ -6,9 +6,9 @@ from typing import Any
 
 import httpx
 
+from billgraph.core.unit import unit_of_work
 from billgraph.db.engine import Database
 from billgraph.graphql.node import to_global_id
-from billgraph.core.unit import unit_of_work
 from billgraph.organizations import service as organizations
 
 _counter = itertools.count(1)

@@ -55,7 +55,9 @@ def live_server(
     port = _free_port()
     # A file, not a pipe: nobody reads while the test runs, and a full pipe would stall the
     # server on its next log line.
-    log_file = tempfile.NamedTemporaryFile(prefix="billgraph-serve-", suffix=".log", delete=False)
+    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the server writes it until stopped
+        prefix="billgraph-serve-", suffix=".log", delete=False
+    )
     log_path = Path(log_file.name)
     process = subprocess.Popen(
         [

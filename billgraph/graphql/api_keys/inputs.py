@@ -6,4 +6,4 @@ from billgraph.graphql.api_keys.types import ApiKeyScope
 @strawberry.input
 class CreateApiKeyInput:
     name: str
-    scopes: list[ApiKeyScope]  # type: ignore[valid-type]
+    scopes: list[ApiKeyScope]

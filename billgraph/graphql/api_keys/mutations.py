@@ -19,7 +19,9 @@ class ApiKeyMutations:
         context = info.context
         async with unit_of_work(context.database) as unit:
             created = await api_keys.create(unit, context.organization_id, input.name, input.scopes)
-        return CreateApiKeySuccess(api_key=ApiKey.from_model(created.api_key), secret=created.secret)
+        return CreateApiKeySuccess(
+            api_key=ApiKey.from_model(created.api_key), secret=created.secret
+        )
 
     @strawberry.mutation(description="Revoke an API key; it stops working at once.")
     @result("RevokeApiKeyResult", RevokeApiKeySuccess, errors.NotFoundError, errors.ValidationError)

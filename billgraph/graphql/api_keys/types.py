@@ -10,16 +10,18 @@ from billgraph.db import models
 from billgraph.graphql.context import Info
 from billgraph.graphql.node import Node, node_loader, to_global_id
 
-ApiKeyScope = strawberry.enum(
+# The GraphQL enum is the service's own scopes, declared to Strawberry.
+strawberry.enum(
     Scope, name="ApiKeyScope", description="What an API key may do: READ queries, WRITE mutations."
 )
+ApiKeyScope = Scope
 
 
 @strawberry.type(description="A partner's credential. The secret is shown only at creation.")
 class ApiKey(Node):
     name: str
     prefix: str = strawberry.field(description="The secret's first characters, to tell keys apart.")
-    scopes: list[ApiKeyScope]  # type: ignore[valid-type]
+    scopes: list[ApiKeyScope]
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None

@@ -13,7 +13,7 @@ class CreateCustomerInput:
     external_id: str | None = strawberry.field(
         default=None, description="Your own id for the customer; unique in the organization."
     )
-    currency: Currency | None = strawberry.field(  # type: ignore[valid-type]
+    currency: Currency | None = strawberry.field(
         default=None, description="Currency of the first wallet; the organization's by default."
     )
 

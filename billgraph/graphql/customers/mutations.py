@@ -5,7 +5,6 @@ from billgraph.core.unit import unit_of_work
 from billgraph.customers import service as customers
 from billgraph.customers.service import UNSET
 from billgraph.graphql.context import Info
-from billgraph.graphql.errors import result
 from billgraph.graphql.customers.inputs import CreateCustomerInput, UpdateCustomerInput
 from billgraph.graphql.customers.payloads import (
     CreateCustomerSuccess,
@@ -13,6 +12,7 @@ from billgraph.graphql.customers.payloads import (
     UpdateCustomerSuccess,
 )
 from billgraph.graphql.customers.types import Customer
+from billgraph.graphql.errors import result
 from billgraph.graphql.node import db_id_of, to_global_id
 from billgraph.graphql.wallets.types import Wallet
 
@@ -20,12 +20,18 @@ from billgraph.graphql.wallets.types import Wallet
 @strawberry.type
 class CustomerMutations:
     @strawberry.mutation(description="Create a customer with a zero-balance wallet.")
-    @result("CreateCustomerResult", CreateCustomerSuccess, errors.ValidationError, errors.ConflictError)
-    async def create_customer(self, info: Info, input: CreateCustomerInput) -> CreateCustomerSuccess:
+    @result(
+        "CreateCustomerResult", CreateCustomerSuccess, errors.ValidationError, errors.ConflictError
+    )
+    async def create_customer(
+        self, info: Info, input: CreateCustomerInput
+    ) -> CreateCustomerSuccess:
         context = info.context
         principal = context.principal
         assert principal is not None
-        currency = input.currency.value if input.currency else principal.organization.default_currency
+        currency = (
+            input.currency.value if input.currency else principal.organization.default_currency
+        )
         async with unit_of_work(context.database) as unit:
             created = await customers.create(
                 unit,
@@ -47,7 +53,9 @@ class CustomerMutations:
         errors.ConflictError,
         errors.NotFoundError,
     )
-    async def update_customer(self, info: Info, input: UpdateCustomerInput) -> UpdateCustomerSuccess:
+    async def update_customer(
+        self, info: Info, input: UpdateCustomerInput
+    ) -> UpdateCustomerSuccess:
         context = info.context
         db_id = _customer_db_id(input.customer_id, "customerId")
         async with unit_of_work(context.database) as unit:
@@ -55,7 +63,9 @@ class CustomerMutations:
                 unit,
                 context.organization_id,
                 db_id,
-                email=UNSET if input.email is strawberry.UNSET or input.email is None else input.email,
+                email=UNSET
+                if input.email is strawberry.UNSET or input.email is None
+                else input.email,
                 name=UNSET if input.name is strawberry.UNSET else input.name,
                 external_id=UNSET if input.external_id is strawberry.UNSET else input.external_id,
             )

@@ -57,7 +57,7 @@ class Customer(Node):
         return [Wallet.from_model(r) for r in rows]
 
     @strawberry.field(description="The customer's wallet in `currency`, if it has one.")
-    async def wallet(self, info: Info, currency: Currency) -> Wallet | None:  # type: ignore[valid-type]
+    async def wallet(self, info: Info, currency: Currency) -> Wallet | None:
         rows = await info.context.loaders.wallets_by_customer.load(self.db_id)
         return next((Wallet.from_model(r) for r in rows if r.currency == currency.value), None)
 

@@ -9,8 +9,8 @@ from billgraph.graphql.scalars import BigInt
 class CreateLedgerEntryInput:
     customer_id: strawberry.ID
     amount: BigInt = strawberry.field(description="Positive, in the currency's minor unit.")
-    currency: Currency  # type: ignore[valid-type]
-    entry_type: EntryType  # type: ignore[valid-type]
+    currency: Currency
+    entry_type: EntryType
     idempotency_key: str = strawberry.field(
         description="Unique per organization: a retry with the same key and input returns the "
         "original entry (replayed: true); with other input it is an IdempotencyConflictError."

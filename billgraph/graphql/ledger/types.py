@@ -15,18 +15,20 @@ from billgraph.ledger import posting
 if TYPE_CHECKING:
     from billgraph.graphql.wallets.types import Wallet
 
-EntryType = strawberry.enum(
+# The GraphQL enum is the ledger's own, declared to Strawberry.
+strawberry.enum(
     posting.EntryType, description="Whether a ledger entry adds to or takes from a wallet."
 )
+EntryType = posting.EntryType
 
 
 @strawberry.type(description="One append-only movement of money on a wallet.")
 class LedgerEntry(Node):
     db_id: strawberry.Private[int]
     wallet_db_id: strawberry.Private[int]
-    entry_type: EntryType  # type: ignore[valid-type]
+    entry_type: EntryType
     amount: BigInt
-    currency: Currency  # type: ignore[valid-type]
+    currency: Currency
     balance_after: BigInt = strawberry.field(description="The wallet's balance right after it.")
     sequence: BigInt = strawberry.field(description="Position in the wallet's ledger: 1, 2, 3...")
     reason: str | None
@@ -41,7 +43,7 @@ class LedgerEntry(Node):
             wallet_db_id=row.wallet_id,
             entry_type=EntryType(row.entry_type),
             amount=BigInt(row.amount),
-            currency=Currency[row.currency],
+            currency=Currency(row.currency),
             balance_after=BigInt(row.balance_after),
             sequence=BigInt(row.sequence),
             reason=row.reason,

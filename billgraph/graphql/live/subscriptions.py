@@ -61,9 +61,7 @@ class SubscriptionRoot:
     async def wallet_low_balance(
         self, info: Info, customer_id: strawberry.ID | None = None
     ) -> AsyncGenerator[WalletLowBalance, None]:
-        return await wallet_low_balance(
-            info, customer_id=customer_id
-        )
+        return await wallet_low_balance(info, customer_id=customer_id)
 
 
 async def wallet_balance_changed(

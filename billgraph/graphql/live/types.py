@@ -2,10 +2,10 @@
 
 import strawberry
 
-from billgraph.live.events import BalanceChanged
-from billgraph.graphql.scalars import BigInt
 from billgraph.graphql.ledger.types import LedgerEntry
+from billgraph.graphql.scalars import BigInt
 from billgraph.graphql.wallets.types import Wallet
+from billgraph.live.events import BalanceChanged
 
 
 @strawberry.type(description="A committed ledger entry and the wallet right after it.")

@@ -17,7 +17,7 @@ from billgraph.graphql.pagination import Connection
 class Organization(Node):
     db_id: strawberry.Private[int]
     name: str
-    default_currency: Currency  # type: ignore[valid-type]
+    default_currency: Currency
     created_at: datetime
 
     @classmethod
@@ -26,7 +26,7 @@ class Organization(Node):
             id=to_global_id("Organization", row.id),
             db_id=row.id,
             name=row.name,
-            default_currency=Currency[row.default_currency],
+            default_currency=Currency(row.default_currency),
             created_at=row.created_at,
         )
 

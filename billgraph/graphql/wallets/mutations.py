@@ -14,9 +14,7 @@ from billgraph.wallets import service as wallets
 @strawberry.type
 class WalletMutations:
     @strawberry.mutation(description="Set or clear a wallet's low-balance threshold.")
-    @result(
-        "UpdateWalletResult", UpdateWalletSuccess, errors.NotFoundError, errors.ValidationError
-    )
+    @result("UpdateWalletResult", UpdateWalletSuccess, errors.NotFoundError, errors.ValidationError)
     async def update_wallet(self, info: Info, input: UpdateWalletInput) -> UpdateWalletSuccess:
         context = info.context
         db_id = db_id_of(input.wallet_id, "Wallet", "walletId")

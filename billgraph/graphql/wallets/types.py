@@ -24,7 +24,7 @@ ENTRY_CURSOR = "entry"
 class Wallet(Node):
     db_id: strawberry.Private[int]
     customer_db_id: strawberry.Private[int]
-    currency: Currency  # type: ignore[valid-type]
+    currency: Currency
     balance: BigInt = strawberry.field(description="In the currency's minor unit.")
     version: BigInt = strawberry.field(
         description="The sequence of the wallet's latest ledger entry (0 before any)."
@@ -41,7 +41,7 @@ class Wallet(Node):
             id=to_global_id("Wallet", row.id),
             db_id=row.id,
             customer_db_id=row.customer_id,
-            currency=Currency[row.currency],
+            currency=Currency(row.currency),
             balance=BigInt(row.balance),
             version=BigInt(row.version),
             low_balance_threshold=(
@@ -62,7 +62,7 @@ class Wallet(Node):
         info: Info,
         first: int | None = None,
         after: str | None = None,
-        entry_type: EntryType | None = None,  # type: ignore[valid-type]
+        entry_type: EntryType | None = None,
     ) -> Connection[LedgerEntry]:
         limit = page_size(first)
         key = EntryPageKey(

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import text
 
 from billgraph.app import create_app
+from billgraph.core.unit import unit_of_work
 from billgraph.db.engine import Database, connect
 from billgraph.db.migrate import upgrade
-from billgraph.core.unit import unit_of_work
 from billgraph.organizations import service as organizations
 from billgraph.settings import Settings
 

@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from billgraph.db.engine import Database
 from billgraph.db.models import LedgerEntry, Wallet
-from billgraph.live.events import BalanceChanged, decode, encode
-from billgraph.live import hub as hub_module
-from billgraph.live.hub import SLOW_SUBSCRIBER, Hub, Subscriber, SubscriptionEnded
 from billgraph.graphql.node import from_global_id
+from billgraph.live import hub as hub_module
+from billgraph.live.events import BalanceChanged, decode, encode
+from billgraph.live.hub import SLOW_SUBSCRIBER, Hub, Subscriber, SubscriptionEnded
 from tests.conftest import assert_ledger_invariant
 from tests.support.graph import Tenant
 

@@ -1,8 +1,8 @@
 """Loader queries at sizes a single GraphQL request can reach."""
 
-from billgraph.ledger import repository
 from billgraph.db.engine import Database
 from billgraph.graphql.node import from_global_id
+from billgraph.ledger import repository
 from tests.support.graph import Tenant
 
 

@@ -640,7 +640,7 @@ async def test_malformed_http_bodies_are_4xx(
         headers["content-type"] = content_type
     try:
         response = await funded.tenant.client.post("/graphql", content=payload, headers=headers)
-    except Exception as exc:  # the test transport re-raises what a real server turns into a 500
+    except Exception as exc:  # noqa: BLE001 - the test transport re-raises what a real server turns into a 500
         pytest.fail(f"the app crashed (a server answers 500 Internal Server Error): {exc!r}")
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:2000])
     assert_no_leak(response.text)
