@@ -1,6 +1,7 @@
 """The `billgraph` command as a user runs it."""
 
 import json
+import sqlite3
 
 import httpx
 
@@ -56,3 +57,41 @@ def test_serve_answers_healthz_and_graphiql(tmp_path) -> None:  # type: ignore[n
         assert "graphiql" in page.text.lower()
         metrics = httpx.get(f"{server.base_url}/metrics")
         assert "billgraph_http_requests_total" in metrics.text
+
+
+def test_check_ledger_passes_a_balanced_ledger_and_names_a_broken_wallet(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "audit.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    created_org = cli("create-organization", "--name", "Audit", "--json", "--database-url", url)
+    assert created_org.returncode == 0, created_org.stderr
+    headers = {"authorization": f"Bearer {json.loads(created_org.stdout)['api_key']}"}
+    with live_server(url) as server:
+        created = httpx.post(
+            f"{server.base_url}/graphql",
+            json={
+                "query": 'mutation { createCustomer(input: {email: "a@example.com"}) '
+                "{ ... on CreateCustomerSuccess { customer { id } } } }"
+            },
+            headers=headers,
+        ).json()
+        customer = created["data"]["createCustomer"]["customer"]["id"]
+        posted = httpx.post(
+            f"{server.base_url}/graphql",
+            json={
+                "query": "mutation($c: ID!) { createLedgerEntry(input: {customerId: $c, "
+                'amount: 500, currency: USD, entryType: CREDIT, idempotencyKey: "k"}) '
+                "{ __typename } }",
+                "variables": {"c": customer},
+            },
+            headers=headers,
+        ).json()
+        assert posted["data"]["createLedgerEntry"]["__typename"] == "CreateLedgerEntrySuccess"
+    balanced = cli("check-ledger", "--database-url", url)
+    assert balanced.returncode == 0, balanced.stderr
+    assert "every wallet balances" in balanced.stderr
+
+    with sqlite3.connect(path) as connection:  # a balance moved behind the ledger's back
+        connection.execute("UPDATE wallets SET balance = balance + 1")
+    broken = cli("check-ledger", "--database-url", url)
+    assert broken.returncode == 1
+    assert "balance 501" in broken.stdout and "net of entries 500" in broken.stdout
