@@ -21,6 +21,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billgraph.core.unit import UnitOfWork
 from billgraph.db.engine import SQLITE_WRITER, Database
@@ -102,24 +103,18 @@ async def write_in(unit: UnitOfWork, request: EntryRequest) -> Posting | None:
     lock, so no other writer can take the key meanwhile.
     """
     session = unit.session
-    params = request.params()
     if unit.is_sqlite:
-        moved = (await session.execute(MOVE, params)).first()
-        if moved is None:
-            return None
-        wallet_id, balance, version, threshold = moved
-        params.update(p_wallet_id=wallet_id, p_sequence=version, p_balance_after=balance)
-        row = (await session.execute(RECORD, params)).one()
-        posting = _posting(request, (*row, threshold))
+        row = await _move_then_record(session, request)
     else:
         try:
             async with session.begin_nested():
-                found = (await session.execute(MOVE_AND_RECORD, params)).first()
+                found = (await session.execute(MOVE_AND_RECORD, request.params())).first()
         except IntegrityError:
             return None
-        if found is None:
-            return None
-        posting = _posting(request, tuple(found))
+        row = None if found is None else tuple(found)
+    if row is None:
+        return None
+    posting = _posting(request, row)
     unit.after_commit(posting.event)
     return posting
 
@@ -184,18 +179,26 @@ async def _outcome(write: Awaitable[Posting | None]) -> Posting | Exception | No
 
 
 async def _write_sqlite(database: Database, request: EntryRequest) -> Posting | None:
-    params = request.params()
     try:
         async with database.engine.begin() as connection:
-            moved = (await connection.execute(MOVE, params)).first()
-            if moved is None:
-                return None
-            wallet_id, balance, version, threshold = moved
-            params.update(p_wallet_id=wallet_id, p_sequence=version, p_balance_after=balance)
-            row = (await connection.execute(RECORD, params)).first()
+            row = await _move_then_record(connection, request)
     except IntegrityError:  # the key was taken by a racing process: rolled back as a whole
         return None
-    return None if row is None else _announced(database, _posting(request, (*row, threshold)))
+    return None if row is None else _announced(database, _posting(request, row))
+
+
+async def _move_then_record(
+    executor: AsyncConnection | AsyncSession, request: EntryRequest
+) -> _Row | None:
+    """SQLite's posting: the guarded move, then the entry, in the caller's transaction."""
+    params = request.params()
+    moved = (await executor.execute(MOVE, params)).first()
+    if moved is None:
+        return None
+    wallet_id, balance, version, threshold = moved
+    params.update(p_wallet_id=wallet_id, p_sequence=version, p_balance_after=balance)
+    recorded = (await executor.execute(RECORD, params)).one()
+    return (*recorded, threshold)
 
 
 def _announced(database: Database, posting: Posting) -> Posting:
