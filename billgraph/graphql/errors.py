@@ -9,12 +9,13 @@ code to prove none can escape.
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Annotated, ParamSpec, Self, TypeVar, Union
+from typing import Annotated, ParamSpec, Self, TypeVar, Union, cast
 
 import strawberry
 from graphql import GraphQLError
 
 from billgraph.core import errors
+from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
 from billgraph.graphql.scalars import BigInt
 
@@ -104,7 +105,18 @@ def result(
     union = Annotated[Union[(success, *(ERROR_TYPES[e] for e in raises))], strawberry.union(name)]  # type: ignore[valid-type]
 
     def declare(resolver: Callable[P, Awaitable[S]]) -> Callable[P, Awaitable[S | UserError]]:
+        signature = inspect.signature(resolver)
+        if "info" not in signature.parameters:
+            raise TypeError(f"{resolver.__qualname__} takes no `info`: it cannot be a mutation")
+        info_position = list(signature.parameters).index("info")
+
         async def resolve(*args: P.args, **kwargs: P.kwargs) -> S | UserError:
+            info = kwargs["info"] if "info" in kwargs else args[info_position]
+            context = cast(Info, info).context
+            # Mutation fields run one after another: what earlier fields of the document
+            # loaded may be what this one changes, and what this one loads before its write
+            # is stale after it. Its payload reads afresh.
+            context.fresh_loaders()
             try:
                 return await resolver(*args, **kwargs)
             except errors.BillingError as exc:
@@ -114,13 +126,15 @@ def result(
                         f"which its result {name} does not declare"
                     ) from exc
                 return _to_graphql(exc)
+            finally:
+                context.fresh_loaders()
 
         # Strawberry reads the arguments and the return type from the signature.
         resolve.__name__ = resolver.__name__
         resolve.__qualname__ = resolver.__qualname__
         resolve.__module__ = resolver.__module__
         resolve.__doc__ = resolver.__doc__
-        resolve.__signature__ = inspect.signature(resolver).replace(  # type: ignore[attr-defined]
+        resolve.__signature__ = signature.replace(  # type: ignore[attr-defined]
             return_annotation=union
         )
         resolve.__annotations__ = {**resolver.__annotations__, "return": union}

@@ -69,10 +69,15 @@ async def load_node(info: Info, type_name: str, db_id: int) -> Node | None:
 
 
 async def load_existing(info: Info, type_name: str, db_id: int) -> Node:
-    """A node that must exist: the other end of an edge of an object in the graph."""
+    """The other end of an edge of an object in the graph. It existed when that object was
+    read; if a concurrent request deleted it since, the field cannot be resolved: it is null
+    with an error coded NOT_FOUND (not an unexpected failure)."""
     found = await load_node(info, type_name, db_id)
     if found is None:
-        raise LookupError(f"{type_name} {db_id} is referenced but not in the graph")
+        raise graphql_error(
+            f"{type_name} {to_global_id(type_name, db_id)} is gone: it was deleted meanwhile.",
+            "NOT_FOUND",
+        )
     return found
 
 

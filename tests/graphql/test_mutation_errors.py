@@ -114,20 +114,60 @@ class _Success:
     pass
 
 
+class _Context:
+    """Counts the times the loaders were made fresh."""
+
+    def __init__(self) -> None:
+        self.fresh = 0
+
+    def fresh_loaders(self) -> None:
+        self.fresh += 1
+
+
+class _Info:
+    def __init__(self) -> None:
+        self.context = _Context()
+
+
 async def test_a_declared_error_is_returned_as_its_graphql_type() -> None:
     @result("ProbeResult", _Success, errors.NotFoundError)
-    async def probe() -> _Success:
+    async def probe(info: Any) -> _Success:
         raise errors.NotFoundError("Gone.")
 
-    outcome = await probe()
+    outcome = await probe(_Info())
     assert isinstance(outcome, UserError)
     assert (outcome.code, outcome.message) == ("NOT_FOUND", "Gone.")
 
 
 async def test_an_undeclared_error_is_not_passed_off_as_a_result() -> None:
     @result("ProbeResult", _Success, errors.NotFoundError)
-    async def probe() -> _Success:
+    async def probe(info: Any) -> _Success:
         raise errors.ConflictError("Taken.", "email")
 
     with pytest.raises(UndeclaredError):
-        await probe()
+        await probe(info=_Info())
+
+
+async def test_a_mutation_reads_afresh_before_and_after_it_runs() -> None:
+    """Earlier mutation fields of the document may have changed what the loaders hold, and
+    this one's write may change what it loaded: its resolver and its payload read afresh."""
+    seen: list[int] = []
+
+    @result("ProbeResult", _Success, errors.NotFoundError)
+    async def probe(self: object, info: Any) -> _Success:
+        seen.append(info.context.fresh)
+        return _Success()
+
+    info = _Info()
+    await probe(None, info)
+    assert (seen, info.context.fresh) == ([1], 2)
+    await probe(None, info=info)
+    assert (seen, info.context.fresh) == ([1, 3], 4)
+
+
+def test_a_mutation_without_info_is_refused() -> None:
+    with pytest.raises(TypeError, match="info"):
+
+        @result("ProbeResult", _Success, errors.NotFoundError)
+        async def probe() -> _Success:
+            return _Success()
