@@ -18,6 +18,7 @@ from billgraph.api_keys.service import Scope as KeyScope
 from billgraph.db.engine import Database
 from billgraph.graphql.context import Context
 from billgraph.graphql.extensions.errors import present_errors
+from billgraph.graphql.media_types import GRAPHQL_RESPONSE_JSON, response_media_type
 from billgraph.graphql.schema import build_schema
 from billgraph.graphql.sockets import LegacyWSHandler, TransportWSHandler
 from billgraph.http.auth import authenticate, bearer_token
@@ -122,6 +123,51 @@ class GraphQLApp(GraphQL[Context, None]):
             request_id = request.scope.get("state", {}).get("request_id")
             result.errors = present_errors(result.errors, request_id)
         return await super().process_result(request, result)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        # The negotiated type rides on the sub-response to create_response, which needs it.
+        sub_response.media_type = response_media_type(request.headers.get("accept"))
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """application/json as Strawberry makes it (a request error is a 200 with data
+        null); application/graphql-response+json when the client prefers it, where a request
+        error has no data and a 4xx (the status an extension set, else 400) or a 500."""
+        if sub_response.media_type != GRAPHQL_RESPONSE_JSON or isinstance(response_data, list):
+            return super().create_response(response_data, sub_response)
+        request_error = (
+            "data" in response_data
+            and response_data["data"] is None
+            and _request_errors(response_data.get("errors"))
+        )
+        if request_error:
+            response_data = response_data.copy()
+            del response_data["data"]
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+        if request_error and not sub_response.status_code:
+            internal = any(
+                (error.get("extensions") or {}).get("code") == "INTERNAL_SERVER_ERROR"
+                for error in response_data.get("errors") or ()
+                if isinstance(error, dict)
+            )
+            response.status_code = 500 if internal else 400
+        return response
+
+
+def _request_errors(errors: object) -> bool:
+    """Errors that stopped the operation before it ran (parse, validation, variables, a
+    refusal): none has a path, which every error raised while executing a field has."""
+    return (
+        isinstance(errors, list)
+        and bool(errors)
+        and all(isinstance(error, dict) and "path" not in error for error in errors)
+    )
 
 
 def _socket_error(context: Context, message: str, code: str) -> dict[str, object]:
