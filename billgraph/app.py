@@ -2,6 +2,7 @@
 subscriptions), /healthz, /metrics; and the wiring of settings, database, schema and the
 event broker, done once here."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,12 +22,20 @@ from billgraph.live.brokers import create_broker
 from billgraph.logs import configure as configure_logs
 from billgraph.logs import get_logger
 from billgraph.settings import Settings, get_settings
+from billgraph.tracing import TraceRequests, Tracing
+from billgraph.tracing import configure as configure_tracing
 
 log = get_logger("billgraph.app")
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
-    """The ASGI app. Without arguments it reads BILLGRAPH_* settings (uvicorn's factory mode)."""
+def create_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    tracing: Tracing | None = None,
+) -> Starlette:
+    """The ASGI app. Without arguments it reads BILLGRAPH_* settings (uvicorn's factory mode).
+    Tracing is on when the settings name an OTLP endpoint, or with `tracing`; the app owns it
+    (its shutdown flushes it)."""
     settings = settings or get_settings()
     configure_logs(settings.log_level, settings.log_json)
     database = database or connect(
@@ -40,7 +49,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         kind=settings.event_broker,
         queue_size=settings.subscription_queue_size,
     )
-    graphql = GraphQLApp(database, settings, broker)
+    tracing = tracing or configure_tracing(settings)
+    if tracing is not None:
+        tracing.instrument(database)
+    graphql = GraphQLApp(database, settings, broker, tracing.tracer if tracing else None)
 
     async def healthz(_: Request) -> Response:
         try:
@@ -81,6 +93,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             database.events.attach(None)
             await broker.stop()  # uvicorn has closed the sockets by now (1012)
             await database.dispose()
+            if tracing is not None:  # flushes pending spans: off the loop, it may wait
+                await asyncio.to_thread(tracing.shutdown)
 
     app = Starlette(
         routes=[
@@ -91,6 +105,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         ],
         middleware=[
             Middleware(RequestContext),
+            # Off, not even a pass-through: tracing costs a request nothing.
+            *([Middleware(TraceRequests, tracer=tracing.tracer)] if tracing else []),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
             Middleware(
                 RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
@@ -100,4 +116,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         exception_handlers={Exception: internal_error},
     )
     app.state.database = database
+    app.state.tracing = tracing
     return app

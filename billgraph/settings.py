@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     http_keep_alive_seconds: int = Field(default=75, ge=1)
     log_level: str = "INFO"
     log_json: bool = True
+    # OpenTelemetry traces over OTLP/HTTP to this collector (its base URL, e.g.
+    # http://otel-collector:4318; /v1/traces is appended). Unset, the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT turns them on; neither set, tracing is off and costs nothing.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "billgraph"
 
 
 @lru_cache

@@ -1,7 +1,10 @@
 """The schema: root types composed from each domain's queries and mutations, and the limits."""
 
+from functools import partial
+
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, ValidationContext
+from opentelemetry.trace import Tracer
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -20,6 +23,7 @@ from billgraph.graphql.customers.queries import CustomerQueries
 from billgraph.graphql.extensions.auth import Authentication
 from billgraph.graphql.extensions.errors import StreamErrors
 from billgraph.graphql.extensions.limits import QueryLimits
+from billgraph.graphql.extensions.tracing import OperationTracing
 from billgraph.graphql.ledger.mutations import LedgerMutations
 from billgraph.graphql.live.subscriptions import SubscriptionRoot
 from billgraph.graphql.node import NodeQueries
@@ -62,7 +66,8 @@ def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValida
     return Rule
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings, tracer: Tracer | None = None) -> strawberry.Schema:
+    """The schema; with a `tracer`, a span per operation (without, no tracing hook at all)."""
     # The rule classes are made once: the validation cache is keyed by them, so fresh classes
     # per request would make every lookup a miss.
     limit_rules = [
@@ -72,12 +77,14 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ),
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
+    tracing = [] if tracer is None else [partial(OperationTracing, tracer)]
     return Schema(
         query=Query,
         mutation=Mutation,
         subscription=SubscriptionRoot,
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
         extensions=[
+            *tracing,  # first: its span wraps the other hooks
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: ParserCache(maxsize=256),
             lambda: AddValidationRules(limit_rules),

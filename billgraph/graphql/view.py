@@ -5,6 +5,7 @@ from contextlib import suppress
 from datetime import timedelta
 
 from cross_web import HTTPException
+from opentelemetry.trace import Tracer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -30,9 +31,11 @@ class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, database: Database, settings: Settings, broker: Broker) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, broker: Broker, tracer: Tracer | None = None
+    ) -> None:
         super().__init__(
-            build_schema(settings),
+            build_schema(settings, tracer),
             keep_alive=True,
             keep_alive_interval=settings.websocket_keep_alive_seconds,
             connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),

@@ -45,13 +45,27 @@ def present_errors(errors: list[GraphQLError], request_id: str | None) -> list[G
     return [_present(error, request_id) for error in errors]
 
 
+def error_code(error: GraphQLError) -> str:
+    """The `extensions.code` that present_errors gives `error` (without logging it)."""
+    if not _expected(error):
+        return "INTERNAL_SERVER_ERROR"
+    return str((error.extensions or {}).get("code", "BAD_USER_INPUT"))
+
+
+def _expected(error: GraphQLError) -> bool:
+    """A client's mistake or a refusal, not a failure of ours."""
+    original = error.original_error
+    return original is None or isinstance(original, (GraphQLError, ScalarInputError))
+
+
 def _present(error: GraphQLError, request_id: str | None) -> GraphQLError:
     original = error.original_error
     extensions = dict(error.extensions or {})
     message = error.message
-    if original is None or isinstance(original, (GraphQLError, ScalarInputError)):
+    if _expected(error):
         extensions.setdefault("code", "BAD_USER_INPUT")
     else:
+        assert original is not None
         log.error(
             "unexpected error",
             path=error.path,

@@ -119,6 +119,12 @@ class QueryLimits(SchemaExtension):
                     self._check(schema, document, operation, variables.coerced)
             except GraphQLError as error:
                 refuse(context, error)
+            if self.cost is not None:
+                # Into the response's `extensions`; later hooks (tracing) read it here too.
+                context.extensions_results["cost"] = {
+                    "requestedQueryCost": self.cost,
+                    "maximumAvailable": self.max_cost,
+                }
         yield
 
     def _check(
@@ -153,8 +159,3 @@ class QueryLimits(SchemaExtension):
                 "ask for smaller pages or fewer nested connections.",
                 "QUERY_TOO_COSTLY",
             )
-
-    def get_results(self) -> dict[str, Any]:
-        if self.cost is None:
-            return {}
-        return {"cost": {"requestedQueryCost": self.cost, "maximumAvailable": self.max_cost}}
