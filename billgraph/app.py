@@ -1,6 +1,6 @@
 """The Starlette application: /graphql (HTTP with GraphiQL in a browser, and WebSocket for
-subscriptions), /healthz, /metrics; and the wiring of settings, database, schema and the
-event broker, done once here."""
+subscriptions), /healthz, /metrics, /static (GraphiQL's own files); and the wiring of
+settings, database, schema and the event broker, done once here."""
 
 import asyncio
 import gc
@@ -13,7 +13,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from billgraph.db.engine import Database, connect
 from billgraph.graphql.view import GraphQLApp
@@ -102,6 +103,8 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/metrics", metrics),
+            # GraphiQL's files (the page itself is GET /graphql in a browser).
+            Mount("/static", StaticFiles(packages=[("billgraph.http", "static")]), name="static"),
         ],
         middleware=[
             Middleware(RequestContext),

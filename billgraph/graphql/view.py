@@ -3,11 +3,12 @@ per-request context and the same error presentation on both."""
 
 from contextlib import suppress
 from datetime import timedelta
+from pathlib import Path
 
 from cross_web import HTTPException
 from opentelemetry.trace import Tracer
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -25,6 +26,26 @@ from billgraph.graphql.sockets import LegacyWSHandler, TransportWSHandler
 from billgraph.http.auth import authenticate, bearer_token
 from billgraph.live.brokers import Broker
 from billgraph.settings import Settings
+
+# GraphiQL, from billgraph's own files (/static/graphiql, vendored at pinned versions):
+# Strawberry's page loads it from a public CDN, which a page holding an API key should not
+# run, and which an offline machine cannot reach. Its fonts and images are data: URLs inside
+# its own stylesheet; no inline script, no other origin, no framing. The one inline style is
+# the scroll lock GraphiQL's dialogs insert (react-remove-scroll-bar), allowed by its hash:
+# on this page, whose body never scrolls, its text is always the same.
+GRAPHIQL_HTML = Path(__file__).with_name("graphiql.html").read_text(encoding="utf-8")
+GRAPHIQL_CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "style-src 'self' 'sha256-Y/huXlwoYkVyQlxwSVcCi1RCDGDCSVBzDt0hYP9qlTc='",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -126,6 +147,20 @@ class GraphQLApp(GraphQL[Context, None]):
             request_id = request.scope.get("state", {}).get("request_id")
             result.errors = present_errors(result.errors, request_id)
         return await super().process_result(request, result)
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return GRAPHIQL_HTML
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(
+            self.graphql_ide_html,
+            headers={
+                "content-security-policy": GRAPHIQL_CSP,
+                "referrer-policy": "no-referrer",
+                "x-content-type-options": "nosniff",
+            },
+        )
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
