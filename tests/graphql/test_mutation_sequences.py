@@ -17,8 +17,8 @@ from billgraph.db.engine import Database
 from billgraph.graphql import node
 from billgraph.graphql.context import Info
 from billgraph.graphql.node import from_global_id, to_global_id
-from tests.graphql.test_bad_input import assert_no_leak
 from tests.support.graph import Tenant
+from tests.support.leaks import assert_no_leak
 
 
 async def send(tenant: Tenant, query: str, variables: dict[str, Any] | None = None) -> Any:
