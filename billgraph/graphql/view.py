@@ -5,15 +5,15 @@ from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from opentelemetry.trace import Tracer
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from billgraph.api_keys.service import Scope as KeyScope
@@ -23,7 +23,9 @@ from billgraph.graphql.extensions.errors import present_errors
 from billgraph.graphql.media_types import GRAPHQL_RESPONSE_JSON, response_media_type
 from billgraph.graphql.schema import build_schema
 from billgraph.graphql.sockets import LegacyWSHandler, TransportWSHandler
+from billgraph.http import bodies
 from billgraph.http.auth import authenticate, bearer_token
+from billgraph.http.errors import error_response
 from billgraph.live.brokers import Broker
 from billgraph.settings import Settings
 
@@ -124,18 +126,29 @@ class GraphQLApp(GraphQL[Context, None]):
         try:
             response = await self.run(request)
         except HTTPException as exc:  # unreadable body, batching, wrong method: JSON, not text
-            error = {
-                "message": exc.reason,
-                "extensions": {
-                    "code": "BAD_REQUEST",
-                    "requestId": scope.get("state", {}).get("request_id"),
-                },
-            }
-            response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
+            request_id = scope.get("state", {}).get("request_id")
+            response = error_response(exc.status_code, exc.reason, "BAD_REQUEST", request_id)
         await response(scope, receive, send)
 
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method == "POST":
+            try:
+                bodies.check_charset(request.content_type)
+            except bodies.BadBody as exc:
+                raise HTTPException(400, exc.msg) from None
+        return await super().parse_http_body(request)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """All JSON the view reads (bodies, GET's variables, socket messages), bounded."""
+        return bodies.parse_json(data)
+
     def parse_json(self, data: str | bytes) -> object:
-        parsed = super().parse_json(data)
+        try:
+            parsed = self.decode_json(data)
+        except bodies.BadBody as exc:
+            raise HTTPException(400, exc.msg) from None
         if not isinstance(parsed, (dict, list)):  # lists are refused later: no batching
             raise HTTPException(400, "The request body must be a JSON object.")
         return parsed
