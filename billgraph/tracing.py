@@ -48,8 +48,10 @@ class Tracing:
 
     provider: TracerProvider
     tracer: Tracer
-    _listeners: list[tuple[Any, str, Callable[..., None]]] = field(default_factory=list)
-    _closed: bool = False
+    _listeners: list[tuple[Any, str, Callable[..., None]]] = field(
+        default_factory=list, init=False, repr=False
+    )
+    _closed: bool = field(default=False, init=False, repr=False)
 
     def instrument(self, database: Database) -> None:
         """A client span per SQL statement `database` runs inside a traced request."""
