@@ -1,0 +1,2 @@
+"""What bench.ledger and bench.live share: the PostgreSQL they run on, the gateways under test,
+the seeded organization, the load, pgbench, CPU accounting and the report."""
