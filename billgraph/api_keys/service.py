@@ -79,8 +79,8 @@ async def create(
 async def principal_of(database: Database, secret: str) -> Principal | None:
     """The principal for a secret, or None if unknown or revoked. A read: checked against the
     database on every call, so a revoked key stops working at once."""
-    if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
-        return None
+    if not secret.startswith(SECRET_PREFIX) or len(secret) > 200 or not secret.isascii():
+        return None  # secrets are ASCII: anything else (a lone surrogate too) is unknown
     async with database.autocommit.connect() as connection:
         found = await repository.live_key_by_hash(connection, hash_secret(secret))
     return None if found is None else Principal(api_key=found[0], organization=found[1])

@@ -12,6 +12,8 @@ MAX_AMOUNT = 2**53 - 1
 # caller's business; this catches typos and junk.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def amount(value: int, field: str = "amount") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -41,8 +43,19 @@ def currency(value: str, field: str = "currency") -> str:
     return code
 
 
+def storable(value: str, field: str) -> str:
+    """Text both databases can store: Unicode scalar values only (no lone surrogate, which
+    neither UTF-8 nor SQLite can encode) and no NUL, which PostgreSQL refuses."""
+    if "\x00" in value:
+        raise ValidationError(f"{field} must not contain NUL characters.", field)
+    if _SURROGATE.search(value):
+        raise ValidationError(f"{field} must be valid Unicode text (no lone surrogates).", field)
+    return value
+
+
 def text(value: str | None, field: str, *, max_length: int, required: bool = False) -> str | None:
-    """Trimmed text, None when empty (unless required); refuses control characters."""
+    """Trimmed text, None when empty (unless required); refuses control characters and text
+    no database can store."""
     if value is None:
         if required:
             raise ValidationError(f"{field} is required.", field)
@@ -56,7 +69,7 @@ def text(value: str | None, field: str, *, max_length: int, required: bool = Fal
         raise ValidationError(f"{field} must be at most {max_length} characters.", field)
     if any(ord(ch) < 32 for ch in value):
         raise ValidationError(f"{field} must not contain control characters.", field)
-    return value
+    return storable(value, field)
 
 
 def email(value: str, field: str = "email") -> str:

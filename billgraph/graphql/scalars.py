@@ -27,6 +27,8 @@ def _parse_big_int(value: Any) -> int:
 def _parse_big_int_literal(node: ValueNode, _variables: dict[str, Any] | None = None) -> int:
     if not isinstance(node, IntValueNode):
         raise ScalarInputError("BigInt must be an integer literal.")
+    if len(node.value.lstrip("-")) > len(str(MAX_AMOUNT)):  # and int() has a limit of its own
+        raise ScalarInputError(f"BigInt must be within ±{MAX_AMOUNT} (2^53 - 1).")
     return _parse_big_int(int(node.value))
 
 

@@ -3,16 +3,9 @@
 from functools import partial
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, ValidationContext
+from graphql import GraphQLError
 from opentelemetry.trace import Tracer
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -22,7 +15,7 @@ from billgraph.graphql.customers.mutations import CustomerMutations
 from billgraph.graphql.customers.queries import CustomerQueries
 from billgraph.graphql.extensions.auth import Authentication
 from billgraph.graphql.extensions.errors import StreamErrors
-from billgraph.graphql.extensions.limits import QueryLimits
+from billgraph.graphql.extensions.limits import DocumentLimits, QueryLimits
 from billgraph.graphql.extensions.tracing import OperationTracing
 from billgraph.graphql.ledger.mutations import LedgerMutations
 from billgraph.graphql.live.subscriptions import SubscriptionRoot
@@ -52,31 +45,10 @@ class Schema(strawberry.Schema):
         """Client errors are answers, not incidents: present_errors logs the unexpected ones."""
 
 
-def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
-    """Strawberry's depth rule raises KeyError on a spread of an undefined fragment; the
-    standard KnownFragmentNames rule already reports that as a validation error."""
-
-    class Rule(rule):  # type: ignore[valid-type,misc]
-        def __init__(self, context: ValidationContext) -> None:
-            try:
-                super().__init__(context)
-            except KeyError:
-                ASTValidationRule.__init__(self, context)
-
-    return Rule
-
-
 def build_schema(settings: Settings, tracer: Tracer | None = None) -> strawberry.Schema:
     """The schema; with a `tracer`, a span per operation (without, no tracing hook at all)."""
-    # The rule classes are made once: the validation cache is keyed by them, so fresh classes
-    # per request would make every lookup a miss.
-    limit_rules = [
-        *(
-            _tolerate_unknown_fragments(rule)
-            for rule in QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
-        ),
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-    ]
+    # Depth and aliases are DocumentLimits', measured before validation: Strawberry's rules
+    # for them recurse through fragments and expand each spread anew (exponential time).
     tracing = [] if tracer is None else [partial(OperationTracing, tracer)]
     return Schema(
         query=Query,
@@ -87,7 +59,8 @@ def build_schema(settings: Settings, tracer: Tracer | None = None) -> strawberry
             *tracing,  # first: its span wraps the other hooks
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: ParserCache(maxsize=256),
-            lambda: AddValidationRules(limit_rules),
+            # Once parsed, before validation:
+            lambda: DocumentLimits(settings.max_query_depth, settings.max_aliases),
             lambda: ValidationCache(maxsize=256),
             Authentication,
             StreamErrors,

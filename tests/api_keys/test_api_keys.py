@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from billgraph.api_keys import service as api_keys
 from billgraph.db.engine import Database
 from billgraph.graphql.node import to_global_id
 from tests.support.graph import Tenant
@@ -653,3 +654,14 @@ async def test_unreadable_body_gets_a_json_error(tenant: Tenant) -> None:
         "code": "BAD_REQUEST",
         "requestId": response.headers["x-request-id"],
     }
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["bgk_\ud800", "bgk_\udfff", "bgk_caf\u00e9", "bgk_\x00"],
+    ids=["d800", "dfff", "e-acute", "nul"],
+)
+async def test_a_secret_that_is_not_ascii_is_unknown(database: Database, secret: str) -> None:
+    """Secrets are ASCII. A socket's connection_init may offer any JSON string as its key, a
+    lone surrogate too, which hashing the secret could not encode: unknown, not a failure."""
+    assert await api_keys.principal_of(database, secret) is None

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 
+from billgraph.core import validation
 from billgraph.customers import repository
 from billgraph.db import models
 from billgraph.graphql.context import Info
@@ -65,9 +66,12 @@ class Customer(Node):
 async def customer_page(
     info: Info, *, first: int | None, after: str | None, email: str | None
 ) -> Connection[Customer]:
-    """The organization's customers in creation order; `email` filters case-insensitively."""
+    """The organization's customers in creation order; `email` filters case-insensitively
+    (text no database can store is refused, as BAD_USER_INPUT)."""
     limit = page_size(first)
     after_id = decode_cursor(CUSTOMER_CURSOR, after)
+    if email is not None:
+        validation.storable(email, "email")
     async with info.context.database.sessions() as session:
         rows = await repository.customers_page(
             session, info.context.organization_id, limit=limit + 1, after_id=after_id, email=email

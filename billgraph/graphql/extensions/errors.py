@@ -12,6 +12,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
 
+from billgraph.core.errors import ValidationError
 from billgraph.graphql.context import Context
 from billgraph.graphql.scalars import ScalarInputError
 from billgraph.logs import get_logger
@@ -53,9 +54,12 @@ def error_code(error: GraphQLError) -> str:
 
 
 def _expected(error: GraphQLError) -> bool:
-    """A client's mistake or a refusal, not a failure of ours."""
+    """A client's mistake or a refusal, not a failure of ours. A domain ValidationError
+    outside a mutation's union (a malformed id given to a query field) is one too."""
     original = error.original_error
-    return original is None or isinstance(original, (GraphQLError, ScalarInputError))
+    return original is None or isinstance(
+        original, (GraphQLError, ScalarInputError, ValidationError)
+    )
 
 
 def _present(error: GraphQLError, request_id: str | None) -> GraphQLError:

@@ -1,15 +1,21 @@
-"""Refuse abusive operations before they run: a query cost, mutations per document, page size.
+"""Refuse abusive operations before they run: their shape as soon as they are parsed (depth,
+fragment nesting, integer literals), then a query cost, mutations per document, page size.
 
-Cost: every field costs 1; a connection field (one taking `first`) multiplies the cost of what
-it selects by `first`, so `customers(first: 100) { wallets { ledgerEntries(first: 100) { ... } } }`
-costs what it would really fetch. Depth, aliases and tokens are Strawberry's own limiters.
+Depth counts fields nested in one another, through fragments, as Strawberry's depth limiter
+does: the root fields are at depth 0, introspection (`__schema`, `__type`) adds none.
+Aliases are counted through fragments, once per spread. Cost: every field costs 1; a
+connection field (one taking `first`) multiplies the cost of what it selects by `first`, so
+`customers(first: 100) { wallets { ledgerEntries(first: 100) { ... } } }` costs what it would
+really fetch. Tokens are Strawberry's own limiter, applied while parsing.
 """
 
 from collections.abc import Iterator
-from typing import Any
+from itertools import islice
+from typing import Any, NamedTuple
 
 from graphql import (
     DocumentNode,
+    ExecutableDefinitionNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -18,6 +24,8 @@ from graphql import (
     GraphQLNamedType,
     GraphQLSchema,
     InlineFragmentNode,
+    IntValueNode,
+    Node,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -32,6 +40,146 @@ from strawberry.extensions import SchemaExtension
 from billgraph.graphql.errors import graphql_error
 from billgraph.graphql.extensions.errors import refuse
 from billgraph.graphql.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from billgraph.http.bodies import MAX_INTEGER_DIGITS
+
+# Fragments, named or inline, nested in one another along any path of a document.
+MAX_FRAGMENT_NESTING = 32
+
+
+class DocumentLimits(SchemaExtension):
+    """Refuses, once the document is parsed and before it is validated, fields nested deeper
+    than `max_depth`, more than `max_aliases` aliases (both counted through fragments),
+    fragments nested more than MAX_FRAGMENT_NESTING deep and integer literals of more than
+    MAX_INTEGER_DIGITS digits.
+
+    Validation and the cost walk recurse through fragments, and Python's int() refuses
+    literals over 4,300 digits: past these limits no document reaches them. The walk itself
+    is iterative and measures each fragment once, however often it is spread, so it takes
+    time linear in the document whatever its shape (a fragment spread twice in a fragment
+    spread twice, 30 times over, is a billion fields to a walk that expands spreads)."""
+
+    def __init__(self, max_depth: int, max_aliases: int) -> None:
+        self.max_depth = max_depth
+        self.max_aliases = max_aliases
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        document = self.execution_context.graphql_document
+        if document is not None:  # raised, the error is the operation's answer
+            check_document(document, self.max_depth, self.max_aliases)
+
+
+def check_document(document: DocumentNode, max_depth: int, max_aliases: int) -> None:
+    """Raises BAD_USER_INPUT if the document exceeds the limits of DocumentLimits."""
+    for node in _nodes(document):
+        if isinstance(node, IntValueNode) and len(node.value.lstrip("-")) > MAX_INTEGER_DIGITS:
+            raise graphql_error(
+                f"An integer literal has more than {MAX_INTEGER_DIGITS} digits.",
+                "BAD_USER_INPUT",
+            )
+    definitions = [d for d in document.definitions if isinstance(d, ExecutableDefinitionNode)]
+    fragments = {
+        d.name.value: d.selection_set for d in definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    measured = _measure([d.selection_set for d in definitions], fragments)
+    aliases = sum(
+        measured[id(d.selection_set)].aliases
+        for d in definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
+    if aliases > max_aliases:
+        raise graphql_error(
+            f"{aliases} aliases found; at most {max_aliases} are allowed.", "BAD_USER_INPUT"
+        )
+    for definition in definitions:
+        depth, nesting, _ = measured[id(definition.selection_set)]
+        if nesting > MAX_FRAGMENT_NESTING:
+            raise graphql_error(
+                f"Fragments nested {nesting} deep; at most {MAX_FRAGMENT_NESTING} are allowed.",
+                "BAD_USER_INPUT",
+            )
+        if depth > max_depth:
+            raise graphql_error(
+                f"Query depth {depth} exceeds the maximum depth of {max_depth}.",
+                "BAD_USER_INPUT",
+            )
+
+
+def _nodes(root: Node) -> Iterator[Node]:
+    """Every node of an AST, without recursion."""
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        yield node
+        for key in node.keys:
+            value = getattr(node, key, None)
+            if isinstance(value, Node):
+                pending.append(value)
+            elif isinstance(value, (list, tuple)):
+                pending.extend(v for v in value if isinstance(v, Node))
+
+
+class _Measure(NamedTuple):
+    depth: int  # the most fields with a selection nested in one another, as Strawberry's
+    # depth limiter counts (a leaf adds nothing, nor does introspection: `__schema`, `__type`)
+    nesting: int  # the most fragments nested in one another
+    aliases: int  # aliased fields, each spread of a fragment counting its own again
+
+
+_NOTHING = _Measure(0, 0, 0)
+
+# A selection set's children: (selection set, depth added or None for none, fragments added).
+_Children = list[tuple[SelectionSetNode, int | None, int]]
+
+
+def _measure(
+    roots: list[SelectionSetNode], fragments: dict[str, SelectionSetNode]
+) -> dict[int, _Measure]:
+    """Each selection set reachable from `roots` (by id), measured through fragment spreads.
+    Depth-first with an explicit stack; a spread back into a set being measured (a cycle,
+    which validation refuses) adds nothing."""
+
+    def children(selection_set: SelectionSetNode) -> tuple[int, _Children]:
+        aliased = 0
+        found: _Children = []
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                aliased += selection.alias is not None
+                if selection.selection_set is not None:
+                    introspection = selection.name.value.startswith("__")
+                    found.append((selection.selection_set, None if introspection else 1, 0))
+            elif isinstance(selection, InlineFragmentNode):
+                found.append((selection.selection_set, 0, 1))
+            elif isinstance(selection, FragmentSpreadNode):
+                target = fragments.get(selection.name.value)
+                if target is not None:  # an unknown one is validation's to report
+                    found.append((target, 0, 1))
+        return aliased, found
+
+    measured: dict[int, _Measure] = {}
+    open_sets: set[int] = set()
+    stack: list[tuple[SelectionSetNode, bool]] = [(root, False) for root in roots]
+    while stack:
+        selection_set, expanded = stack.pop()
+        key = id(selection_set)
+        if expanded:
+            aliases, found = children(selection_set)
+            depth = nesting = 0
+            for child, more_depth, more_fragments in found:
+                inner = measured.get(id(child), _NOTHING)
+                if more_depth is not None:
+                    depth = max(depth, inner.depth + more_depth)
+                nesting = max(nesting, inner.nesting + more_fragments)
+                aliases += inner.aliases
+            measured[key] = _Measure(depth, nesting, aliases)
+            open_sets.discard(key)
+        elif key not in measured and key not in open_sets:
+            open_sets.add(key)
+            stack.append((selection_set, True))
+            for child, _, _ in children(selection_set)[1]:
+                if id(child) not in measured and id(child) not in open_sets:
+                    stack.append((child, False))
+    return measured
 
 
 class _Walk:
@@ -44,6 +192,10 @@ class _Walk:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
+        # Each fragment's cost, computed once however often it is spread (DocumentLimits
+        # has bounded how deep this walk recurses).
+        self._fragment_costs: dict[str, int] = {}
+        self._costing: set[str] = set()
 
     def fields(
         self,
@@ -69,17 +221,38 @@ class _Walk:
 
     def cost(self, selection_set: SelectionSetNode, parent: GraphQLNamedType) -> int:
         total = 0
-        for field, field_parent in self.fields(selection_set, parent):
-            definition = getattr(field_parent, "fields", {}).get(field.name.value)
-            if definition is None:  # __typename and introspection
-                total += 1
-                continue
-            child = 0
-            if field.selection_set is not None:
-                child = self.cost(field.selection_set, get_named_type(definition.type))
-            multiplier = self.page_size(field) if "first" in definition.args else 1
-            total += 1 + multiplier * child
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += self.field_cost(selection, parent)
+            elif isinstance(selection, InlineFragmentNode):
+                on = selection.type_condition
+                inner = self.schema.get_type(on.name.value) if on else parent
+                total += self.cost(selection.selection_set, inner or parent)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self.fragment_cost(selection.name.value, parent)
         return total
+
+    def fragment_cost(self, name: str, parent: GraphQLNamedType) -> int:
+        if name in self._fragment_costs:
+            return self._fragment_costs[name]
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self._costing:  # cycles are refused by validation
+            return 0
+        self._costing.add(name)
+        inner = self.schema.get_type(fragment.type_condition.name.value)
+        cost = self._fragment_costs[name] = self.cost(fragment.selection_set, inner or parent)
+        self._costing.discard(name)
+        return cost
+
+    def field_cost(self, field: FieldNode, parent: GraphQLNamedType) -> int:
+        definition = getattr(parent, "fields", {}).get(field.name.value)
+        if definition is None:  # __typename and introspection
+            return 1
+        child = 0
+        if field.selection_set is not None:
+            child = self.cost(field.selection_set, get_named_type(definition.type))
+        multiplier = self.page_size(field) if "first" in definition.args else 1
+        return 1 + multiplier * child
 
     def page_size(self, field: FieldNode) -> int:
         for argument in field.arguments or ():
@@ -146,11 +319,12 @@ class QueryLimits(SchemaExtension):
             variables,
         )
         if operation.operation == OperationType.MUTATION:
-            count = sum(1 for _ in walk.fields(operation.selection_set, root))
+            # Counted up to one too many: fragments spread many times expand without end.
+            fields = walk.fields(operation.selection_set, root)
+            count = sum(1 for _ in islice(fields, self.max_mutations + 1))
             if count > self.max_mutations:
                 raise graphql_error(
-                    f"At most {self.max_mutations} mutations per request ({count} sent).",
-                    "BAD_USER_INPUT",
+                    f"At most {self.max_mutations} mutations per request.", "BAD_USER_INPUT"
                 )
         self.cost = walk.cost(operation.selection_set, root)
         if self.cost > self.max_cost:
