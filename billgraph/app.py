@@ -18,7 +18,12 @@ from starlette.staticfiles import StaticFiles
 
 from billgraph.db.engine import Database, connect
 from billgraph.graphql.view import GraphQLApp
-from billgraph.http.middleware import BodySizeLimit, RateLimit, RequestContext
+from billgraph.http.middleware import (
+    BodySizeLimit,
+    RateLimit,
+    RequestContext,
+    ServiceUnavailable,
+)
 from billgraph.live.brokers import create_broker
 from billgraph.logs import configure as configure_logs
 from billgraph.logs import get_logger
@@ -110,6 +115,7 @@ def create_app(
             Middleware(RequestContext),
             # Off, not even a pass-through: tracing costs a request nothing.
             *([Middleware(TraceRequests, tracer=tracing.tracer)] if tracing else []),
+            Middleware(ServiceUnavailable),  # a database outage anywhere below: 503
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
             Middleware(
                 RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst

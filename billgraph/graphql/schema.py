@@ -14,7 +14,7 @@ from billgraph.graphql.currencies import CurrencyQueries
 from billgraph.graphql.customers.mutations import CustomerMutations
 from billgraph.graphql.customers.queries import CustomerQueries
 from billgraph.graphql.extensions.auth import Authentication
-from billgraph.graphql.extensions.errors import StreamErrors
+from billgraph.graphql.extensions.errors import DatabaseOutage, StreamErrors
 from billgraph.graphql.extensions.limits import DocumentLimits, QueryLimits
 from billgraph.graphql.extensions.tracing import OperationTracing
 from billgraph.graphql.ledger.mutations import LedgerMutations
@@ -64,6 +64,7 @@ def build_schema(settings: Settings, tracer: Tracer | None = None) -> strawberry
             lambda: ValidationCache(maxsize=256),
             Authentication,
             StreamErrors,
+            DatabaseOutage,
             lambda: QueryLimits(settings.max_query_cost, settings.max_mutations_per_document),
         ],
     )

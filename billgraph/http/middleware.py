@@ -1,7 +1,7 @@
-"""ASGI middleware: request ids and access logs, body size limit, per-API-key rate limit."""
+"""ASGI middleware: request ids and access logs, database outages as 503, body size limit,
+per-API-key rate limit."""
 
 import hashlib
-import json
 import math
 import re
 import time
@@ -13,7 +13,14 @@ from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from billgraph.db.availability import is_unavailable
 from billgraph.http.auth import bearer_token
+from billgraph.http.errors import (
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE_CODE,
+    UNAVAILABLE_MESSAGE,
+    error_body,
+)
 from billgraph.logs import get_logger
 
 log = get_logger("billgraph.http")
@@ -24,11 +31,6 @@ LATENCY = Histogram("billgraph_http_request_seconds", "HTTP request latency", ["
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def _error_body(message: str, code: str, request_id: str | None) -> bytes:
-    error = {"message": message, "extensions": {"code": code, "requestId": request_id}}
-    return json.dumps({"errors": [error]}).encode()
-
-
 async def _send_error(
     send: Send,
     status: int,
@@ -37,7 +39,7 @@ async def _send_error(
     request_id: str | None,
     headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
-    body = _error_body(message, code, request_id)
+    body = error_body(message, code, request_id)
     await send(
         {
             "type": "http.response.start",
@@ -98,6 +100,42 @@ class RequestContext:
                     ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+class ServiceUnavailable:
+    """A database outage that escapes a route (authenticating the API key, a webhook) is
+    answered 503 with Retry-After and the code SERVICE_UNAVAILABLE, and logged as a warning:
+    the client retries later, the connection stays open, no stack trace per request. Any
+    other failure goes on to the app's error handler (a masked 500)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started or not is_unavailable(exc):
+                raise
+            log.warning("database unavailable", path=scope["path"], error=type(exc).__name__)
+            await _send_error(
+                send,
+                503,
+                UNAVAILABLE_MESSAGE,
+                UNAVAILABLE_CODE,
+                scope.get("state", {}).get("request_id"),
+                ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
+            )
 
 
 class BodySizeLimit:

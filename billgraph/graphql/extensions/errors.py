@@ -1,7 +1,8 @@
 """What errors may say. Errors outside the mutation unions always carry `extensions.code`
 and `extensions.requestId`: UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT (malformed queries, bad
-arguments, limits), and INTERNAL_SERVER_ERROR for anything unexpected, whose details go to the
-log, never the client.
+arguments, limits), SERVICE_UNAVAILABLE (the database is down: HTTP 503 with Retry-After, retry
+later), and INTERNAL_SERVER_ERROR for anything unexpected, whose details go to the log, never
+the client.
 """
 
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
 
 from billgraph.core.errors import ValidationError
+from billgraph.db.availability import is_unavailable
 from billgraph.graphql.context import Context
 from billgraph.graphql.scalars import ScalarInputError
+from billgraph.http.errors import UNAVAILABLE_CODE, UNAVAILABLE_MESSAGE, unavailable_headers
 from billgraph.logs import get_logger
 
 log = get_logger(__name__)
@@ -30,6 +33,21 @@ class StreamErrors(SchemaExtension):
             context: Context = self.execution_context.context
             result.errors = present_errors(list(errors), context.request_id)  # type: ignore[union-attr]
         yield
+
+
+class DatabaseOutage(SchemaExtension):
+    """An operation that failed because the database is unavailable is answered HTTP 503
+    with Retry-After (its errors say SERVICE_UNAVAILABLE): the client retries later."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None) or ()
+        if any(_unavailable(error) for error in errors):
+            response = self.execution_context.context.response
+            if response is not None and hasattr(response, "status_code"):
+                response.status_code = 503
+                response.headers.update(unavailable_headers())
 
 
 def refuse(execution: ExecutionContext, error: GraphQLError) -> None:
@@ -48,6 +66,8 @@ def present_errors(errors: list[GraphQLError], request_id: str | None) -> list[G
 
 def error_code(error: GraphQLError) -> str:
     """The `extensions.code` that present_errors gives `error` (without logging it)."""
+    if _unavailable(error):
+        return UNAVAILABLE_CODE
     if not _expected(error):
         return "INTERNAL_SERVER_ERROR"
     return str((error.extensions or {}).get("code", "BAD_USER_INPUT"))
@@ -62,12 +82,22 @@ def _expected(error: GraphQLError) -> bool:
     )
 
 
+def _unavailable(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and is_unavailable(original)
+
+
 def _present(error: GraphQLError, request_id: str | None) -> GraphQLError:
     original = error.original_error
     extensions = dict(error.extensions or {})
     message = error.message
     if _expected(error):
         extensions.setdefault("code", "BAD_USER_INPUT")
+    elif _unavailable(error):
+        assert original is not None
+        log.warning("database unavailable", path=error.path, error=type(original).__name__)
+        message = UNAVAILABLE_MESSAGE
+        extensions = {"code": UNAVAILABLE_CODE}
     else:
         assert original is not None
         log.error(
