@@ -15,6 +15,7 @@ from billgraph.http import bodies
 from tests.support.graph import CREATE_ENTRY, Tenant, customer_count, snapshot
 from tests.support.leaks import assert_no_leak
 from tests.support.server import create_organization, live_server
+from tests.support.ws import LEGACY_WS, TRANSPORT_WS, GraphQLSocket, SocketClosed, authenticated
 
 DEEP = 1_000
 DIGITS = "9" * 5_000  # Python's int() refuses more than 4,300
@@ -436,3 +437,46 @@ def test_a_malformed_body_keeps_the_connection(tmp_path: Path) -> None:
             assert _local_port(bad) == _local_port(after) == port, f"{name}: a new connection"
         log = server.log()
     assert "Exception in ASGI application" not in log, log[-3000:]
+
+
+# --- socket messages -----------------------------------------------------------------------
+
+
+async def test_malformed_socket_messages_close_the_socket_cleanly(tmp_path: Path) -> None:
+    """Over WebSocket, messages are decoded by the same bounded decoder: graphql-transport-ws
+    closes a socket sending one with 4400 (invalid message), graphql-ws ignores it; a lone
+    surrogate offered as the key is an unknown key (4403). The server goes on serving."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'sockets.db'}"
+    organization = create_organization(url, "Sockets")
+    messages = {
+        "nested-1000": _nested(DEEP),
+        "5000-digits": f'{{"type": "connection_init", "payload": {{"n": {DIGITS}}}}}',
+        "nan": '{"type": "connection_init", "payload": {"n": NaN}}',
+    }
+    with live_server(url) as server:
+        for name, message in messages.items():
+            socket = await GraphQLSocket.open(server.base_url, TRANSPORT_WS)
+            await socket.connection.send(message)
+            with pytest.raises(SocketClosed) as closed:
+                await socket.receive()
+            assert closed.value.code == 4400, (name, closed.value)
+
+        socket = await GraphQLSocket.open(server.base_url, TRANSPORT_WS)
+        await socket.connection.send(
+            '{"type": "connection_init", "payload": {"authorization": "Bearer bgk_\\ud800"}}'
+        )
+        with pytest.raises(SocketClosed) as closed:
+            await socket.receive()
+        assert closed.value.code == 4403, closed.value
+
+        legacy = await GraphQLSocket.open(server.base_url, LEGACY_WS)
+        await legacy.connection.send(messages["nested-1000"])
+        ack = await legacy.init({"authorization": f"Bearer {organization['api_key']}"})
+        assert ack["type"] == "connection_ack", ack
+        await legacy.close()
+
+        socket = await authenticated(server.base_url, organization["api_key"])
+        await socket.close()
+        log = server.log()
+    assert "Exception in ASGI application" not in log, log[-3000:]
+    assert "unexpected error" not in log, log[-3000:]
