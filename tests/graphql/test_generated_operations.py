@@ -13,8 +13,11 @@ trace, SQL, a driver's name), every error coded with a request id, and schemathe
 checks (no server error, invalid operations refused, answers that keep the schema's
 promises). After the run the ledger invariant holds over the whole database.
 
-The corpus: raw payloads that once crashed or leaked, each answered with a 4xx and a JSON
-body whose first error carries `extensions.code` and `extensions.requestId`.
+The corpus: raw payloads that once crashed or leaked. A request that cannot be read (bytes,
+nesting, numbers) is a 400; a document that is read but refused (a malformed id, a huge
+literal, a fragment chain, unstorable text in a query argument) is a 200 with BAD_USER_INPUT,
+as GraphQL over HTTP asks of application/json; unstorable text in a mutation's input is its
+typed ValidationError naming the field. Every error carries a code and the request id.
 """
 
 import asyncio
@@ -391,6 +394,11 @@ class Payload:
     content_type: str | None = "application/json"
     method: str = "POST"
     params: dict[str, str] | None = None
+    # What answers it: a request that cannot be read is a 400; a document that can be read
+    # but is refused is a 200 with BAD_USER_INPUT (GraphQL over HTTP with application/json);
+    # text a mutation cannot store is its typed ValidationError naming `field`.
+    answer: str = "400"
+    field: str | None = None
 
 
 def _json_with(template: str, raw: bytes) -> bytes:
@@ -402,17 +410,18 @@ def _json_with(template: str, raw: bytes) -> bytes:
 DIGITS_5000 = "9" * 5_000
 
 CUSTOMERS_BY_EMAIL = "query($e: String) { customers(email: $e) { edges { node { id } } } }"
+REFUSED = "{ __typename ... on ValidationError { field } }"
 CREATE_CUSTOMER = (
-    "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { __typename } }"
+    "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) " + REFUSED + " }"
 )
 CREATE_ENTRY = (
-    "mutation($input: CreateLedgerEntryInput!) { createLedgerEntry(input: $input) { __typename } }"
+    "mutation($input: CreateLedgerEntryInput!) { createLedgerEntry(input: $input) " + REFUSED + " }"
 )
 UPDATE_WALLET = (
     "mutation($input: UpdateWalletInput!) { updateWallet(input: $input) { __typename } }"
 )
 CREATE_API_KEY = (
-    "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { __typename } }"
+    "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) " + REFUSED + " }"
 )
 FIRST = "query($first: Int) { customers(first: $first) { edges { node { id } } } }"
 
@@ -429,26 +438,47 @@ def _surrogate_payloads(customer_id: str) -> dict[str, Payload]:
         f'{{"customerId": "{customer_id}", "amount": 100, "currency": "USD", '
         '"entryType": "CREDIT", '
     )
+    # place: (document, variables, the input field a mutation names; None for a query argument)
     places = {
-        "email": (CREATE_CUSTOMER, '{"input": {"email": "adaRAW@example.com"}}'),
-        "name": (CREATE_CUSTOMER, '{"input": {"email": "name@example.com", "name": "AdaRAW"}}'),
+        "email": (CREATE_CUSTOMER, '{"input": {"email": "adaRAW@example.com"}}', "email"),
+        "name": (
+            CREATE_CUSTOMER,
+            '{"input": {"email": "name@example.com", "name": "AdaRAW"}}',
+            "name",
+        ),
         "externalId": (
             CREATE_CUSTOMER,
             '{"input": {"email": "ext@example.com", "externalId": "extRAW"}}',
+            "externalId",
         ),
         "reason": (
             CREATE_ENTRY,
             '{"input": ' + entry + '"idempotencyKey": "surrogate-reason", "reason": "rRAW"}}',
+            "reason",
         ),
-        "idempotencyKey": (CREATE_ENTRY, '{"input": ' + entry + '"idempotencyKey": "kRAW"}}'),
-        "customers-email": (CUSTOMERS_BY_EMAIL, '{"e": "adaRAW@example.com"}'),
-        "api-key-name": (CREATE_API_KEY, '{"input": {"name": "keyRAW", "scopes": ["READ"]}}'),
+        "idempotencyKey": (
+            CREATE_ENTRY,
+            '{"input": ' + entry + '"idempotencyKey": "kRAW"}}',
+            "idempotencyKey",
+        ),
+        "customers-email": (CUSTOMERS_BY_EMAIL, '{"e": "adaRAW@example.com"}', None),
+        "api-key-name": (
+            CREATE_API_KEY,
+            '{"input": {"name": "keyRAW", "scopes": ["READ"]}}',
+            "name",
+        ),
     }
     payloads = {}
-    for place, (query, variables) in places.items():
+    for place, (query, variables, named) in places.items():
         for form, raw in SURROGATES.items():
-            body = f'{{"query": {json.dumps(query)}, "variables": {variables}}}'
-            payloads[f"surrogate-{place}-{form}"] = Payload(_json_with(body, raw))
+            body = _json_with(f'{{"query": {json.dumps(query)}, "variables": {variables}}}', raw)
+            if form.startswith("raw"):  # invalid UTF-8: the request cannot be read
+                payload = Payload(body)
+            elif named is None:
+                payload = Payload(body, answer="bad_user_input")
+            else:
+                payload = Payload(body, answer="validation_error", field=named)
+            payloads[f"surrogate-{place}-{form}"] = payload
     return payloads
 
 
@@ -507,13 +537,16 @@ def corpus(customer_id: str, wallet_id: str) -> dict[str, Payload]:
         "operation-name-lone-surrogate": Payload(
             b'{"query": "query Q { viewer { name } }", "operationName": "Q\\ud800"}'
         ),
-        "empty-customer-id": Payload(body('{ customer(id: "") { id } }')),
+        "empty-customer-id": Payload(body('{ customer(id: "") { id } }'), answer="bad_user_input"),
         **_surrogate_payloads(customer_id),
         "int-literal-5000-digits-first": Payload(
-            body(f"{{ customers(first: {DIGITS_5000}) {{ edges {{ node {{ id }} }} }} }}")
+            body(f"{{ customers(first: {DIGITS_5000}) {{ edges {{ node {{ id }} }} }} }}"),
+            answer="bad_user_input",
         ),
-        "int-literal-5000-digits-amount": Payload(body(entry_literal)),
-        "fragment-chain-500": Payload(body("{ viewer { ...F0 } } " + fragments)),
+        "int-literal-5000-digits-amount": Payload(body(entry_literal), answer="bad_user_input"),
+        "fragment-chain-500": Payload(
+            body("{ viewer { ...F0 } } " + fragments), answer="bad_user_input"
+        ),
     }
 
 
@@ -522,7 +555,7 @@ _NAMES = list(corpus(customer_id="", wallet_id=""))
 
 
 @pytest.mark.parametrize("name", _NAMES)
-def test_malformed_payload_is_a_coded_4xx(gateway: Gateway, name: str) -> None:
+def test_malformed_payload_gets_its_coded_answer(gateway: Gateway, name: str) -> None:
     payload = corpus(gateway.customer_id, gateway.wallet_id)[name]
     headers = dict(gateway.auth)
     if payload.content_type is not None:
@@ -536,9 +569,19 @@ def test_malformed_payload_is_a_coded_4xx(gateway: Gateway, name: str) -> None:
         timeout=30,
     )
     text = response.content.decode("utf-8", errors="replace")
-    assert 400 <= response.status_code < 500, (response.status_code, text[:2000])
     assert_no_leak(text)
     assert response.headers.get("content-type", "").split(";")[0].endswith("json"), text[:2000]
-    error = response.json()["errors"][0]
-    assert isinstance(error["extensions"]["code"], str), text[:2000]
-    assert error["extensions"]["requestId"], text[:2000]
+    answer = response.json()
+    if payload.answer == "validation_error":
+        assert response.status_code == 200, (response.status_code, text[:2000])
+        assert "errors" not in answer, text[:2000]
+        (result,) = answer["data"].values()
+        assert result == {"__typename": "ValidationError", "field": payload.field}, text[:2000]
+        return
+    expected = 400 if payload.answer == "400" else 200
+    assert response.status_code == expected, (response.status_code, text[:2000])
+    codes = {e["extensions"]["code"] for e in answer["errors"]}
+    assert codes <= {"BAD_REQUEST", "BAD_USER_INPUT"}, text[:2000]
+    if payload.answer == "bad_user_input":
+        assert codes == {"BAD_USER_INPUT"}, text[:2000]
+    assert all(e["extensions"]["requestId"] for e in answer["errors"]), text[:2000]
