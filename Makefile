@@ -24,7 +24,7 @@ test: install
 lint: install
 	$(BIN)/ruff check billgraph tests bench
 	$(BIN)/ruff format --check billgraph tests bench
-	$(BIN)/mypy billgraph
+	$(BIN)/mypy billgraph bench
 	$(BIN)/lint-imports --no-cache
 
 bench: install
