@@ -27,6 +27,7 @@ import asyncio
 import math
 import os
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from bench.harness import runner
@@ -39,8 +40,9 @@ from bench.harness.processes import Gateway, start_gateway
 from bench.harness.progress import progress
 from bench.harness.report import Report, Table, fmt, machine
 from bench.harness.seed import SHAPES, case_name, seed
+from bench.harness.tracing import OtlpSink, otlp_sink, tracing_env
 from bench.ledger_dashboard import dashboard
-from billgraph.db.engine import connect
+from billgraph.db.engine import Database, connect
 
 GATEWAY_WORKERS = 2
 CONCURRENCIES = (1, 32)
@@ -146,11 +148,21 @@ async def benchmark(run: runner.Run) -> int:
         runs = 10 if run.args.quick else 30
     database = connect(run.server.url)
     meter = CpuMeter({"postgres": run.postgres_pids})
+    with ExitStack() as stack:
+        sink = stack.enter_context(otlp_sink()) if run.args.tracing else None
+        return await _measure(run, runs, database, meter, sink)
+
+
+async def _measure(
+    run: runner.Run, runs: int, database: Database, meter: CpuMeter, sink: OtlpSink | None
+) -> int:
     gateway: Gateway | None = None
     try:
         seeded = await seed(database)
         facts = await postgres_facts(database)
-        gateway = await start_gateway(run.server.url, run.workdir, workers=GATEWAY_WORKERS)
+        gateway = await start_gateway(
+            run.server.url, run.workdir, workers=GATEWAY_WORKERS, env=tracing_env(sink)
+        )
         meter.roles["gateway"] = [gateway.process.pid]
 
         progress(f"step 2: dashboard query, first=10 and first=100 ({runs} timed runs each)")
@@ -236,7 +248,13 @@ async def benchmark(run: runner.Run) -> int:
         machine=machine(
             str(facts),
             f"gateway: billgraph serve --workers {GATEWAY_WORKERS}, rate limit off, pool 20 per "
-            "worker; load generator, gateway and PostgreSQL share the machine",
+            "worker, tracing "
+            + (
+                f"on (OTLP/HTTP to a local sink: {sink.exports:,} exports received)"
+                if sink is not None
+                else "off"
+            )
+            + "; load generator, gateway and PostgreSQL share the machine",
         ),
         tables=[board.table(), writes_table(cases), cpu_table(cases)],
         summary=[
@@ -273,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="timed dashboard requests per page size (default 30, 10 with --quick)",
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="gateways export OpenTelemetry traces to a local OTLP sink (default: tracing off)",
     )
     return runner.main(parser, benchmark, sys.argv[1:] if argv is None else argv)
 
