@@ -87,6 +87,18 @@ async def test_query_beyond_the_depth_limit_is_refused(
     )  # refused at validation, never executed
 
 
+async def test_a_repeated_document_gets_the_same_verdict_each_time(
+    tenant: Tenant, funded: dict[str, str]
+) -> None:
+    # Passing documents are remembered (the parser cache hands the same one out again);
+    # refused ones never are.
+    for _ in range(3):
+        refused = await tenant.gql(deep_wallet_query(MAX_DEPTH + 1), {"id": funded["wallet"]})
+        assert_refused(refused)
+        ran = await tenant.gql(deep_wallet_query(MAX_DEPTH), {"id": funded["wallet"]})
+        assert "errors" not in ran, ran
+
+
 async def test_deep_query_through_fragments_is_refused(
     tenant: Tenant, funded: dict[str, str]
 ) -> None:

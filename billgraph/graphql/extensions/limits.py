@@ -9,9 +9,10 @@ connection field (one taking `first`) multiplies the cost of what it selects by 
 really fetch. Tokens are Strawberry's own limiter, applied while parsing.
 """
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from graphql import (
     DocumentNode,
@@ -58,6 +59,11 @@ class DocumentLimits(SchemaExtension):
     time linear in the document whatever its shape (a fragment spread twice in a fragment
     spread twice, 30 times over, is a billion fields to a walk that expands spreads)."""
 
+    # Documents that passed, as the parser cache hands them out again: a repeated operation
+    # is walked once (as validation is, behind its cache), not on every request.
+    _passed: ClassVar["OrderedDict[tuple[int, int, int], DocumentNode]"] = OrderedDict()
+    PASSED_CACHE_SIZE = 256
+
     def __init__(self, max_depth: int, max_aliases: int) -> None:
         self.max_depth = max_depth
         self.max_aliases = max_aliases
@@ -65,8 +71,17 @@ class DocumentLimits(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         yield
         document = self.execution_context.graphql_document
-        if document is not None:  # raised, the error is the operation's answer
-            check_document(document, self.max_depth, self.max_aliases)
+        if document is None:  # raised, the error is the operation's answer
+            return
+        # The key holds the document itself, so its id cannot be reused while it is cached.
+        key = (id(document), self.max_depth, self.max_aliases)
+        if self._passed.get(key) is document:
+            self._passed.move_to_end(key)
+            return
+        check_document(document, self.max_depth, self.max_aliases)
+        self._passed[key] = document
+        if len(self._passed) > self.PASSED_CACHE_SIZE:
+            self._passed.popitem(last=False)
 
 
 def check_document(document: DocumentNode, max_depth: int, max_aliases: int) -> None:
