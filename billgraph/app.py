@@ -1,5 +1,6 @@
 """The Starlette application: /graphql (HTTP with GraphiQL in a browser, and WebSocket for
-subscriptions), /healthz, /metrics, /static (GraphiQL's own files); and the wiring of
+subscriptions), /webhooks/sandbox and the sandbox's hosted checkout page
+(/sandbox/checkout/{id}), /healthz, /metrics, /static (GraphiQL's own files); and the wiring of
 settings, database, schema and the event broker, done once here."""
 
 import asyncio
@@ -16,8 +17,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database, connect
 from billgraph.graphql.view import GraphQLApp
+from billgraph.http.checkout import CheckoutRoutes
 from billgraph.http.middleware import (
     BodySizeLimit,
     RateLimit,
@@ -58,7 +61,11 @@ def create_app(
     tracing = tracing or configure_tracing(settings)
     if tracing is not None:
         tracing.instrument(database)
-    graphql = GraphQLApp(database, settings, broker, tracing.tracer if tracing else None)
+    providers = Providers(database, settings)
+    graphql = GraphQLApp(
+        database, settings, broker, tracing.tracer if tracing else None, providers=providers
+    )
+    checkout = CheckoutRoutes(database, providers)
 
     async def healthz(_: Request) -> Response:
         try:
@@ -106,6 +113,8 @@ def create_app(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Route("/webhooks/sandbox", checkout.sandbox_webhook, methods=["POST"]),
+            Route("/sandbox/checkout/{session_id}", checkout.sandbox_page, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/metrics", metrics),
             # GraphiQL's files (the page itself is GET /graphql in a browser).

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     # OTEL_EXPORTER_OTLP_ENDPOINT turns them on; neither set, tracing is off and costs nothing.
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "billgraph"
+    # Base of the hosted pages (the sandbox's checkout page) and of the redirects to them.
+    public_url: str = "http://127.0.0.1:8000"
+    # Signs and verifies the sandbox's webhook events; unset, one is generated on first use
+    # and stored in the database, so every replica uses the same.
+    sandbox_webhook_secret: str | None = None
+    # How long a checkout session can be paid.
+    checkout_expires_minutes: int = Field(default=1440, ge=1, le=10_080)
 
 
 @lru_cache

@@ -1,2 +1,2 @@
-"""Payment provider adapters (sandbox, Stripe, Toss Payments), one module per provider behind
-one Protocol, with no SQL. None is wired yet: the ledger graph needs no provider."""
+"""Payment providers behind one small Protocol (base.py), one module per provider. Adapters
+speak to their provider only: no SQL, no domain rules (import-linter keeps it so)."""

@@ -5,7 +5,9 @@ BillingError
 ├── NotFoundError              unknown id, or an id of another organization
 ├── ConflictError              a unique value (email, external id) already in use
 ├── InsufficientBalanceError   a debit larger than the balance: nothing was written
-└── IdempotencyConflictError   a key reused with different parameters: nothing was written
+├── IdempotencyConflictError   a key reused with different parameters: nothing was written
+└── ProviderError              a payment provider refused or failed the call (or is not
+                               configured): nothing was written
 """
 
 
@@ -57,3 +59,17 @@ class IdempotencyConflictError(BillingError):
             f"Idempotency key {idempotency_key!r} was already used with different parameters."
         )
         self.idempotency_key = idempotency_key
+
+
+class ProviderError(BillingError):
+    """`code` is provider-neutral (card_declined, insufficient_funds, expired_card,
+    authentication_required, provider_unavailable, provider_not_configured, invalid_request);
+    `decline_code` is the provider's own, when it gave one."""
+
+    def __init__(
+        self, code: str, message: str, provider: str, decline_code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.provider = provider
+        self.decline_code = decline_code

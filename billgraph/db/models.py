@@ -157,3 +157,74 @@ class LedgerEntry(Base):
     # SHA-256 of the request's parameters: a replay must match it, or it is a conflict.
     request_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CheckoutSession(Base):
+    """A customer's payment at a provider that credits a wallet once the provider confirms it.
+
+    `provider_session_id` is the provider's name for it (Stripe's `cs_...`, Toss's orderId, the
+    sandbox's own token, which is also the secret part of its hosted page's address).
+    """
+
+    __tablename__ = "checkout_sessions"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "idempotency_key"),
+        UniqueConstraint("provider", "provider_session_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("status IN ('OPEN', 'COMPLETE', 'EXPIRED', 'FAILED')", name="status_known"),
+        Index("ix_checkout_sessions_customer_id_id", "customer_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    success_url: Mapped[str] = mapped_column(String(2000))
+    cancel_url: Mapped[str] = mapped_column(String(2000))
+    url: Mapped[str] = mapped_column(String(2000))
+    provider_session_id: Mapped[str] = mapped_column(String(255))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the creation's parameters: a replay must match it, or it is a conflict.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # The credit the payment produced; NULL until paid.
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    last_payment_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_payment_error_message: Mapped[str | None] = mapped_column(String(500))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookEvent(Base):
+    """The webhook inbox: every provider event, stored once (by the provider's event id) in
+    the transaction that acts on it, so a duplicate finds it and does nothing."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(100))
+    checkout_session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkout_sessions.id"), index=True
+    )
+    # What processing it did: credited, late_credit, already_complete, ignored.
+    outcome: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GeneratedSecret(Base):
+    """A secret the gateway made itself when none was configured (the sandbox's webhook
+    signing secret), kept so that every replica signs and verifies with the same one."""
+
+    __tablename__ = "generated_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,7 +10,9 @@ from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
 from billgraph.api_keys.service import Principal
+from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database
+from billgraph.graphql.checkout.loaders import checkout_session_loader
 from billgraph.graphql.customers.loaders import customer_loader
 from billgraph.graphql.ledger.loaders import entry_loader, entry_page_loader
 from billgraph.graphql.wallets.loaders import wallet_loader, wallets_by_customer_loader
@@ -27,6 +29,7 @@ class Loaders:
         self.wallets_by_customer = wallets_by_customer_loader(database, organization_id)
         self.ledger_entry = entry_loader(database, organization_id)
         self.ledger_page = entry_page_loader(database, organization_id)
+        self.checkout_session = checkout_session_loader(database, organization_id)
 
 
 class UnauthenticatedError(Exception):
@@ -41,6 +44,8 @@ class Context:
     settings: Settings
     request_id: str
     principal: Principal | None = None
+    # The payment providers (checkout sessions); the app builds them once.
+    providers: Providers | None = None
     # This process's live-event subscribers (subscriptions over WebSocket).
     hub: Hub | None = None
     # A WebSocket's connection_init payload (the API key may be in it).
@@ -53,6 +58,12 @@ class Context:
         if self.principal is None:  # the Authentication extension refuses such requests first
             raise UnauthenticatedError
         return self.principal.organization.id
+
+    @property
+    def payment_providers(self) -> Providers:
+        if self.providers is None:
+            self.providers = Providers(self.database, self.settings)
+        return self.providers
 
     @cached_property
     def loaders(self) -> Loaders:

@@ -15,6 +15,7 @@ import strawberry
 from graphql import GraphQLError
 
 from billgraph.core import errors
+from billgraph.graphql.checkout.enums import PaymentProvider
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
 from billgraph.graphql.scalars import BigInt
@@ -82,6 +83,26 @@ class IdempotencyConflictError(UserError):
         return cls(code=exc.code, message=exc.message, idempotency_key=exc.idempotency_key)
 
 
+@strawberry.type(
+    description="The payment provider refused or failed the call, or is not configured here; "
+    "nothing was written."
+)
+class ProviderError(UserError):
+    provider: PaymentProvider
+    decline_code: str | None = strawberry.field(
+        description="The provider's own code (Stripe's decline_code, Toss's error code)."
+    )
+
+    @classmethod
+    def from_error(cls, exc: errors.ProviderError) -> Self:
+        return cls(
+            code=exc.code,
+            message=exc.message,
+            provider=PaymentProvider(exc.provider),
+            decline_code=exc.decline_code,
+        )
+
+
 # The GraphQL type of each domain error.
 ERROR_TYPES: dict[type[errors.BillingError], type] = {
     errors.ValidationError: ValidationError,
@@ -89,6 +110,7 @@ ERROR_TYPES: dict[type[errors.BillingError], type] = {
     errors.ConflictError: ConflictError,
     errors.InsufficientBalanceError: InsufficientBalanceError,
     errors.IdempotencyConflictError: IdempotencyConflictError,
+    errors.ProviderError: ProviderError,
 }
 
 

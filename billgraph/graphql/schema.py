@@ -10,6 +10,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from billgraph.graphql.api_keys.mutations import ApiKeyMutations
+from billgraph.graphql.checkout.mutations import CheckoutMutations
 from billgraph.graphql.currencies import CurrencyQueries
 from billgraph.graphql.customers.mutations import CustomerMutations
 from billgraph.graphql.customers.queries import CustomerQueries
@@ -34,7 +35,9 @@ class Query(NodeQueries, OrganizationQueries, CustomerQueries, WalletQueries, Cu
 
 
 @strawberry.type
-class Mutation(CustomerMutations, LedgerMutations, WalletMutations, ApiKeyMutations):
+class Mutation(
+    CustomerMutations, LedgerMutations, CheckoutMutations, WalletMutations, ApiKeyMutations
+):
     pass
 
 

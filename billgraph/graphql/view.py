@@ -17,6 +17,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from billgraph.api_keys.service import Scope as KeyScope
+from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database
 from billgraph.graphql.context import Context
 from billgraph.graphql.extensions.errors import present_errors
@@ -55,7 +56,12 @@ class GraphQLApp(GraphQL[Context, None]):
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(
-        self, database: Database, settings: Settings, broker: Broker, tracer: Tracer | None = None
+        self,
+        database: Database,
+        settings: Settings,
+        broker: Broker,
+        tracer: Tracer | None = None,
+        providers: Providers | None = None,
     ) -> None:
         super().__init__(
             build_schema(settings, tracer),
@@ -67,6 +73,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.database = database
         self.settings = settings
         self.broker = broker
+        self.providers = providers or Providers(database, settings)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -83,6 +90,7 @@ class GraphQLApp(GraphQL[Context, None]):
             request_id=request.scope.get("state", {}).get("request_id", ""),
             principal=principal,
             hub=self.broker.hub,
+            providers=self.providers,
         )
 
     async def on_ws_connect(self, context: Context) -> None:

@@ -177,6 +177,7 @@ def config(seeds: Seeds) -> schemathesis.Config:
         # Mostly fresh keys (a posting), some used ones (a replay, or an idempotency conflict).
         "idempotency-keys": [f"generated-{n}" for n in range(40)] + seeds.idempotency_keys,
         "api-key-names": ["reporting", "ci"],
+        "urls": ["https://shop.example/paid?s={CHECKOUT_SESSION_ID}", "http://127.0.0.1:9/x"],
         "node-ids": seeds.node_ids,
         "customer-ids": seeds.customer_ids,
         "any-customer-ids": seeds.customer_ids + seeds.disposable_customer_ids,
@@ -204,6 +205,10 @@ def config(seeds: Seeds) -> schemathesis.Config:
         "Mutation.updateWallet.input.walletId": "wallet-ids",
         "Mutation.deleteCustomer.id": "disposable-customer-ids",
         "Mutation.revokeApiKey.id": "spare-api-key-ids",
+        "Mutation.createCheckoutSession.input.customerId": "customer-ids",
+        "Mutation.createCheckoutSession.input.idempotencyKey": "idempotency-keys",
+        "Mutation.createCheckoutSession.input.successUrl": "urls",
+        "Mutation.createCheckoutSession.input.cancelUrl": "urls",
     }
     return schemathesis.Config.from_dict(
         {

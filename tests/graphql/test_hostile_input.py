@@ -138,6 +138,28 @@ async def test_empty_id_literal_in_a_query_field_is_bad_user_input(
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], body
 
 
+CREATE_CHECKOUT = (
+    "mutation($input: CreateCheckoutSessionInput!) { createCheckoutSession(input: $input) { "
+    "__typename ... on ValidationError { code message field } } }"
+)
+EXPIRE_CHECKOUT = (
+    "mutation($v: ID!) { expireCheckoutSession(id: $v) { __typename "
+    "... on ValidationError { code message field } } }"
+)
+
+
+def _checkout(f: Any, **overrides: Any) -> dict[str, Any]:
+    fields = {
+        "customerId": f.customer_id,
+        "amount": 100,
+        "currency": "USD",
+        "successUrl": "https://shop.example/paid",
+        "cancelUrl": "https://shop.example/cart",
+        "idempotencyKey": f"checkout-{next(_keys)}",
+    }
+    return {"input": {**fields, **overrides}}
+
+
 # Mutations keep answering a malformed id with the ValidationError of their union.
 MUTATION_IDS = {
     "deleteCustomer": (
@@ -169,6 +191,12 @@ MUTATION_IDS = {
         lambda funded, v: {"input": funded.entry_input(customerId=v)},
         "customerId",
     ),
+    "createCheckoutSession": (
+        CREATE_CHECKOUT,
+        lambda funded, v: _checkout(funded, customerId=v),
+        "customerId",
+    ),
+    "expireCheckoutSession": (EXPIRE_CHECKOUT, lambda funded, v: {"v": v}, "id"),
 }
 
 
@@ -260,6 +288,21 @@ STORED_STRINGS = {
         lambda f, t: {"input": f.entry_input(idempotencyKey=f"key-{t}")},
         "idempotencyKey",
     ),
+    "createCheckoutSession.successUrl": (
+        CREATE_CHECKOUT,
+        lambda f, t: _checkout(f, successUrl=f"https://shop.example/{t}"),
+        "successUrl",
+    ),
+    "createCheckoutSession.cancelUrl": (
+        CREATE_CHECKOUT,
+        lambda f, t: _checkout(f, cancelUrl=f"https://shop.example/{t}"),
+        "cancelUrl",
+    ),
+    "createCheckoutSession.idempotencyKey": (
+        CREATE_CHECKOUT,
+        lambda f, t: _checkout(f, idempotencyKey=f"key-{t}"),
+        "idempotencyKey",
+    ),
     "createApiKey.name": (
         CREATE_API_KEY,
         lambda f, t: {"input": {"name": t, "scopes": ["READ"]}},
@@ -321,6 +364,11 @@ QUERY_STRINGS = {
     "Organization.customers.after": (
         "query($v: String) { viewer { customers(after: $v) { edges { node { id } } } } }",
         lambda t: f"Y3{t}",
+    ),
+    "Customer.checkoutSessions.after": (
+        "query($w: ID!, $v: String) { wallet(id: $w) { customer { checkoutSessions(after: $v) "
+        "{ edges { cursor } } } } }",
+        lambda t: f"Y2{t}",
     ),
     "Wallet.ledgerEntries.after": (
         "query($w: ID!, $v: String) { wallet(id: $w) { ledgerEntries(after: $v) "

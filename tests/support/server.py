@@ -76,6 +76,8 @@ def live_server(
             **os.environ,
             "BILLGRAPH_RATE_LIMIT_PER_SECOND": "0",
             "BILLGRAPH_LOG_LEVEL": "WARNING",
+            # Hosted pages and redirects point at the server itself.
+            "BILLGRAPH_PUBLIC_URL": f"http://127.0.0.1:{port}",
             **(env or {}),
         },
         stdout=subprocess.DEVNULL,

@@ -8,6 +8,8 @@ import strawberry
 from billgraph.core import validation
 from billgraph.customers import repository
 from billgraph.db import models
+from billgraph.graphql.checkout.enums import CheckoutStatus
+from billgraph.graphql.checkout.types import CheckoutSession, checkout_session_page
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
@@ -61,6 +63,18 @@ class Customer(Node):
     async def wallet(self, info: Info, currency: Currency) -> Wallet | None:
         rows = await info.context.loaders.wallets_by_customer.load(self.db_id)
         return next((Wallet.from_model(r) for r in rows if r.currency == currency.value), None)
+
+    @strawberry.field(description="The customer's checkout sessions, newest first.")
+    async def checkout_sessions(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: CheckoutStatus | None = None,
+    ) -> Connection[CheckoutSession]:
+        return await checkout_session_page(
+            info, self.db_id, first=first, after=after, status=status
+        )
 
 
 async def customer_page(

@@ -1,0 +1,191 @@
+"""The sandbox provider: billgraph's own hosted checkout page, test cards with the usual
+meanings, and webhook events signed like Stripe's and delivered to billgraph itself. Needs no
+keys and no network.
+
+Events are shaped like Stripe's `checkout.session.completed` and signed as Stripe signs:
+`Billgraph-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, accepted within
+TOLERANCE_SECONDS of the signing time.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from urllib.parse import quote
+
+from billgraph.adapters.base import (
+    EventKind,
+    InvalidWebhook,
+    PaymentError,
+    Provider,
+    ProviderSession,
+    SessionRequest,
+    WebhookEvent,
+)
+
+SIGNATURE_HEADER = "billgraph-signature"
+TOLERANCE_SECONDS = 300
+COMPLETED = "checkout.session.completed"
+SESSION_PREFIX = "cs_sandbox_"
+
+# Test cards as at the providers: None pays, a PaymentError declines, "3ds" asks for
+# authentication first.
+THREE_D_SECURE = "3ds"
+TEST_CARDS: dict[str, PaymentError | str | None] = {
+    "4242424242424242": None,
+    "4000000000000002": PaymentError("card_declined", "Your card was declined.", "generic_decline"),
+    "4000000000009995": PaymentError(
+        "insufficient_funds", "Your card has insufficient funds.", "insufficient_funds"
+    ),
+    "4000000000000069": PaymentError("expired_card", "Your card has expired.", "expired_card"),
+    "4000002500003155": THREE_D_SECURE,
+    # Toss Payments' test cards.
+    "4300000000000001": None,
+    "4300000000000002": PaymentError(
+        "insufficient_funds", "The card's balance is insufficient.", "REJECT_CARD_COMPANY"
+    ),
+    "4300000000000003": PaymentError(
+        "card_declined", "The card's limit is exceeded.", "EXCEED_MAX_AMOUNT"
+    ),
+    "4300000000000004": PaymentError(
+        "card_declined", "The card is suspended.", "INVALID_STOPPED_CARD"
+    ),
+}
+AUTHENTICATION_FAILED = PaymentError(
+    "authentication_required",
+    "The card's 3-D Secure authentication failed.",
+    "payment_intent_authentication_failure",
+)
+UNKNOWN_CARD = PaymentError(
+    "card_declined",
+    "This card number is not a sandbox test card (try 4242 4242 4242 4242).",
+    "card_not_supported",
+)
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The Billgraph-Signature header for `body` signed at `timestamp`."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def card_outcome(card_number: str) -> PaymentError | str | None:
+    """What paying with this (normalized) card number does."""
+    return TEST_CARDS.get(card_number, UNKNOWN_CARD)
+
+
+def completed_event(
+    provider_session_id: str,
+    *,
+    amount: int,
+    currency: str,
+    client_reference_id: str,
+    metadata: Mapping[str, str],
+    created: int,
+) -> bytes:
+    """A `checkout.session.completed` event for a paid session, as Stripe shapes it."""
+    event = {
+        "id": "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "type": COMPLETED,
+        "created": created,
+        "livemode": False,
+        "data": {
+            "object": {
+                "id": provider_session_id,
+                "object": "checkout.session",
+                "amount_total": amount,
+                "currency": currency.lower(),
+                "payment_status": "paid",
+                "status": "complete",
+                "client_reference_id": client_reference_id,
+                "metadata": dict(metadata),
+            }
+        },
+    }
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+class SandboxProvider:
+    name = Provider.SANDBOX
+
+    def __init__(self, public_url: str, webhook_secret: str) -> None:
+        self.public_url = public_url.rstrip("/")
+        self.webhook_secret = webhook_secret
+
+    async def create_checkout_session(self, request: SessionRequest) -> ProviderSession:
+        session_id = SESSION_PREFIX + secrets.token_urlsafe(18)
+        return ProviderSession(
+            provider_session_id=session_id,
+            url=f"{self.public_url}/sandbox/checkout/{quote(session_id)}",
+        )
+
+    def signed_event(self, body: bytes, now: float | None = None) -> dict[str, str]:
+        """The headers that deliver `body` as a sandbox event."""
+        timestamp = int(time.time() if now is None else now)
+        return {SIGNATURE_HEADER: sign(self.webhook_secret, body, timestamp)}
+
+    def parse_webhook(
+        self, body: bytes, event: object, headers: Mapping[str, str], now: float
+    ) -> WebhookEvent:
+        self._verify(body, headers.get(SIGNATURE_HEADER), now)
+        if not isinstance(event, dict):
+            raise InvalidWebhook("An event is a JSON object.", "BAD_REQUEST")
+        event_id, event_type = event.get("id"), event.get("type")
+        if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
+            raise InvalidWebhook("The event has no id.", "BAD_REQUEST")
+        if not isinstance(event_type, str) or not 0 < len(event_type) <= 100:
+            raise InvalidWebhook("The event has no type.", "BAD_REQUEST")
+        if event_type != COMPLETED:
+            return WebhookEvent(Provider.SANDBOX, event_id, event_type, EventKind.IGNORED)
+        data = event.get("data")
+        session = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(session, dict):
+            raise InvalidWebhook("The event has no data.object.", "BAD_REQUEST")
+        session_id, amount = session.get("id"), session.get("amount_total")
+        currency = session.get("currency")
+        if (
+            not isinstance(session_id, str)
+            or not 0 < len(session_id) <= 255
+            or isinstance(amount, bool)
+            or not isinstance(amount, int)
+            or not isinstance(currency, str)
+            or len(currency) > 3
+        ):
+            raise InvalidWebhook("data.object needs id, amount_total and currency.", "BAD_REQUEST")
+        paid = session.get("payment_status") == "paid"
+        return WebhookEvent(
+            Provider.SANDBOX,
+            event_id,
+            event_type,
+            EventKind.PAID if paid else EventKind.IGNORED,
+            provider_session_id=session_id,
+            amount=amount,
+            currency=currency.upper(),
+        )
+
+    def _verify(self, body: bytes, header: str | None, now: float) -> None:
+        if not header:
+            raise InvalidWebhook("The Billgraph-Signature header is missing.", "INVALID_SIGNATURE")
+        timestamp: int | None = None
+        signatures: list[str] = []
+        for part in header.split(","):
+            key, _, value = part.strip().partition("=")
+            if key == "t" and value.isdigit() and len(value) <= 12:
+                timestamp = int(value)
+            elif key == "v1":
+                signatures.append(value)
+        if timestamp is None or not signatures:
+            raise InvalidWebhook(
+                "The Billgraph-Signature header is malformed.", "INVALID_SIGNATURE"
+            )
+        expected = sign(self.webhook_secret, body, timestamp).partition(",v1=")[2]
+        if not any(hmac.compare_digest(expected, s) for s in signatures):
+            raise InvalidWebhook("The signature does not match the body.", "INVALID_SIGNATURE")
+        if abs(now - timestamp) > TOLERANCE_SECONDS:
+            raise InvalidWebhook(
+                f"The signature is older than {TOLERANCE_SECONDS} s (or from the future).",
+                "STALE_SIGNATURE",
+            )

@@ -1,0 +1,136 @@
+"""The checkout domain's queries: sessions (confined to an organization, except the lookups
+by the provider's id that webhooks and the hosted page make), the webhook inbox, and the
+secrets the gateway generated for itself."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billgraph.core.unit import UnitOfWork
+from billgraph.db.models import CheckoutSession, GeneratedSecret, WebhookEvent
+
+
+def _insert(unit: UnitOfWork, model: type[Any]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING in the unit's dialect (both speak it)."""
+    return (sqlite.insert if unit.is_sqlite else postgresql.insert)(model)
+
+
+async def session_by_key(
+    session: AsyncSession, organization_id: int, idempotency_key: str
+) -> CheckoutSession | None:
+    return await session.scalar(
+        select(CheckoutSession).where(
+            CheckoutSession.organization_id == organization_id,
+            CheckoutSession.idempotency_key == idempotency_key,
+        )
+    )
+
+
+async def sessions_by_ids(
+    session: AsyncSession, organization_id: int, ids: Sequence[int]
+) -> dict[int, CheckoutSession]:
+    rows = await session.scalars(
+        select(CheckoutSession).where(
+            CheckoutSession.organization_id == organization_id, CheckoutSession.id.in_(ids)
+        )
+    )
+    return {row.id: row for row in rows}
+
+
+async def session_by_id(
+    session: AsyncSession, organization_id: int, session_id: int, *, lock: bool = False
+) -> CheckoutSession | None:
+    query = select(CheckoutSession).where(
+        CheckoutSession.organization_id == organization_id, CheckoutSession.id == session_id
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def session_by_provider_id(
+    session: AsyncSession, provider: str, provider_session_id: str, *, lock: bool = False
+) -> CheckoutSession | None:
+    """Any organization's session: the provider's id is what its events and pages carry."""
+    query = select(CheckoutSession).where(
+        CheckoutSession.provider == provider,
+        CheckoutSession.provider_session_id == provider_session_id,
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def customer_sessions_page(
+    session: AsyncSession,
+    organization_id: int,
+    customer_id: int,
+    *,
+    limit: int,
+    before_id: int | None,
+    status: str | None,
+) -> list[CheckoutSession]:
+    """The customer's sessions, newest first, older than `before_id`; `limit` rows at most."""
+    query = select(CheckoutSession).where(
+        CheckoutSession.organization_id == organization_id,
+        CheckoutSession.customer_id == customer_id,
+    )
+    if before_id is not None:
+        query = query.where(CheckoutSession.id < before_id)
+    if status is not None:
+        query = query.where(CheckoutSession.status == status)
+    return list(await session.scalars(query.order_by(CheckoutSession.id.desc()).limit(limit)))
+
+
+async def insert_session(unit: UnitOfWork, values: dict[str, object]) -> int | None:
+    """The new session's id; None if the organization's idempotency key was taken meanwhile."""
+    statement = (
+        _insert(unit, CheckoutSession)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["organization_id", "idempotency_key"])
+        .returning(CheckoutSession.id)
+    )
+    return await unit.session.scalar(statement)  # type: ignore[no-any-return]
+
+
+async def record_event(
+    unit: UnitOfWork, *, provider: str, provider_event_id: str, event_type: str
+) -> int | None:
+    """Put the event in the inbox; None if it is there already (a duplicate). A concurrent
+    delivery of the same event waits here until the first one's transaction ends."""
+    statement = (
+        _insert(unit, WebhookEvent)
+        .values(
+            provider=provider,
+            provider_event_id=provider_event_id,
+            event_type=event_type,
+            outcome="received",
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
+        .returning(WebhookEvent.id)
+    )
+    return await unit.session.scalar(statement)  # type: ignore[no-any-return]
+
+
+async def settle_event(
+    unit: UnitOfWork, event_id: int, *, outcome: str, checkout_session_id: int | None
+) -> None:
+    await unit.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id)
+        .values(outcome=outcome, checkout_session_id=checkout_session_id)
+    )
+
+
+async def ensure_secret(unit: UnitOfWork, name: str, candidate: str) -> str:
+    """The stored secret `name`; `candidate` becomes it if none is stored yet (the first
+    replica to store one wins, the others read it)."""
+    await unit.session.execute(
+        _insert(unit, GeneratedSecret)
+        .values(name=name, value=candidate)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    value = await unit.session.scalar(
+        select(GeneratedSecret.value).where(GeneratedSecret.name == name)
+    )
+    assert value is not None
+    return value

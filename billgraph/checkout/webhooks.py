@@ -1,0 +1,160 @@
+"""The webhook pipeline: a provider's event is verified by its adapter, stored in the inbox,
+and acted on, exactly once.
+
+One unit of work per event: the inbox row goes in first (the provider and its event id are
+unique, so a duplicate, even a concurrent one, finds it and does nothing), then the session
+moves to COMPLETE and the wallet is credited through `ledger.post_entry`, whose idempotency
+key derives from the session: two different events confirming one payment credit once, and an
+event for a session already COMPLETE does nothing. A payment confirmed after the session
+expired still credits (the money was taken) and is logged as late. What cannot be accepted
+(a forged or stale signature, an unknown session, an amount or currency that is not the
+session's) raises WebhookRefused, and the unit rolls back: nothing is written.
+"""
+
+import time
+from collections.abc import Mapping
+from enum import StrEnum
+
+from billgraph.adapters.base import EventKind, InvalidWebhook, Provider, WebhookEvent
+from billgraph.checkout import repository
+from billgraph.checkout.providers import Providers
+from billgraph.checkout.service import CheckoutStatus
+from billgraph.core.errors import BillingError
+from billgraph.core.unit import UnitOfWork, unit_of_work
+from billgraph.db.engine import Database
+from billgraph.db.models import CheckoutSession, utcnow
+from billgraph.ledger import service as ledger
+from billgraph.ledger.posting import EntryType
+from billgraph.logs import get_logger
+
+log = get_logger("billgraph.checkout.webhooks")
+
+
+class Outcome(StrEnum):
+    CREDITED = "credited"
+    LATE_CREDIT = "late_credit"  # paid after the session expired
+    ALREADY_COMPLETE = "already_complete"
+    PAYMENT_FAILED = "payment_failed"
+    IGNORED = "ignored"
+    DUPLICATE = "duplicate"  # the inbox had it: nothing done (and nothing stored)
+
+
+class WebhookRefused(Exception):
+    """The event cannot be accepted; nothing was written. `status` is the HTTP answer's."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def credit_key(checkout_session_id: int) -> str:
+    """The idempotency key of a session's credit: whatever confirms the payment, one entry."""
+    return f"billgraph:checkout-session:{checkout_session_id}"
+
+
+async def receive(
+    database: Database,
+    providers: Providers,
+    provider: Provider,
+    body: bytes,
+    payload: object,
+    headers: Mapping[str, str],
+    *,
+    now: float | None = None,
+) -> Outcome:
+    """Verify and process one delivery: `body` as received, `payload` that body decoded.
+    Raises WebhookRefused; ProviderError if the provider is not configured."""
+    adapter = await providers.get(provider)
+    try:
+        event = adapter.parse_webhook(body, payload, headers, time.time() if now is None else now)
+    except InvalidWebhook as exc:
+        raise WebhookRefused(400, exc.code, exc.message) from None
+    async with unit_of_work(database) as unit:
+        return await process(unit, event)
+
+
+async def process(unit: UnitOfWork, event: WebhookEvent) -> Outcome:
+    """Record `event` in the inbox and act on it, in the unit's transaction."""
+    inbox_id = await repository.record_event(
+        unit,
+        provider=event.provider.value,
+        provider_event_id=event.event_id,
+        event_type=event.event_type,
+    )
+    if inbox_id is None:
+        return Outcome.DUPLICATE
+    if event.kind is EventKind.IGNORED or event.provider_session_id is None:
+        await repository.settle_event(
+            unit, inbox_id, outcome=Outcome.IGNORED.value, checkout_session_id=None
+        )
+        return Outcome.IGNORED
+    row = await repository.session_by_provider_id(
+        unit.session, event.provider.value, event.provider_session_id, lock=True
+    )
+    if row is None:
+        raise WebhookRefused(404, "UNKNOWN_SESSION", "No checkout session has this id.")
+    outcome = Outcome.IGNORED
+    if event.kind is EventKind.PAID:
+        if event.amount != row.amount or event.currency != row.currency:
+            raise WebhookRefused(
+                422,
+                "AMOUNT_MISMATCH",
+                "The event's amount or currency is not the checkout session's.",
+            )
+        outcome = await _complete(unit, row, event)
+    elif event.kind is EventKind.PAYMENT_FAILED and row.status == CheckoutStatus.OPEN:
+        if event.error is not None:
+            row.last_payment_error_code = event.error.code
+            row.last_payment_error_message = event.error.message[:500]
+            row.updated_at = utcnow()
+        outcome = Outcome.PAYMENT_FAILED
+    elif event.kind is EventKind.EXPIRED and row.status == CheckoutStatus.OPEN:
+        row.status = CheckoutStatus.EXPIRED.value
+        row.updated_at = utcnow()
+    await unit.session.flush()
+    await repository.settle_event(unit, inbox_id, outcome=outcome.value, checkout_session_id=row.id)
+    return outcome
+
+
+async def _complete(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent) -> Outcome:
+    if row.status == CheckoutStatus.COMPLETE:
+        return Outcome.ALREADY_COMPLETE
+    now = utcnow()
+    late = row.status == CheckoutStatus.EXPIRED or row.expires_at <= now
+    request = ledger.entry_request(
+        row.organization_id,
+        customer_id=row.customer_id,
+        currency=row.currency,
+        entry_type=EntryType.CREDIT,
+        amount=row.amount,
+        reason=f"Top-up paid through {row.provider.lower()} checkout {row.provider_session_id}",
+        idempotency_key=credit_key(row.id),
+    )
+    try:
+        posting = await ledger.post_entry(unit, request)
+    except BillingError as exc:  # the customer is gone, the wallet would overflow, ...
+        log.error(
+            "checkout payment cannot be credited",
+            checkout_session_id=row.id,
+            provider=row.provider,
+            event_id=event.event_id,
+            error=exc.code,
+        )
+        raise WebhookRefused(
+            409, "CREDIT_REFUSED", "The payment cannot be credited to the customer's wallet."
+        ) from None
+    row.status = CheckoutStatus.COMPLETE.value
+    row.completed_at = now
+    row.updated_at = now
+    row.ledger_entry_id = posting.entry.id
+    if late:
+        log.warning(
+            "checkout session paid after it expired: credited late",
+            checkout_session_id=row.id,
+            provider=row.provider,
+            event_id=event.event_id,
+        )
+        return Outcome.LATE_CREDIT
+    return Outcome.CREDITED

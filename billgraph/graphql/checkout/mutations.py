@@ -1,0 +1,79 @@
+"""createCheckoutSession and expireCheckoutSession."""
+
+import strawberry
+
+from billgraph.checkout import service as checkout
+from billgraph.core import errors
+from billgraph.core.unit import unit_of_work
+from billgraph.graphql.checkout.inputs import CreateCheckoutSessionInput
+from billgraph.graphql.checkout.payloads import (
+    CreateCheckoutSessionSuccess,
+    ExpireCheckoutSessionSuccess,
+)
+from billgraph.graphql.checkout.types import CheckoutSession
+from billgraph.graphql.context import Info
+from billgraph.graphql.errors import result
+from billgraph.graphql.node import db_id_of
+
+
+@strawberry.type
+class CheckoutMutations:
+    @strawberry.mutation(
+        description="Open a checkout session to top up a customer's wallet, idempotently: send "
+        "the customer to its url; the wallet is credited once the provider confirms payment."
+    )
+    @result(
+        "CreateCheckoutSessionResult",
+        CreateCheckoutSessionSuccess,
+        errors.ProviderError,
+        errors.NotFoundError,
+        errors.ValidationError,
+        errors.IdempotencyConflictError,
+    )
+    async def create_checkout_session(
+        self, info: Info, input: CreateCheckoutSessionInput
+    ) -> CreateCheckoutSessionSuccess:
+        context = info.context
+        customer_id = db_id_of(input.customer_id, "Customer", "customerId")
+        if customer_id is None:
+            raise errors.NotFoundError("Customer not found.")
+        request = checkout.checkout_request(
+            context.organization_id,
+            customer_id=customer_id,
+            provider=input.provider,
+            mode=input.mode,
+            amount=input.amount,
+            currency=input.currency.value,
+            success_url=input.success_url,
+            cancel_url=input.cancel_url,
+            idempotency_key=input.idempotency_key,
+        )
+        created = await checkout.create(
+            context.database,
+            context.payment_providers,
+            request,
+            expires_minutes=context.settings.checkout_expires_minutes,
+        )
+        return CreateCheckoutSessionSuccess(
+            checkout_session=CheckoutSession.from_model(created.session),
+            replayed=created.replayed,
+        )
+
+    @strawberry.mutation(description="An OPEN checkout session can no longer be paid.")
+    @result(
+        "ExpireCheckoutSessionResult",
+        ExpireCheckoutSessionSuccess,
+        errors.NotFoundError,
+        errors.ConflictError,
+        errors.ValidationError,
+    )
+    async def expire_checkout_session(
+        self, info: Info, id: strawberry.ID
+    ) -> ExpireCheckoutSessionSuccess:
+        context = info.context
+        db_id = db_id_of(id, "CheckoutSession", "id")
+        if db_id is None:
+            raise errors.NotFoundError("Checkout session not found.")
+        async with unit_of_work(context.database) as unit:
+            row = await checkout.expire(unit, context.organization_id, db_id)
+        return ExpireCheckoutSessionSuccess(checkout_session=CheckoutSession.from_model(row))
