@@ -6,6 +6,7 @@ forged, stale, malformed, unknown or mismatched is a 4xx with a JSON error and w
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -14,15 +15,19 @@ from billgraph.db.engine import Database
 from billgraph.settings import Settings
 from tests.conftest import assert_ledger_invariant
 from tests.support.checkout import (
+    CREATE_SESSION,
     EXPIRE_SESSION,
+    SESSION,
     completed_event,
     create_session,
     deliver,
     sandbox_secret,
+    session_input,
     session_of,
     sign,
 )
 from tests.support.graph import Tenant, snapshot
+from tests.support.server import create_organization, live_server
 
 
 @pytest.fixture
@@ -242,3 +247,53 @@ async def test_a_latin1_declared_body_is_refused(client: httpx.AsyncClient, secr
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+def test_a_real_server_verifies_with_the_configured_secret_and_logs_a_late_payment(
+    database_url: str,
+) -> None:
+    """Against `billgraph serve` with BILLGRAPH_SANDBOX_WEBHOOK_SECRET set: events signed with
+    that secret are taken, others refused; a payment after expiry is logged as late."""
+    secret = f"whsec_configured_{time.time_ns()}"
+    key = create_organization(database_url, "Late Payment Org")["api_key"]
+    with live_server(database_url, env={"BILLGRAPH_SANDBOX_WEBHOOK_SECRET": secret}) as server:
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+
+            def gql(query: str, variables: dict[str, Any]) -> dict[str, Any]:
+                body = http.post(
+                    "/graphql",
+                    json={"query": query, "variables": variables},
+                    headers={"authorization": f"Bearer {key}"},
+                ).json()
+                assert "errors" not in body, body
+                return body["data"]  # type: ignore[no-any-return]
+
+            customer = gql(
+                'mutation { createCustomer(input: {email: "late@example.com"}) '
+                "{ ... on CreateCustomerSuccess { customer { id } } } }",
+                {},
+            )["createCustomer"]["customer"]["id"]
+            session = gql(CREATE_SESSION, session_input(customer, 4200))["createCheckoutSession"]
+            psid = session["checkoutSession"]["providerSessionId"]
+            assert session["checkoutSession"]["url"].startswith(server.base_url)
+            gql(EXPIRE_SESSION, {"id": session["checkoutSession"]["id"]})
+            body = completed_event(psid, 4200)
+            headers = {"content-type": "application/json"}
+            generated = http.post(
+                "/webhooks/sandbox",
+                content=body,
+                headers={**headers, "billgraph-signature": sign("whsec_other", body)},
+            )
+            assert generated.status_code == 400
+            taken = http.post(
+                "/webhooks/sandbox",
+                content=body,
+                headers={**headers, "billgraph-signature": sign(secret, body)},
+            )
+            assert taken.json() == {"received": True, "outcome": "late_credit"}, taken.text
+            node = gql(SESSION, {"id": session["checkoutSession"]["id"]})["node"]
+            assert node["status"] == "COMPLETE" and node["ledgerEntry"]["amount"] == 4200
+        time.sleep(0.5)
+        log = server.log()
+    assert "paid after it expired" in log and "late" in log
+    assert secret not in log
