@@ -3,9 +3,10 @@ by the provider's id that webhooks and the hosted page make), the webhook inbox,
 secrets the gateway generated for itself."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,15 +69,22 @@ async def customer_sessions_page(
     limit: int,
     before_id: int | None,
     status: str | None,
+    now: datetime,
 ) -> list[CheckoutSession]:
-    """The customer's sessions, newest first, older than `before_id`; `limit` rows at most."""
+    """The customer's sessions, newest first, older than `before_id`; `limit` rows at most.
+    `status` is the one the graph shows: an OPEN session past its expiry is EXPIRED."""
     query = select(CheckoutSession).where(
         CheckoutSession.organization_id == organization_id,
         CheckoutSession.customer_id == customer_id,
     )
     if before_id is not None:
         query = query.where(CheckoutSession.id < before_id)
-    if status is not None:
+    lapsed = and_(CheckoutSession.status == "OPEN", CheckoutSession.expires_at <= now)
+    if status == "OPEN":
+        query = query.where(CheckoutSession.status == status, CheckoutSession.expires_at > now)
+    elif status == "EXPIRED":
+        query = query.where(or_(CheckoutSession.status == status, lapsed))
+    elif status is not None:
         query = query.where(CheckoutSession.status == status)
     return list(await session.scalars(query.order_by(CheckoutSession.id.desc()).limit(limit)))
 

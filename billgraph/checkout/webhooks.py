@@ -51,7 +51,7 @@ class WebhookRefused(Exception):
 
 def credit_key(checkout_session_id: int) -> str:
     """The idempotency key of a session's credit: whatever confirms the payment, one entry."""
-    return f"billgraph:checkout-session:{checkout_session_id}"
+    return f"{ledger.RESERVED_KEY_PREFIX}checkout-session:{checkout_session_id}"
 
 
 async def receive(
@@ -131,6 +131,7 @@ async def _complete(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent)
         amount=row.amount,
         reason=f"Top-up paid through {row.provider.lower()} checkout {row.provider_session_id}",
         idempotency_key=credit_key(row.id),
+        reserved_key=True,
     )
     try:
         posting = await ledger.post_entry(unit, request)

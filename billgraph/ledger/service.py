@@ -30,7 +30,18 @@ from billgraph.ledger import repository
 from billgraph.ledger.posting import EntryRequest, EntryType, Posting
 from billgraph.wallets import repository as wallet_repository
 
-__all__ = ["EntryType", "Posting", "commit_entry", "entry_request", "post_entry"]
+__all__ = [
+    "RESERVED_KEY_PREFIX",
+    "EntryType",
+    "Posting",
+    "commit_entry",
+    "entry_request",
+    "post_entry",
+]
+
+# Idempotency keys billgraph gives its own postings (a checkout session's credit): a client's
+# key cannot take one first and turn the credit into a conflict.
+RESERVED_KEY_PREFIX = "billgraph:"
 
 
 def entry_request(
@@ -42,10 +53,17 @@ def entry_request(
     amount: int,
     reason: str | None,
     idempotency_key: str,
+    reserved_key: bool = False,
 ) -> EntryRequest:
-    """The checked request; raises ValidationError naming the field at fault."""
+    """The checked request; raises ValidationError naming the field at fault. Only
+    billgraph's own postings (`reserved_key`) may use a key with RESERVED_KEY_PREFIX."""
     key = validation.text(idempotency_key, "idempotencyKey", max_length=255, required=True)
     assert key is not None
+    if key.startswith(RESERVED_KEY_PREFIX) and not reserved_key:
+        raise ValidationError(
+            f"Idempotency keys starting with {RESERVED_KEY_PREFIX!r} are reserved for billgraph.",
+            "idempotencyKey",
+        )
     return EntryRequest(
         organization_id=organization_id,
         customer_id=customer_id,

@@ -8,8 +8,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import update
 
 from billgraph.db.engine import Database
+from billgraph.db.models import CheckoutSession, utcnow
 from tests.conftest import assert_ledger_invariant
 from tests.support.checkout import (
     CREATE_SESSION,
@@ -200,3 +202,24 @@ async def test_expire_stops_an_open_session_and_is_confined_to_the_organization(
     malformed = (await tenant.data(EXPIRE_SESSION, {"id": "%%%"}))["expireCheckoutSession"]
     assert malformed["__typename"] == "ValidationError"
     await assert_ledger_invariant(database)
+
+
+async def test_an_open_session_past_its_expiry_reads_and_filters_as_expired(
+    tenant: Tenant, database: Database
+) -> None:
+    customer = (await tenant.create_customer())["customer"]["id"]
+    lapsed, live = await create_session(tenant, customer), await create_session(tenant, customer)
+    async with database.transactions.begin() as session:
+        await session.execute(
+            update(CheckoutSession)
+            .where(CheckoutSession.provider_session_id == lapsed["providerSessionId"])
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+    assert (await session_of(tenant, lapsed["id"]))["status"] == "EXPIRED"
+
+    async def having(status: str) -> list[str]:
+        data = await tenant.data(SESSIONS, {"id": customer, "status": status})
+        return [e["node"]["id"] for e in data["customer"]["checkoutSessions"]["edges"]]
+
+    assert await having("OPEN") == [live["id"]]
+    assert await having("EXPIRED") == [lapsed["id"]]

@@ -325,6 +325,8 @@ async def test_another_organizations_customer_is_not_found(
         ({"idempotencyKey": "   "}, "idempotencyKey"),
         ({"idempotencyKey": "key\x00"}, "idempotencyKey"),
         ({"idempotencyKey": "key\ttab"}, "idempotencyKey"),
+        # billgraph's own postings' keys (a checkout session's credit) cannot be taken first.
+        ({"idempotencyKey": "billgraph:checkout-session:1"}, "idempotencyKey"),
     ],
     ids=[
         "reason-501",
@@ -338,6 +340,7 @@ async def test_another_organizations_customer_is_not_found(
         "key-blank",
         "key-nul",
         "key-tab",
+        "key-reserved",
     ],
 )
 async def test_bad_strings_are_validation_errors(

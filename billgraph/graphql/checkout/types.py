@@ -7,6 +7,7 @@ import strawberry
 
 from billgraph.checkout import repository, service
 from billgraph.db import models
+from billgraph.db.models import utcnow
 from billgraph.graphql.checkout.enums import CheckoutMode, CheckoutStatus, PaymentProvider
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
@@ -120,7 +121,7 @@ async def checkout_session_page(
     status: CheckoutStatus | None,
 ) -> Connection[CheckoutSession]:
     """The customer's checkout sessions, newest first (by keyset: none skipped or repeated
-    while new ones open). `status` filters on the stored status."""
+    while new ones open), filtered by the status the graph shows."""
     limit = page_size(first)
     before_id = decode_cursor(CHECKOUT_CURSOR, after)
     async with info.context.database.sessions() as session:
@@ -131,6 +132,7 @@ async def checkout_session_page(
             limit=limit + 1,
             before_id=before_id,
             status=None if status is None else status.value,
+            now=utcnow(),
         )
     return build_connection(
         rows, limit, CHECKOUT_CURSOR, lambda r: r.id, CheckoutSession.from_model
