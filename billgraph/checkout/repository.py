@@ -2,11 +2,12 @@
 by the provider's id that webhooks and the hosted page make), the webhook inbox, and the
 secrets the gateway generated for itself."""
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,32 +62,54 @@ async def session_by_provider_id(
     return await session.scalar(query.with_for_update() if lock else query)
 
 
-async def customer_sessions_page(
+async def customer_sessions_pages(
     session: AsyncSession,
     organization_id: int,
-    customer_id: int,
+    pages: Sequence[tuple[int, int | None]],
     *,
     limit: int,
-    before_id: int | None,
     status: str | None,
     now: datetime,
-) -> list[CheckoutSession]:
-    """The customer's sessions, newest first, older than `before_id`; `limit` rows at most.
-    `status` is the one the graph shows: an OPEN session past its expiry is EXPIRED."""
-    query = select(CheckoutSession).where(
-        CheckoutSession.organization_id == organization_id,
-        CheckoutSession.customer_id == customer_id,
-    )
-    if before_id is not None:
-        query = query.where(CheckoutSession.id < before_id)
+) -> dict[int, list[CheckoutSession]]:
+    """Newest-first sessions of many customers in one statement: for each (customer_id,
+    before_id), at most `limit` sessions with a smaller id. `status` is the one the graph
+    shows: an OPEN session past its expiry is EXPIRED.
+
+    A window function over the customers' sessions: a customer has few checkout sessions
+    (unlike a wallet's ledger, which pages through its index instead).
+    """
+    if not pages:
+        return {}
     lapsed = and_(CheckoutSession.status == "OPEN", CheckoutSession.expires_at <= now)
+    conditions = [
+        and_(CheckoutSession.customer_id == customer_id, CheckoutSession.id < before_id)
+        if before_id is not None
+        else CheckoutSession.customer_id == customer_id
+        for customer_id, before_id in pages
+    ]
+    ranked = select(
+        CheckoutSession.id,
+        func.row_number()
+        .over(partition_by=CheckoutSession.customer_id, order_by=CheckoutSession.id.desc())
+        .label("position"),
+    ).where(CheckoutSession.organization_id == organization_id, or_(*conditions))
     if status == "OPEN":
-        query = query.where(CheckoutSession.status == status, CheckoutSession.expires_at > now)
+        ranked = ranked.where(CheckoutSession.status == status, CheckoutSession.expires_at > now)
     elif status == "EXPIRED":
-        query = query.where(or_(CheckoutSession.status == status, lapsed))
+        ranked = ranked.where(or_(CheckoutSession.status == status, lapsed))
     elif status is not None:
-        query = query.where(CheckoutSession.status == status)
-    return list(await session.scalars(query.order_by(CheckoutSession.id.desc()).limit(limit)))
+        ranked = ranked.where(CheckoutSession.status == status)
+    window = ranked.subquery()
+    rows = await session.scalars(
+        select(CheckoutSession)
+        .join(window, window.c.id == CheckoutSession.id)
+        .where(window.c.position <= limit)
+        .order_by(CheckoutSession.customer_id, CheckoutSession.id.desc())
+    )
+    found: dict[int, list[CheckoutSession]] = defaultdict(list)
+    for row in rows:
+        found[row.customer_id].append(row)
+    return found
 
 
 async def insert_session(unit: UnitOfWork, values: dict[str, object]) -> int | None:

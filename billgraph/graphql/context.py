@@ -12,7 +12,10 @@ from strawberry.types import Info as StrawberryInfo
 from billgraph.api_keys.service import Principal
 from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database
-from billgraph.graphql.checkout.loaders import checkout_session_loader
+from billgraph.graphql.checkout.loaders import (
+    checkout_session_loader,
+    checkout_session_page_loader,
+)
 from billgraph.graphql.customers.loaders import customer_loader
 from billgraph.graphql.ledger.loaders import entry_loader, entry_page_loader
 from billgraph.graphql.wallets.loaders import wallet_loader, wallets_by_customer_loader
@@ -30,6 +33,7 @@ class Loaders:
         self.ledger_entry = entry_loader(database, organization_id)
         self.ledger_page = entry_page_loader(database, organization_id)
         self.checkout_session = checkout_session_loader(database, organization_id)
+        self.checkout_session_page = checkout_session_page_loader(database, organization_id)
 
 
 class UnauthenticatedError(Exception):

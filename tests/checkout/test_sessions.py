@@ -23,6 +23,7 @@ from tests.support.checkout import (
     sessions_of,
 )
 from tests.support.graph import Tenant, snapshot
+from tests.support.ledger import count_statements
 
 
 async def test_a_session_opens_at_the_sandbox_with_a_hosted_page(tenant: Tenant) -> None:
@@ -223,3 +224,45 @@ async def test_an_open_session_past_its_expiry_reads_and_filters_as_expired(
 
     assert await having("OPEN") == [live["id"]]
     assert await having("EXPIRED") == [lapsed["id"]]
+
+
+MANY = """query($first: Int!) { customers(first: $first) { edges { node { id
+  checkoutSessions(first: 3) { edges { node { id amount } } pageInfo { hasNextPage } } } } } }"""
+
+
+async def test_many_customers_sessions_cost_one_statement(
+    tenant: Tenant, database: Database
+) -> None:
+    customers = [(await tenant.create_customer())["customer"]["id"] for _ in range(6)]
+    made: dict[str, list[str]] = {}
+    for number, customer in enumerate(customers):
+        made[customer] = [
+            (await create_session(tenant, customer, 10 + i))["id"] for i in range(number)
+        ]
+    await tenant.data(MANY, {"first": 1})
+    with count_statements(database) as small:
+        await tenant.data(MANY, {"first": 2})
+    with count_statements(database) as large:
+        page = await tenant.data(MANY, {"first": 6})
+    assert len(large) == len(small), large
+    for edge in page["customers"]["edges"]:
+        sessions = edge["node"]["checkoutSessions"]
+        expected = list(reversed(made[edge["node"]["id"]]))
+        assert [e["node"]["id"] for e in sessions["edges"]] == expected[:3]
+        assert sessions["pageInfo"]["hasNextPage"] == (len(expected) > 3)
+    # Two pages of one customer in one document (aliases) are each right.
+    last = customers[-1]
+    both = await tenant.data(
+        """query($id: ID!, $after: String) { customer(id: $id) {
+          a: checkoutSessions(first: 2) { edges { node { id } } }
+          b: checkoutSessions(first: 2, after: $after) { edges { node { id } } } } }""",
+        {
+            "id": last,
+            "after": (await tenant.data(SESSIONS, {"id": last, "first": 2}))["customer"][
+                "checkoutSessions"
+            ]["pageInfo"]["endCursor"],
+        },
+    )
+    newest = list(reversed(made[last]))
+    assert [e["node"]["id"] for e in both["customer"]["a"]["edges"]] == newest[:2]
+    assert [e["node"]["id"] for e in both["customer"]["b"]["edges"]] == newest[2:4]

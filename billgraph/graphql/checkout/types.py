@@ -5,10 +5,10 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 
-from billgraph.checkout import repository, service
+from billgraph.checkout import service
 from billgraph.db import models
-from billgraph.db.models import utcnow
 from billgraph.graphql.checkout.enums import CheckoutMode, CheckoutStatus, PaymentProvider
+from billgraph.graphql.checkout.loaders import SessionPageKey
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
 from billgraph.graphql.ledger.types import LedgerEntry
@@ -124,16 +124,11 @@ async def checkout_session_page(
     while new ones open), filtered by the status the graph shows."""
     limit = page_size(first)
     before_id = decode_cursor(CHECKOUT_CURSOR, after)
-    async with info.context.database.sessions() as session:
-        rows = await repository.customer_sessions_page(
-            session,
-            info.context.organization_id,
-            customer_db_id,
-            limit=limit + 1,
-            before_id=before_id,
-            status=None if status is None else status.value,
-            now=utcnow(),
+    rows = await info.context.loaders.checkout_session_page.load(
+        SessionPageKey(
+            customer_db_id, before_id, limit + 1, None if status is None else status.value
         )
+    )
     return build_connection(
         rows, limit, CHECKOUT_CURSOR, lambda r: r.id, CheckoutSession.from_model
     )
