@@ -5,11 +5,10 @@ shows its error and leaves the session payable; a 3-D Secure card asks for the e
 Every request for another host is aborted, and the page breaks no part of its policy."""
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from tests.http.test_graphiql import CHROMIUM, CHROMIUM_FLAGS, WATCH_POLICY
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, open_page, require_browser
 from tests.support.checkout import CREATE_SESSION, SESSION, session_input
 from tests.support.server import create_organization, live_server
 
@@ -29,12 +28,12 @@ BALANCE = "query($id: ID!) { customer(id: $id) { wallet(currency: USD) { balance
 
 
 def test_the_sandbox_checkout_in_a_browser(database_url: str) -> None:
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     key = create_organization(database_url, "Browser Checkout Org")["api_key"]
     with live_server(database_url) as server, sync_playwright() as playwright:
         base = server.base_url
-        origin = urlsplit(base).netloc
         customer = _gql(
             base,
             key,
@@ -58,25 +57,9 @@ def test_the_sandbox_checkout_in_a_browser(database_url: str) -> None:
             return _gql(base, key, BALANCE, {"id": customer})["customer"]["wallet"]["balance"]  # type: ignore[no-any-return]
 
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        foreign: list[str] = []
-        problems: list[str] = []
         try:
-            context = browser.new_context()
-
-            def only_this_server(route: Any) -> None:
-                if urlsplit(route.request.url).netloc == origin:
-                    route.continue_()
-                else:
-                    foreign.append(route.request.url)
-                    route.abort()
-
-            context.route("**/*", only_this_server)
-            page = context.new_page()
-            page.add_init_script(WATCH_POLICY)
-            page.on(
-                "console",
-                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
-            )
+            watched = open_page(browser, base)
+            page, foreign, problems = watched.page, watched.foreign, watched.problems
 
             # The success card: typed, Pay pressed with the keyboard, landed on successUrl.
             paid = open_session(2000)

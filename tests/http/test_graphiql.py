@@ -9,7 +9,6 @@ nothing broke the policy."""
 import base64
 import hashlib
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -19,21 +18,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from billgraph.graphql.view import GRAPHIQL_CSP, GRAPHIQL_HTML
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, open_page, require_browser
 from tests.support.graph import CREATE_ENTRY, entry_input
 from tests.support.server import create_organization, live_server
 
 STATIC = Path(__file__).parents[2] / "billgraph" / "http" / "static"
-CHROMIUM = os.environ.get("BILLGRAPH_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # What the page loads: (attribute, URL relative to /graphql, integrity or None).
 REFERENCES = re.findall(
     r'(src|href)="([^"]+)"(?:\s+integrity="([^"]+)")?', GRAPHIQL_HTML, flags=re.MULTILINE
@@ -73,15 +62,6 @@ async def test_graphiql_page_has_a_self_only_policy_and_its_files_are_served(
     assert (await client.get("/static/../app.py")).status_code == 404
 
 
-# Every CSP violation the page sees, whatever reports it; runs before the page's scripts.
-WATCH_POLICY = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.__violations.push(`${event.violatedDirective} ${event.blockedURI}`);
-});
-"""
-
-
 def _set_editor(page: Any, selector: str, text: str) -> None:
     """Replace a CodeMirror editor's text, as pasting would (no auto-closed brackets)."""
     page.locator(selector).first.click()
@@ -99,45 +79,18 @@ def _type_query(page: Any, text: str) -> None:
 
 
 def test_graphiql_runs_in_a_browser_from_this_server_alone(tmp_path: Path) -> None:
-    assert Path(CHROMIUM).exists(), (
-        f"no browser at {CHROMIUM}: install Debian's chromium "
-        "(`apt-get install -y --no-install-recommends chromium`, as .ci/run does)"
-    )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as error:  # pragma: no cover - a setup failure, said clearly
-        raise AssertionError("playwright is not installed: `make install` (dev extras)") from error
+    require_browser()
+    from playwright.sync_api import sync_playwright
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'graphiql.db'}"
     api_key = create_organization(url, "GraphiQL Org")["api_key"]
     auth = {"authorization": f"Bearer {api_key}"}
     with live_server(url) as server, sync_playwright() as playwright:
         origin = urlsplit(server.base_url).netloc
-        foreign: list[str] = []
-        problems: list[str] = []
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-
-            def only_this_server(route: Any) -> None:
-                if urlsplit(route.request.url).netloc == origin:
-                    route.continue_()
-                else:
-                    foreign.append(route.request.url)
-                    route.abort()
-
-            context.route("**/*", only_this_server)
-            page = context.new_page()
-            page.add_init_script(WATCH_POLICY)
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console {m.type}: {m.text}")
-                    if m.type in ("error", "warning")
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            watched = open_page(browser, server.base_url, viewport={"width": 1400, "height": 900})
+            page, foreign, problems = watched.page, watched.foreign, watched.problems
             sockets: list[Any] = []
             page.on("websocket", lambda socket: sockets.append(socket))
 
