@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import strawberry
 
-from billgraph.core.errors import ValidationError
+from billgraph.core.errors import NotFoundError, ValidationError
 from billgraph.graphql.context import Info
 from billgraph.graphql.errors import graphql_error
 
@@ -47,6 +47,22 @@ def db_id_of(global_id: str, type_name: str, field: str = "id") -> int | None:
     except ValidationError as exc:
         raise ValidationError(exc.message, field) from None
     return db_id if found_type == type_name else None
+
+
+def input_id(global_id: str, type_name: str, field: str, not_found: str) -> int:
+    """The database id a mutation's id argument names: ValidationError (naming `field`) if
+    it is malformed, NotFoundError(`not_found`) if it names another type."""
+    db_id = db_id_of(global_id, type_name, field)
+    if db_id is None:
+        raise NotFoundError(not_found)
+    return db_id
+
+
+async def find_node(info: Info, global_id: str, type_name: str) -> Node | None:
+    """The `type_name` a query's id argument names in the caller's organization, or None
+    (another type, or not there); a malformed id raises ValidationError."""
+    db_id = db_id_of(global_id, type_name)
+    return None if db_id is None else await load_node(info, type_name, db_id)
 
 
 # How each node type is found by its database id in the caller's organization (None when it

@@ -8,7 +8,7 @@ from billgraph.graphql.api_keys.payloads import CreateApiKeySuccess, RevokeApiKe
 from billgraph.graphql.api_keys.types import ApiKey
 from billgraph.graphql.context import Info
 from billgraph.graphql.errors import result
-from billgraph.graphql.node import db_id_of
+from billgraph.graphql.node import input_id
 
 
 @strawberry.type
@@ -27,9 +27,7 @@ class ApiKeyMutations:
     @result("RevokeApiKeyResult", RevokeApiKeySuccess, errors.NotFoundError, errors.ValidationError)
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeySuccess:
         context = info.context
-        db_id = db_id_of(id, "ApiKey")
-        if db_id is None:
-            raise errors.NotFoundError("API key not found.")
+        db_id = input_id(id, "ApiKey", "id", "API key not found.")
         async with unit_of_work(context.database) as unit:
             revoked = await api_keys.revoke(unit, context.organization_id, db_id)
         return RevokeApiKeySuccess(api_key=ApiKey.from_model(revoked))

@@ -13,7 +13,7 @@ from billgraph.graphql.checkout.payloads import (
 from billgraph.graphql.checkout.types import CheckoutSession
 from billgraph.graphql.context import Info
 from billgraph.graphql.errors import result
-from billgraph.graphql.node import db_id_of
+from billgraph.graphql.node import input_id
 
 
 @strawberry.type
@@ -34,9 +34,7 @@ class CheckoutMutations:
         self, info: Info, input: CreateCheckoutSessionInput
     ) -> CreateCheckoutSessionSuccess:
         context = info.context
-        customer_id = db_id_of(input.customer_id, "Customer", "customerId")
-        if customer_id is None:
-            raise errors.NotFoundError("Customer not found.")
+        customer_id = input_id(input.customer_id, "Customer", "customerId", "Customer not found.")
         request = checkout.checkout_request(
             context.organization_id,
             customer_id=customer_id,
@@ -71,9 +69,7 @@ class CheckoutMutations:
         self, info: Info, id: strawberry.ID
     ) -> ExpireCheckoutSessionSuccess:
         context = info.context
-        db_id = db_id_of(id, "CheckoutSession", "id")
-        if db_id is None:
-            raise errors.NotFoundError("Checkout session not found.")
+        db_id = input_id(id, "CheckoutSession", "id", "Checkout session not found.")
         async with unit_of_work(context.database) as unit:
             row = await checkout.expire(unit, context.organization_id, db_id)
         return ExpireCheckoutSessionSuccess(checkout_session=CheckoutSession.from_model(row))

@@ -13,7 +13,7 @@ from billgraph.graphql.customers.payloads import (
 )
 from billgraph.graphql.customers.types import Customer
 from billgraph.graphql.errors import result
-from billgraph.graphql.node import db_id_of, to_global_id
+from billgraph.graphql.node import input_id, to_global_id
 from billgraph.graphql.wallets.types import Wallet
 
 
@@ -57,7 +57,7 @@ class CustomerMutations:
         self, info: Info, input: UpdateCustomerInput
     ) -> UpdateCustomerSuccess:
         context = info.context
-        db_id = _customer_db_id(input.customer_id, "customerId")
+        db_id = input_id(input.customer_id, "Customer", "customerId", "Customer not found.")
         async with unit_of_work(context.database) as unit:
             updated = await customers.update(
                 unit,
@@ -79,14 +79,7 @@ class CustomerMutations:
     )
     async def delete_customer(self, info: Info, id: strawberry.ID) -> DeleteCustomerSuccess:
         context = info.context
-        db_id = _customer_db_id(id, "id")
+        db_id = input_id(id, "Customer", "id", "Customer not found.")
         async with unit_of_work(context.database) as unit:
             await customers.delete(unit, context.organization_id, db_id)
         return DeleteCustomerSuccess(deleted_customer_id=to_global_id("Customer", db_id))
-
-
-def _customer_db_id(global_id: strawberry.ID, field: str) -> int:
-    db_id = db_id_of(global_id, "Customer", field)
-    if db_id is None:
-        raise errors.NotFoundError("Customer not found.")
-    return db_id

@@ -1,8 +1,10 @@
+from typing import cast
+
 import strawberry
 
 from billgraph.graphql.context import Info
 from billgraph.graphql.customers.types import Customer, customer_page
-from billgraph.graphql.node import db_id_of
+from billgraph.graphql.node import find_node
 from billgraph.graphql.pagination import Connection
 
 
@@ -10,11 +12,7 @@ from billgraph.graphql.pagination import Connection
 class CustomerQueries:
     @strawberry.field
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        db_id = db_id_of(id, "Customer")
-        if db_id is None:
-            return None
-        row = await info.context.loaders.customer.load(db_id)
-        return Customer.from_model(row) if row is not None else None
+        return cast(Customer | None, await find_node(info, id, "Customer"))
 
     @strawberry.field(
         description="Customers in creation order; `email` filters case-insensitively."

@@ -8,7 +8,7 @@ from billgraph.graphql.errors import result
 from billgraph.graphql.ledger.inputs import CreateLedgerEntryInput
 from billgraph.graphql.ledger.payloads import CreateLedgerEntrySuccess
 from billgraph.graphql.ledger.types import LedgerEntry
-from billgraph.graphql.node import db_id_of
+from billgraph.graphql.node import input_id
 from billgraph.graphql.wallets.types import Wallet
 from billgraph.ledger import service as ledger
 
@@ -28,9 +28,7 @@ class LedgerMutations:
         self, info: Info, input: CreateLedgerEntryInput
     ) -> CreateLedgerEntrySuccess:
         context = info.context
-        customer_id = db_id_of(input.customer_id, "Customer", "customerId")
-        if customer_id is None:
-            raise errors.NotFoundError("Customer not found.")
+        customer_id = input_id(input.customer_id, "Customer", "customerId", "Customer not found.")
         request = ledger.entry_request(
             context.organization_id,
             customer_id=customer_id,

@@ -4,7 +4,7 @@ from billgraph.core import errors
 from billgraph.core.unit import unit_of_work
 from billgraph.graphql.context import Info
 from billgraph.graphql.errors import result
-from billgraph.graphql.node import db_id_of
+from billgraph.graphql.node import input_id
 from billgraph.graphql.wallets.inputs import UpdateWalletInput
 from billgraph.graphql.wallets.payloads import UpdateWalletSuccess
 from billgraph.graphql.wallets.types import Wallet
@@ -17,9 +17,7 @@ class WalletMutations:
     @result("UpdateWalletResult", UpdateWalletSuccess, errors.NotFoundError, errors.ValidationError)
     async def update_wallet(self, info: Info, input: UpdateWalletInput) -> UpdateWalletSuccess:
         context = info.context
-        db_id = db_id_of(input.wallet_id, "Wallet", "walletId")
-        if db_id is None:
-            raise errors.NotFoundError("Wallet not found.")
+        db_id = input_id(input.wallet_id, "Wallet", "walletId", "Wallet not found.")
         if input.low_balance_threshold is strawberry.UNSET:  # nothing to change
             row = await context.loaders.wallet.load(db_id)
             if row is None:

@@ -1,7 +1,9 @@
+from typing import cast
+
 import strawberry
 
 from billgraph.graphql.context import Info
-from billgraph.graphql.node import db_id_of
+from billgraph.graphql.node import find_node
 from billgraph.graphql.wallets.types import Wallet
 
 
@@ -9,8 +11,4 @@ from billgraph.graphql.wallets.types import Wallet
 class WalletQueries:
     @strawberry.field
     async def wallet(self, info: Info, id: strawberry.ID) -> Wallet | None:
-        db_id = db_id_of(id, "Wallet")
-        if db_id is None:
-            return None
-        row = await info.context.loaders.wallet.load(db_id)
-        return Wallet.from_model(row) if row is not None else None
+        return cast(Wallet | None, await find_node(info, id, "Wallet"))
