@@ -105,6 +105,7 @@ def create_app(
         finally:
             database.events.attach(None)
             await broker.stop()  # uvicorn has closed the sockets by now (1012)
+            await providers.close()
             await database.dispose()
             if tracing is not None:  # flushes pending spans: off the loop, it may wait
                 await asyncio.to_thread(tracing.shutdown)
@@ -113,7 +114,7 @@ def create_app(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
-            Route("/webhooks/sandbox", checkout.sandbox_webhook, methods=["POST"]),
+            Route("/webhooks/{provider}", checkout.webhook, methods=["POST"]),
             Route("/sandbox/checkout/{session_id}", checkout.sandbox_page, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/metrics", metrics),

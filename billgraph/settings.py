@@ -52,8 +52,24 @@ class Settings(BaseSettings):
     # Signs and verifies the sandbox's webhook events; unset, one is generated on first use
     # and stored in the database, so every replica uses the same.
     sandbox_webhook_secret: str | None = None
-    # How long a checkout session can be paid.
-    checkout_expires_minutes: int = Field(default=1440, ge=1, le=10_080)
+    # How long a checkout session can be paid (Stripe accepts 30 minutes to 24 hours).
+    checkout_expires_minutes: int = Field(default=1440, ge=30, le=1440)
+    # Stripe: without the secret key (sk_...) and the webhook endpoint's secret (whsec_...)
+    # the STRIPE provider is unavailable. The API base is Stripe's own unless a test or a
+    # proxy says otherwise.
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    # Toss Payments: the secret key (test_sk_... / live_sk_...) for the API and the client key
+    # (test_ck_... / test_gck_...) for the payment widget; without both TOSS is unavailable.
+    toss_secret_key: str | None = None
+    toss_client_key: str | None = None
+    toss_api_base: str = "https://api.tosspayments.com"
+    # Timeout of one call to a provider's API, in seconds (idempotent calls are retried).
+    provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Fernet key (urlsafe base64 of 32 bytes) encrypting stored credentials (Toss billing
+    # keys). Unset, nothing that needs it can be stored.
+    encryption_key: str | None = None
 
 
 @lru_cache

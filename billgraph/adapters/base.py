@@ -1,6 +1,13 @@
-"""What billgraph asks of a payment provider, in provider-neutral terms: create a checkout
-session, and verify and parse a webhook into an event. Each adapter turns its provider's API
-into these; the checkout domain does the rest (the inbox, the session, the ledger)."""
+"""What billgraph asks of a payment provider, in provider-neutral terms: a customer at the
+provider, a checkout session, a refund, and a webhook verified and read into an event. Each
+adapter turns its provider's API into these; the checkout domain does the rest (the inbox, the
+session, the ledger). Adapters hold no SQL and know nothing of GraphQL.
+
+Every failure of a provider call is a core.errors.ProviderError with a provider-neutral code
+(card_declined, insufficient_funds, expired_card, authentication_required,
+provider_unavailable, provider_not_configured, invalid_request) and the provider's own code in
+`decline_code`. provider_unavailable means the outcome is unknown (a timeout, a 5xx after the
+retries): the same call with the same idempotency key is safe to make again."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +27,9 @@ class EventKind(StrEnum):
 
     PAID = "PAID"  # the money was taken: credit the wallet (once)
     PAYMENT_FAILED = "PAYMENT_FAILED"  # an attempt failed; the session stays payable
+    FAILED = "FAILED"  # the payment failed for good (an async payment, an aborted order)
     EXPIRED = "EXPIRED"  # the provider will not take a payment for it any more
+    REFUNDED = "REFUNDED"  # the payment's refunded total is now `refunded_total`
     IGNORED = "IGNORED"  # nothing billgraph acts on (acknowledged all the same)
 
 
@@ -31,6 +40,9 @@ class SessionRequest:
 
     reference: str  # our id for the session (the provider hands it back in its events)
     customer_reference: str
+    # The customer's id at this provider (ensure_customer's), None for providers without one.
+    provider_customer_id: str | None
+    description: str  # what the customer buys, shown on the provider's page
     amount: int
     currency: str
     success_url: str
@@ -44,6 +56,35 @@ class SessionRequest:
 class ProviderSession:
     provider_session_id: str
     url: str
+
+
+@dataclass(frozen=True)
+class CustomerRequest:
+    """A billgraph customer to make known to the provider, once: `idempotency_key` derives
+    from our id, so a retry or a racing request makes one customer there."""
+
+    reference: str  # our customer id, kept in the provider's metadata
+    email: str | None
+    name: str | None
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """Give back `amount` of a payment. `idempotency_key` derives from our refund's id, so
+    retrying an unfinished refund refunds once."""
+
+    provider_payment_id: str  # Stripe's payment_intent, Toss's paymentKey, the sandbox's own
+    amount: int
+    currency: str
+    reason: str | None
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    provider_refund_id: str
+    status: str  # succeeded | pending (the provider finishes it later) | failed
 
 
 @dataclass(frozen=True)
@@ -66,6 +107,10 @@ class WebhookEvent:
     amount: int | None = None
     currency: str | None = None
     error: PaymentError | None = None
+    # The provider's id of the payment (what a refund names): on PAID and REFUNDED events.
+    provider_payment_id: str | None = None
+    # REFUNDED: the payment's cumulative refunded amount, as the provider now has it.
+    refunded_total: int | None = None
 
 
 class InvalidWebhook(Exception):
@@ -81,13 +126,23 @@ class InvalidWebhook(Exception):
 class PaymentProvider(Protocol):
     name: Provider
 
+    async def ensure_customer(self, request: CustomerRequest) -> str | None:
+        """The customer's id at the provider (made now, idempotently), or None for a provider
+        that keeps no customers."""
+        ...
+
     async def create_checkout_session(self, request: SessionRequest) -> ProviderSession:
         """Open the session; raises core.errors.ProviderError when the provider refuses."""
         ...
 
-    def parse_webhook(
+    async def refund(self, request: RefundRequest) -> ProviderRefund:
+        """Refund part or all of a payment; raises core.errors.ProviderError."""
+        ...
+
+    async def parse_webhook(
         self, body: bytes, event: object, headers: Mapping[str, str], now: float
     ) -> WebhookEvent:
         """Verify `body` (the raw bytes, as signed) and read `event` (that body decoded by
-        the HTTP layer's bounded decoder); raises InvalidWebhook."""
+        the HTTP layer's bounded decoder); raises InvalidWebhook. A provider whose webhooks
+        are unsigned (Toss) verifies by fetching the object from its API."""
         ...

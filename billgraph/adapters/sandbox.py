@@ -16,19 +16,25 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from billgraph.adapters.base import (
+    CustomerRequest,
     EventKind,
     InvalidWebhook,
     PaymentError,
     Provider,
+    ProviderRefund,
     ProviderSession,
+    RefundRequest,
     SessionRequest,
     WebhookEvent,
 )
+from billgraph.core.errors import ProviderError
 
 SIGNATURE_HEADER = "billgraph-signature"
 TOLERANCE_SECONDS = 300
 COMPLETED = "checkout.session.completed"
+REFUNDED = "charge.refunded"
 SESSION_PREFIX = "cs_sandbox_"
+PAYMENT_PREFIX = "pi_sandbox_"
 
 # Test cards as at the providers: None pays, a PaymentError declines, "3ds" asks for
 # authentication first.
@@ -76,6 +82,11 @@ def card_outcome(card_number: str) -> PaymentError | str | None:
     return TEST_CARDS.get(card_number, UNKNOWN_CARD)
 
 
+def payment_id(provider_session_id: str) -> str:
+    """The sandbox's id for a session's payment (Stripe's payment_intent)."""
+    return PAYMENT_PREFIX + provider_session_id.removeprefix(SESSION_PREFIX)
+
+
 def completed_event(
     provider_session_id: str,
     *,
@@ -100,8 +111,35 @@ def completed_event(
                 "currency": currency.lower(),
                 "payment_status": "paid",
                 "status": "complete",
+                "payment_intent": payment_id(provider_session_id),
                 "client_reference_id": client_reference_id,
                 "metadata": dict(metadata),
+            }
+        },
+    }
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def refunded_event(
+    provider_payment_id: str, *, amount: int, amount_refunded: int, currency: str, created: int
+) -> bytes:
+    """A `charge.refunded` event (a refund made outside billgraph), as Stripe shapes it:
+    `amount_refunded` is the payment's refunded total so far."""
+    event = {
+        "id": "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "type": REFUNDED,
+        "created": created,
+        "livemode": False,
+        "data": {
+            "object": {
+                "id": "ch_sandbox_" + secrets.token_hex(8),
+                "object": "charge",
+                "amount": amount,
+                "amount_refunded": amount_refunded,
+                "currency": currency.lower(),
+                "payment_intent": provider_payment_id,
+                "refunded": amount_refunded >= amount,
             }
         },
     }
@@ -115,6 +153,20 @@ class SandboxProvider:
         self.public_url = public_url.rstrip("/")
         self.webhook_secret = webhook_secret
 
+    async def ensure_customer(self, request: CustomerRequest) -> str | None:
+        return None  # the sandbox keeps no customers
+
+    async def refund(self, request: RefundRequest) -> ProviderRefund:
+        if not request.provider_payment_id.startswith(PAYMENT_PREFIX):
+            raise ProviderError(
+                "invalid_request", "The sandbox made no such payment.", Provider.SANDBOX.value
+            )
+        digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:24]
+        return ProviderRefund(provider_refund_id="re_sandbox_" + digest, status="succeeded")
+
+    async def close(self) -> None:
+        return None
+
     async def create_checkout_session(self, request: SessionRequest) -> ProviderSession:
         session_id = SESSION_PREFIX + secrets.token_urlsafe(18)
         return ProviderSession(
@@ -127,7 +179,7 @@ class SandboxProvider:
         timestamp = int(time.time() if now is None else now)
         return {SIGNATURE_HEADER: sign(self.webhook_secret, body, timestamp)}
 
-    def parse_webhook(
+    async def parse_webhook(
         self, body: bytes, event: object, headers: Mapping[str, str], now: float
     ) -> WebhookEvent:
         self._verify(body, headers.get(SIGNATURE_HEADER), now)
@@ -138,12 +190,14 @@ class SandboxProvider:
             raise InvalidWebhook("The event has no id.", "BAD_REQUEST")
         if not isinstance(event_type, str) or not 0 < len(event_type) <= 100:
             raise InvalidWebhook("The event has no type.", "BAD_REQUEST")
-        if event_type != COMPLETED:
+        if event_type not in (COMPLETED, REFUNDED):
             return WebhookEvent(Provider.SANDBOX, event_id, event_type, EventKind.IGNORED)
         data = event.get("data")
         session = data.get("object") if isinstance(data, dict) else None
         if not isinstance(session, dict):
             raise InvalidWebhook("The event has no data.object.", "BAD_REQUEST")
+        if event_type == REFUNDED:
+            return _refunded(event_id, session)
         session_id, amount = session.get("id"), session.get("amount_total")
         currency = session.get("currency")
         if (
@@ -156,6 +210,7 @@ class SandboxProvider:
         ):
             raise InvalidWebhook("data.object needs id, amount_total and currency.", "BAD_REQUEST")
         paid = session.get("payment_status") == "paid"
+        payment = session.get("payment_intent")
         return WebhookEvent(
             Provider.SANDBOX,
             event_id,
@@ -164,6 +219,7 @@ class SandboxProvider:
             provider_session_id=session_id,
             amount=amount,
             currency=currency.upper(),
+            provider_payment_id=payment if isinstance(payment, str) and payment else None,
         )
 
     def _verify(self, body: bytes, header: str | None, now: float) -> None:
@@ -189,3 +245,29 @@ class SandboxProvider:
                 f"The signature is older than {TOLERANCE_SECONDS} s (or from the future).",
                 "STALE_SIGNATURE",
             )
+
+
+def _refunded(event_id: str, charge: dict[str, object]) -> WebhookEvent:
+    payment, refunded = charge.get("payment_intent"), charge.get("amount_refunded")
+    currency = charge.get("currency")
+    if (
+        not isinstance(payment, str)
+        or not 0 < len(payment) <= 255
+        or isinstance(refunded, bool)
+        or not isinstance(refunded, int)
+        or refunded < 0
+        or not isinstance(currency, str)
+        or len(currency) > 3
+    ):
+        raise InvalidWebhook(
+            "data.object needs payment_intent, amount_refunded and currency.", "BAD_REQUEST"
+        )
+    return WebhookEvent(
+        Provider.SANDBOX,
+        event_id,
+        REFUNDED,
+        EventKind.REFUNDED,
+        currency=currency.upper(),
+        provider_payment_id=payment,
+        refunded_total=refunded,
+    )

@@ -12,7 +12,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.core.unit import UnitOfWork
-from billgraph.db.models import CheckoutSession, GeneratedSecret, WebhookEvent
+from billgraph.db.models import (
+    CheckoutSession,
+    GeneratedSecret,
+    ProviderCustomer,
+    WebhookEvent,
+)
 
 
 def _insert(unit: UnitOfWork, model: type[Any]) -> Any:
@@ -165,3 +170,57 @@ async def ensure_secret(unit: UnitOfWork, name: str, candidate: str) -> str:
     )
     assert value is not None
     return value
+
+
+async def provider_customer_id(
+    session: AsyncSession, customer_id: int, provider: str
+) -> str | None:
+    return await session.scalar(
+        select(ProviderCustomer.provider_customer_id).where(
+            ProviderCustomer.customer_id == customer_id, ProviderCustomer.provider == provider
+        )
+    )
+
+
+async def insert_provider_customer(
+    unit: UnitOfWork, *, organization_id: int, customer_id: int, provider: str, provider_id: str
+) -> None:
+    """Store the customer's id at the provider, unless a racing request stored one first."""
+    await unit.session.execute(
+        _insert(unit, ProviderCustomer)
+        .values(
+            organization_id=organization_id,
+            customer_id=customer_id,
+            provider=provider,
+            provider_customer_id=provider_id,
+        )
+        .on_conflict_do_nothing(index_elements=["customer_id", "provider"])
+    )
+
+
+async def provider_customers(
+    session: AsyncSession, organization_id: int, customer_ids: Sequence[int]
+) -> dict[int, list[ProviderCustomer]]:
+    rows = await session.scalars(
+        select(ProviderCustomer)
+        .where(
+            ProviderCustomer.organization_id == organization_id,
+            ProviderCustomer.customer_id.in_(customer_ids),
+        )
+        .order_by(ProviderCustomer.customer_id, ProviderCustomer.provider)
+    )
+    found: dict[int, list[ProviderCustomer]] = defaultdict(list)
+    for row in rows:
+        found[row.customer_id].append(row)
+    return found
+
+
+async def session_by_payment_id(
+    session: AsyncSession, provider: str, provider_payment_id: str, *, lock: bool = False
+) -> CheckoutSession | None:
+    """Any organization's session, by the provider's id of its payment (a refund's event)."""
+    query = select(CheckoutSession).where(
+        CheckoutSession.provider == provider,
+        CheckoutSession.provider_payment_id == provider_payment_id,
+    )
+    return await session.scalar(query.with_for_update() if lock else query)

@@ -20,7 +20,13 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billgraph.adapters.base import PaymentError, Provider, SessionRequest
+from billgraph.adapters.base import (
+    CustomerRequest,
+    PaymentError,
+    PaymentProvider,
+    Provider,
+    SessionRequest,
+)
 from billgraph.checkout import repository
 from billgraph.checkout.providers import Providers
 from billgraph.core import validation
@@ -33,7 +39,7 @@ from billgraph.core.errors import (
 from billgraph.core.unit import UnitOfWork, unit_of_work
 from billgraph.customers import repository as customer_repository
 from billgraph.db.engine import Database
-from billgraph.db.models import CheckoutSession, utcnow
+from billgraph.db.models import CheckoutSession, Customer, utcnow
 
 MAX_URL_LENGTH = 2000
 
@@ -139,25 +145,29 @@ async def create(
     configured); in each case nothing is written.
     """
     async with database.sessions() as session:
-        if (
-            await customer_repository.live_customer(
-                session, request.organization_id, request.customer_id
-            )
-            is None
-        ):
+        customer = await customer_repository.live_customer(
+            session, request.organization_id, request.customer_id
+        )
+        if customer is None:
             raise NotFoundError("Customer not found.")
         existing = await repository.session_by_key(
             session, request.organization_id, request.idempotency_key
         )
+        known_id = await repository.provider_customer_id(
+            session, request.customer_id, request.provider.value
+        )
     if existing is not None:
         return _replay(existing, request)
     adapter = await providers.get(request.provider)
+    provider_customer_id = known_id or await _make_provider_customer(database, adapter, customer)
     now = utcnow()
     expires_at = now + timedelta(minutes=expires_minutes)
     opened = await adapter.create_checkout_session(
         SessionRequest(
             reference=f"{request.organization_id}:{request.idempotency_key}",
             customer_reference=str(request.customer_id),
+            provider_customer_id=provider_customer_id,
+            description=f"Wallet top-up ({request.currency})",
             amount=request.amount,
             currency=request.currency,
             success_url=request.success_url,
@@ -204,6 +214,35 @@ async def create(
         row = await repository.session_by_id(unit.session, request.organization_id, new_id)
         assert row is not None
     return CreatedSession(session=row, replayed=False)
+
+
+async def _make_provider_customer(
+    database: Database, adapter: PaymentProvider, customer: Customer
+) -> str | None:
+    """The customer's id at the provider, made there once: the provider's idempotency key
+    derives from our id, and of two racing requests the first to store its id wins."""
+    made = await adapter.ensure_customer(
+        CustomerRequest(
+            reference=str(customer.id),
+            email=customer.email,
+            name=customer.name,
+            idempotency_key=f"billgraph-customer-{customer.organization_id}-{customer.id}",
+        )
+    )
+    if made is None:
+        return None
+    async with unit_of_work(database) as unit:
+        await repository.insert_provider_customer(
+            unit,
+            organization_id=customer.organization_id,
+            customer_id=customer.id,
+            provider=adapter.name.value,
+            provider_id=made,
+        )
+        stored = await repository.provider_customer_id(
+            unit.session, customer.id, adapter.name.value
+        )
+    return stored or made
 
 
 def _replay(existing: CheckoutSession, request: CheckoutRequest) -> CreatedSession:

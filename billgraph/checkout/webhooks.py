@@ -68,7 +68,9 @@ async def receive(
     Raises WebhookRefused; ProviderError if the provider is not configured."""
     adapter = await providers.get(provider)
     try:
-        event = adapter.parse_webhook(body, payload, headers, time.time() if now is None else now)
+        event = await adapter.parse_webhook(
+            body, payload, headers, time.time() if now is None else now
+        )
     except InvalidWebhook as exc:
         raise WebhookRefused(400, exc.code, exc.message) from None
     async with unit_of_work(database) as unit:
@@ -110,6 +112,14 @@ async def process(unit: UnitOfWork, event: WebhookEvent) -> Outcome:
             row.last_payment_error_message = event.error.message[:500]
             row.updated_at = utcnow()
         outcome = Outcome.PAYMENT_FAILED
+    elif event.kind is EventKind.FAILED and row.status == CheckoutStatus.OPEN:
+        # The payment failed for good (an async debit bounced): the session cannot be paid.
+        row.status = CheckoutStatus.FAILED.value
+        if event.error is not None:
+            row.last_payment_error_code = event.error.code
+            row.last_payment_error_message = event.error.message[:500]
+        row.updated_at = utcnow()
+        outcome = Outcome.PAYMENT_FAILED
     elif event.kind is EventKind.EXPIRED and row.status == CheckoutStatus.OPEN:
         row.status = CheckoutStatus.EXPIRED.value
         row.updated_at = utcnow()
@@ -150,6 +160,7 @@ async def _complete(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent)
     row.completed_at = now
     row.updated_at = now
     row.ledger_entry_id = posting.entry.id
+    row.provider_payment_id = event.provider_payment_id
     if late:
         log.warning(
             "checkout session paid after it expired: credited late",

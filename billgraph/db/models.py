@@ -173,6 +173,7 @@ class CheckoutSession(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("status IN ('OPEN', 'COMPLETE', 'EXPIRED', 'FAILED')", name="status_known"),
         Index("ix_checkout_sessions_customer_id_id", "customer_id", "id"),
+        Index("ix_checkout_sessions_provider_payment_id", "provider", "provider_payment_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -198,6 +199,67 @@ class CheckoutSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The provider's id of the payment, once paid (Stripe's payment_intent, Toss's paymentKey):
+    # what a refund names and what a dashboard refund's event carries.
+    provider_payment_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class ProviderCustomer(Base):
+    """A billgraph customer's id at a provider (Stripe's cus_..., Toss's customerKey): made once
+    per customer and provider, and never shared by two customers."""
+
+    __tablename__ = "provider_customers"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "provider"),
+        UniqueConstraint("provider", "provider_customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_customer_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Refund(Base):
+    """Money given back from a paid checkout session: at the provider first, then taken from
+    the wallet (`wallet_debited`), never below zero (`shortfall`: what the customer had already
+    spent). PENDING until both are done; a PENDING refund counts against what is refundable,
+    so two refunds never give back more than was paid. `source` is API (refundCheckoutSession)
+    or PROVIDER (made in the provider's dashboard, learnt from its webhook)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "idempotency_key"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(
+            "wallet_debited >= 0 AND shortfall >= 0 AND wallet_debited + shortfall <= amount",
+            name="debit_within_amount",
+        ),
+        CheckConstraint("status IN ('PENDING', 'SUCCEEDED', 'FAILED')", name="status_known"),
+        Index("ix_refunds_checkout_session_id_id", "checkout_session_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    checkout_session_id: Mapped[int] = mapped_column(ForeignKey("checkout_sessions.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    wallet_debited: Mapped[int] = mapped_column(BigInteger, default=0)
+    shortfall: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    allow_shortfall: Mapped[bool] = mapped_column(default=False)
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    provider_refund_id: Mapped[str | None] = mapped_column(String(255))
+    # The wallet debit it made; NULL while PENDING or when nothing was left to take.
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class WebhookEvent(Base):

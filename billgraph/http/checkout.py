@@ -21,6 +21,7 @@ from billgraph.adapters.base import PaymentError, Provider
 from billgraph.checkout import repository, webhooks
 from billgraph.checkout import service as checkout
 from billgraph.checkout.providers import Providers
+from billgraph.core.errors import ProviderError
 from billgraph.core.unit import unit_of_work
 from billgraph.currencies import CURRENCIES
 from billgraph.db.engine import Database
@@ -32,6 +33,7 @@ from billgraph.logs import get_logger
 log = get_logger("billgraph.http.checkout")
 
 MAX_FORM_BYTES = 4096
+WEBHOOK_PROVIDERS = {provider.value.lower(): provider for provider in Provider}
 
 
 def page_policy(row: CheckoutSession | None) -> str:
@@ -73,25 +75,32 @@ class CheckoutRoutes:
         self.database = database
         self.providers = providers
 
-    async def sandbox_webhook(self, request: Request) -> Response:
-        """A sandbox event from outside: verified, stored once, acted on once."""
+    async def webhook(self, request: Request) -> Response:
+        """POST /webhooks/{sandbox|stripe|toss}: an event verified by the provider's adapter,
+        stored once, acted on once."""
         request_id = _request_id(request)
+        name = request.path_params["provider"]
+        provider = WEBHOOK_PROVIDERS.get(name)
+        if provider is None:
+            return error_response(404, "No such webhook endpoint.", "NOT_FOUND", request_id)
         body = await request.body()
         try:
             bodies.check_charset(request.headers.get("content-type"))
             payload = bodies.parse_json(body)
         except bodies.BadBody as exc:
-            log.warning(
-                "webhook refused", provider="sandbox", code="BAD_REQUEST", request_id=request_id
-            )
+            log.warning("webhook refused", provider=name, code="BAD_REQUEST", request_id=request_id)
             return error_response(400, str(exc), "BAD_REQUEST", request_id)
         try:
             outcome = await webhooks.receive(
-                self.database, self.providers, Provider.SANDBOX, body, payload, request.headers
+                self.database, self.providers, provider, body, payload, request.headers
             )
         except webhooks.WebhookRefused as exc:
-            log.warning("webhook refused", provider="sandbox", code=exc.code, request_id=request_id)
+            log.warning("webhook refused", provider=name, code=exc.code, request_id=request_id)
             return error_response(exc.status, exc.message, exc.code, request_id)
+        except ProviderError as exc:  # not configured here, or its API could not be reached
+            log.warning("webhook refused", provider=name, code=exc.code, request_id=request_id)
+            status = 404 if exc.code == "provider_not_configured" else 503
+            return error_response(status, exc.message, exc.code.upper(), request_id)
         return JSONResponse({"received": True, "outcome": outcome.value})
 
     async def sandbox_page(self, request: Request) -> Response:

@@ -1,6 +1,7 @@
 """The sandbox adapter's verification on its own: the signature is over the raw bytes, the
 tolerance is 300 s either way, and what it parses is provider-neutral."""
 
+import asyncio
 import json
 
 import pytest
@@ -14,7 +15,8 @@ NOW = 1_800_000_000
 
 def _parse(body: bytes, header: str, now: float = NOW) -> WebhookEvent:
     adapter = SandboxProvider("http://127.0.0.1:8000", SECRET)
-    return adapter.parse_webhook(body, json.loads(body), {"billgraph-signature": header}, now)
+    headers = {"billgraph-signature": header}
+    return asyncio.run(adapter.parse_webhook(body, json.loads(body), headers, now))
 
 
 def _event() -> bytes:
