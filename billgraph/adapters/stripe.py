@@ -1,10 +1,23 @@
-"""Stripe, through the official SDK (being built: every call is refused for now)."""
+"""Stripe, through the official SDK's async client: customers, Checkout Sessions, refunds,
+and webhook events verified with the SDK.
+
+Every POST carries the idempotency key the request derives (Stripe replays the first answer
+for the same key and parameters), so the SDK's retries of a timeout or a 5xx, and our callers'
+retries of a provider_unavailable, make one object at Stripe. Every Stripe error becomes a
+core.errors.ProviderError with a provider-neutral code and Stripe's own in `decline_code`;
+the secret key is never part of a message.
+"""
 
 from collections.abc import Mapping
+from typing import Any
+
+import stripe
 
 from billgraph.adapters.base import (
     CustomerRequest,
+    EventKind,
     InvalidWebhook,
+    PaymentError,
     Provider,
     ProviderRefund,
     ProviderSession,
@@ -14,32 +27,298 @@ from billgraph.adapters.base import (
 )
 from billgraph.core.errors import ProviderError
 
+SIGNATURE_HEADER = "stripe-signature"
+TOLERANCE_SECONDS = 300
+MAX_NETWORK_RETRIES = 2
+# Our session reference rides in the session's metadata (and comes back in its events).
+REFERENCE_KEY = "billgraph_reference"
+CUSTOMER_KEY = "billgraph_customer_id"
+REFUND_REASON_KEY = "billgraph_reason"
+
+COMPLETED = "checkout.session.completed"
+ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+ASYNC_FAILED = "checkout.session.async_payment_failed"
+EXPIRED = "checkout.session.expired"
+REFUNDED = "charge.refunded"
+SESSION_EVENTS = (COMPLETED, ASYNC_SUCCEEDED, ASYNC_FAILED, EXPIRED)
+
+# A delayed payment method (a bank debit) that bounced after checkout: Stripe's session event
+# carries no reason, so the error says what happened in provider-neutral terms.
+ASYNC_PAYMENT_FAILED = PaymentError(
+    "payment_failed",
+    "The payment failed after checkout (a delayed payment method was not honoured).",
+    "async_payment_failed",
+)
+REFUND_STATUSES = ("succeeded", "pending", "failed")
+CARD_CODES = {
+    "insufficient_funds": "insufficient_funds",
+    "expired_card": "expired_card",
+    "authentication_required": "authentication_required",
+}
+
 
 class StripeProvider:
     name = Provider.STRIPE
 
-    def __init__(self, *, secret_key: str, webhook_secret: str, api_base: str, timeout: float):
+    def __init__(
+        self, *, secret_key: str, webhook_secret: str, api_base: str, timeout: float
+    ) -> None:
         self.secret_key = secret_key
         self.webhook_secret = webhook_secret
-        self.api_base = api_base
+        self.api_base = api_base.rstrip("/")
         self.timeout = timeout
+        self._http = stripe.HTTPXClient(timeout=timeout)
+        self._client = stripe.StripeClient(
+            secret_key,
+            http_client=self._http,
+            base_addresses={"api": self.api_base},
+            max_network_retries=MAX_NETWORK_RETRIES,
+        )
 
-    def _unbuilt(self) -> ProviderError:
-        return ProviderError("provider_not_configured", "Stripe is not available yet.", "STRIPE")
+    def __repr__(self) -> str:  # never the keys
+        return f"StripeProvider(api_base={self.api_base!r})"
+
+    async def close(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call]
 
     async def ensure_customer(self, request: CustomerRequest) -> str | None:
-        raise self._unbuilt()
+        params: stripe.params.CustomerCreateParams = {"metadata": {CUSTOMER_KEY: request.reference}}
+        if request.email:
+            params["email"] = request.email
+        if request.name:
+            params["name"] = request.name
+        try:
+            customer = await self._client.v1.customers.create_async(
+                params, {"idempotency_key": request.idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+        return customer.id
 
     async def create_checkout_session(self, request: SessionRequest) -> ProviderSession:
-        raise self._unbuilt()
+        try:
+            session = await self._client.v1.checkout.sessions.create_async(
+                _session_params(request), {"idempotency_key": request.idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+        if not session.url:
+            raise ProviderError(
+                "invalid_request", "Stripe opened a session without a hosted page.", "STRIPE"
+            )
+        return ProviderSession(provider_session_id=session.id, url=session.url)
 
     async def refund(self, request: RefundRequest) -> ProviderRefund:
-        raise self._unbuilt()
+        params: stripe.params.RefundCreateParams = {
+            "payment_intent": request.provider_payment_id,
+            "amount": request.amount,
+            "reason": "requested_by_customer",
+        }
+        if request.reason:
+            params["metadata"] = {REFUND_REASON_KEY: request.reason[:500]}
+        try:
+            refund = await self._client.v1.refunds.create_async(
+                params, {"idempotency_key": request.idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+        # requires_action and canceled are Stripe's too: neither gave the money back (yet).
+        status = refund.status if refund.status in REFUND_STATUSES else "pending"
+        if refund.status == "canceled":
+            status = "failed"
+        return ProviderRefund(provider_refund_id=refund.id, status=status)
 
     async def parse_webhook(
         self, body: bytes, event: object, headers: Mapping[str, str], now: float
     ) -> WebhookEvent:
-        raise InvalidWebhook("Stripe webhooks are not accepted yet.")
+        header = headers.get(SIGNATURE_HEADER) or headers.get("Stripe-Signature")
+        self._verify(body, header, now)
+        return read_event(event)
 
-    async def close(self) -> None:
-        return None
+    def _verify(self, body: bytes, header: str | None, now: float) -> None:
+        """The SDK checks the signature on the raw bytes; the timestamp is checked here
+        against `now`, both ways (the SDK would use its own clock, and only look back)."""
+        if not header:
+            raise InvalidWebhook("The Stripe-Signature header is missing.", "INVALID_SIGNATURE")
+        try:
+            stripe.WebhookSignature.verify_header(body, header, self.webhook_secret, None)
+        except stripe.SignatureVerificationError:
+            raise InvalidWebhook(
+                "The Stripe-Signature does not match the body.", "INVALID_SIGNATURE"
+            ) from None
+        except UnicodeDecodeError:
+            raise InvalidWebhook("The body is not UTF-8.", "BAD_REQUEST") from None
+        if abs(now - _signed_at(header)) > TOLERANCE_SECONDS:
+            raise InvalidWebhook(
+                f"The signature is older than {TOLERANCE_SECONDS} s (or from the future).",
+                "STALE_SIGNATURE",
+            )
+
+    def _provider_error(self, exc: stripe.StripeError) -> ProviderError:
+        code, decline_code, message = _classify(exc)
+        # Stripe masks keys in its messages; this makes sure of it.
+        message = message.replace(self.secret_key, "[redacted]")
+        return ProviderError(code, message, Provider.STRIPE.value, decline_code)
+
+
+def _session_params(request: SessionRequest) -> "stripe.params.checkout.SessionCreateParams":
+    params: stripe.params.checkout.SessionCreateParams = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": request.currency.lower(),
+                    "unit_amount": request.amount,
+                    "product_data": {"name": request.description},
+                },
+                "quantity": 1,
+            }
+        ],
+        "client_reference_id": request.customer_reference,
+        "metadata": {**request.metadata, REFERENCE_KEY: request.reference},
+        "success_url": request.success_url,
+        "cancel_url": request.cancel_url,
+        "expires_at": int(request.expires_at.timestamp()),
+    }
+    if request.provider_customer_id:
+        params["customer"] = request.provider_customer_id
+    return params
+
+
+def _signed_at(header: str) -> int:
+    """The `t=` of a header the SDK accepted (parsed as the SDK parses it)."""
+    for item in header.split(","):
+        parts = item.split("=", 2)
+        if parts[0] == "t" and len(parts) > 1:
+            return int(parts[1])
+    raise InvalidWebhook("The Stripe-Signature header has no timestamp.", "INVALID_SIGNATURE")
+
+
+def _error_detail(exc: stripe.StripeError, key: str) -> str | None:
+    body = exc.json_body
+    error = body.get("error") if isinstance(body, dict) else None
+    value = error.get(key) if isinstance(error, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _classify(exc: stripe.StripeError) -> tuple[str, str | None, str]:
+    """(provider-neutral code, Stripe's code, message) for a Stripe error."""
+    stripe_code = exc.code or _error_detail(exc, "code")
+    message = exc.user_message or "Stripe refused the request."
+    if isinstance(exc, stripe.CardError):
+        decline = _error_detail(exc, "decline_code")
+        neutral = CARD_CODES.get(decline or "") or CARD_CODES.get(stripe_code or "")
+        return neutral or "card_declined", decline or stripe_code, message
+    if isinstance(exc, stripe.InvalidRequestError | stripe.IdempotencyError):
+        return "invalid_request", stripe_code or _error_detail(exc, "type"), message
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return (
+            "provider_not_configured",
+            stripe_code,
+            "Stripe refused the API key: check BILLGRAPH_STRIPE_SECRET_KEY.",
+        )
+    if isinstance(exc, stripe.APIConnectionError):
+        message = "Stripe could not be reached in time: the outcome is unknown."
+    elif isinstance(exc, stripe.RateLimitError):
+        message = "Stripe is rate limiting this account: try again shortly."
+    else:
+        message = "Stripe failed to answer: the outcome is unknown."
+    # Unknown outcome: the same call with the same idempotency key is safe to make again.
+    return "provider_unavailable", stripe_code, message + " Retry with the same idempotency key."
+
+
+def read_event(event: object) -> WebhookEvent:
+    """A verified Stripe event in provider-neutral terms; raises InvalidWebhook (BAD_REQUEST)
+    when it lacks what such an event has."""
+    if not isinstance(event, dict):
+        raise InvalidWebhook("An event is a JSON object.", "BAD_REQUEST")
+    event_id, event_type = event.get("id"), event.get("type")
+    if not _short_text(event_id, 255):
+        raise InvalidWebhook("The event has no id.", "BAD_REQUEST")
+    if not _short_text(event_type, 100):
+        raise InvalidWebhook("The event has no type.", "BAD_REQUEST")
+    assert isinstance(event_id, str) and isinstance(event_type, str)
+    if event_type not in (*SESSION_EVENTS, REFUNDED):
+        return WebhookEvent(Provider.STRIPE, event_id, event_type, EventKind.IGNORED)
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        raise InvalidWebhook("The event has no data.object.", "BAD_REQUEST")
+    if event_type == REFUNDED:
+        return _refunded(event_id, obj)
+    return _session_event(event_id, event_type, obj)
+
+
+def _session_event(event_id: str, event_type: str, session: dict[str, Any]) -> WebhookEvent:
+    session_id = session.get("id")
+    if session.get("object") != "checkout.session" or not _short_text(session_id, 255):
+        raise InvalidWebhook("data.object is not a Checkout Session.", "BAD_REQUEST")
+    assert isinstance(session_id, str)
+    if event_type == EXPIRED:
+        return WebhookEvent(
+            Provider.STRIPE, event_id, event_type, EventKind.EXPIRED, provider_session_id=session_id
+        )
+    if event_type == ASYNC_FAILED:
+        return WebhookEvent(
+            Provider.STRIPE,
+            event_id,
+            event_type,
+            EventKind.FAILED,
+            provider_session_id=session_id,
+            error=ASYNC_PAYMENT_FAILED,
+        )
+    amount, currency = session.get("amount_total"), session.get("currency")
+    if not _amount(amount) or not _currency(currency):
+        raise InvalidWebhook("data.object needs amount_total and currency.", "BAD_REQUEST")
+    assert isinstance(amount, int) and isinstance(currency, str)
+    # completed with payment_status unpaid: a delayed payment method, not paid yet (an
+    # async_payment_succeeded or _failed follows).
+    paid = event_type == ASYNC_SUCCEEDED or session.get("payment_status") == "paid"
+    payment = session.get("payment_intent")
+    return WebhookEvent(
+        Provider.STRIPE,
+        event_id,
+        event_type,
+        EventKind.PAID if paid else EventKind.IGNORED,
+        provider_session_id=session_id,
+        amount=amount,
+        currency=currency.upper(),
+        provider_payment_id=payment if _short_text(payment, 255) else None,
+    )
+
+
+def _refunded(event_id: str, charge: dict[str, Any]) -> WebhookEvent:
+    payment, refunded = charge.get("payment_intent"), charge.get("amount_refunded")
+    currency = charge.get("currency")
+    if (
+        charge.get("object") != "charge"
+        or not _short_text(payment, 255)
+        or not _amount(refunded)
+        or not _currency(currency)
+    ):
+        raise InvalidWebhook(
+            "data.object needs a charge's payment_intent, amount_refunded and currency.",
+            "BAD_REQUEST",
+        )
+    assert isinstance(payment, str) and isinstance(refunded, int) and isinstance(currency, str)
+    return WebhookEvent(
+        Provider.STRIPE,
+        event_id,
+        REFUNDED,
+        EventKind.REFUNDED,
+        currency=currency.upper(),
+        provider_payment_id=payment,
+        refunded_total=refunded,
+    )
+
+
+def _short_text(value: object, max_length: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= max_length
+
+
+def _amount(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _currency(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha()
