@@ -195,6 +195,7 @@ class _Fault:
     status: int = 0
     stall: float = 0.0
     error: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # only requests to this path (None: any)
 
 
 @dataclass
@@ -377,8 +378,10 @@ class FakeStripe:
         code: str | None = None,
         decline_code: str | None = None,
         message: str | None = None,
+        path: str | None = None,
     ) -> None:
-        """Answer the next `count` API requests with this error, before they execute."""
+        """Answer the next `count` API requests (to `path` only, if given) with this error,
+        before they execute."""
         default_type, default_message = {
             402: ("card_error", "Your card was declined."),
             403: ("invalid_request_error", "The provided key does not have access."),
@@ -396,13 +399,23 @@ class FakeStripe:
             decline_code=decline_code,
         )
         with self._lock:
-            self._faults.extend(_Fault(status=status, error=failure.error) for _ in range(count))
+            self._faults.extend(
+                _Fault(status=status, error=failure.error, path=path) for _ in range(count)
+            )
 
-    def stall_next(self, count: int = 1, seconds: float = 1.0) -> None:
+    def stall_next(self, count: int = 1, seconds: float = 1.0, path: str | None = None) -> None:
         """Hold the next `count` API requests for `seconds` before they execute (past the
         client's timeout, the client gave up: the request still runs, as at Stripe)."""
         with self._lock:
-            self._faults.extend(_Fault(stall=seconds) for _ in range(count))
+            self._faults.extend(_Fault(stall=seconds, path=path) for _ in range(count))
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.path is None or fault.path == path:
+                    self._faults.remove(fault)
+                    return fault
+        return None
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -513,12 +526,18 @@ class FakeStripe:
                 raise KeyError(payment_intent)
             return self._refund(intent, amount, None, {})
 
+    def emit(self, type_: str, object_id: str, **changes: Any) -> StoredEvent:
+        """An event about a session as it is now, with `changes` to the snapshot: for orders
+        and contents Stripe itself would not produce (a duplicate delivery of a stale state,
+        a wrong amount), still signed as Stripe signs."""
+        with self._lock:
+            return self._emit(type_, {**self._session(object_id), **changes})
+
     # -- the API ------------------------------------------------------------------------
 
     async def _api(self, request: Request) -> Response:
         body = await request.body()
-        with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+        fault = self._take_fault(request.url.path)
         if fault is not None and fault.stall:
             await asyncio.sleep(fault.stall)
         record = Received(
