@@ -16,6 +16,7 @@ from billgraph.db.models import (
     CheckoutSession,
     GeneratedSecret,
     ProviderCustomer,
+    Refund,
     WebhookEvent,
 )
 
@@ -224,3 +225,46 @@ async def session_by_payment_id(
         CheckoutSession.provider_payment_id == provider_payment_id,
     )
     return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def refund_by_key(
+    session: AsyncSession, organization_id: int, idempotency_key: str, *, lock: bool = False
+) -> Refund | None:
+    query = select(Refund).where(
+        Refund.organization_id == organization_id, Refund.idempotency_key == idempotency_key
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def refunded_amount(session: AsyncSession, checkout_session_id: int) -> int:
+    """What the session's refunds give back or may still: a PENDING refund counts, a FAILED
+    one does not."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.checkout_session_id == checkout_session_id, Refund.status != "FAILED"
+        )
+    )
+    return int(total or 0)
+
+
+async def refunds_by_session_ids(
+    session: AsyncSession, organization_id: int, ids: Sequence[int]
+) -> dict[int, list[Refund]]:
+    rows = await session.scalars(
+        select(Refund)
+        .where(Refund.organization_id == organization_id, Refund.checkout_session_id.in_(ids))
+        .order_by(Refund.checkout_session_id, Refund.id)
+    )
+    found: dict[int, list[Refund]] = defaultdict(list)
+    for row in rows:
+        found[row.checkout_session_id].append(row)
+    return found
+
+
+async def refunds_by_ids(
+    session: AsyncSession, organization_id: int, ids: Sequence[int]
+) -> dict[int, Refund]:
+    rows = await session.scalars(
+        select(Refund).where(Refund.organization_id == organization_id, Refund.id.in_(ids))
+    )
+    return {row.id: row for row in rows}

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from billgraph.adapters.base import EventKind, InvalidWebhook, Provider, WebhookEvent
-from billgraph.checkout import repository
+from billgraph.checkout import refunds, repository
 from billgraph.checkout.providers import Providers
 from billgraph.checkout.service import CheckoutStatus
 from billgraph.core.errors import BillingError
@@ -34,6 +34,8 @@ class Outcome(StrEnum):
     CREDITED = "credited"
     LATE_CREDIT = "late_credit"  # paid after the session expired
     ALREADY_COMPLETE = "already_complete"
+    REFUNDED = "refunded"  # a refund made at the provider, debited
+    ALREADY_REFUNDED = "already_refunded"  # a refund billgraph has recorded already
     PAYMENT_FAILED = "payment_failed"
     IGNORED = "ignored"
     DUPLICATE = "duplicate"  # the inbox had it: nothing done (and nothing stored)
@@ -87,6 +89,8 @@ async def process(unit: UnitOfWork, event: WebhookEvent) -> Outcome:
     )
     if inbox_id is None:
         return Outcome.DUPLICATE
+    if event.kind is EventKind.REFUNDED:
+        return await _refunded(unit, inbox_id, event)
     if event.kind is EventKind.IGNORED or event.provider_session_id is None:
         await repository.settle_event(
             unit, inbox_id, outcome=Outcome.IGNORED.value, checkout_session_id=None
@@ -130,6 +134,8 @@ async def process(unit: UnitOfWork, event: WebhookEvent) -> Outcome:
 
 async def _complete(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent) -> Outcome:
     if row.status == CheckoutStatus.COMPLETE:
+        if row.provider_payment_id is None and event.provider_payment_id is not None:
+            row.provider_payment_id = event.provider_payment_id  # what a refund will name
         return Outcome.ALREADY_COMPLETE
     now = utcnow()
     late = row.status == CheckoutStatus.EXPIRED or row.expires_at <= now
@@ -170,3 +176,33 @@ async def _complete(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent)
         )
         return Outcome.LATE_CREDIT
     return Outcome.CREDITED
+
+
+async def _refunded(unit: UnitOfWork, inbox_id: int, event: WebhookEvent) -> Outcome:
+    """A refund at the provider (its dashboard, or billgraph's own coming back as an event)."""
+    row = None
+    if event.provider_payment_id is not None:
+        row = await repository.session_by_payment_id(
+            unit.session, event.provider.value, event.provider_payment_id, lock=True
+        )
+    if row is None:
+        # A payment billgraph did not take (the account may serve more than billgraph):
+        # acknowledged, so the provider stops retrying, and logged.
+        log.warning(
+            "refund event for an unknown payment ignored",
+            provider=event.provider.value,
+            event_id=event.event_id,
+        )
+        await repository.settle_event(
+            unit, inbox_id, outcome=Outcome.IGNORED.value, checkout_session_id=None
+        )
+        return Outcome.IGNORED
+    total = event.refunded_total
+    if event.currency != row.currency or total is None or not 0 <= total <= row.amount:
+        raise WebhookRefused(
+            422, "AMOUNT_MISMATCH", "The refund's amount or currency is not the payment's."
+        )
+    recorded = await refunds.record_provider_refund(unit, row, total, event.event_id)
+    outcome = Outcome.ALREADY_REFUNDED if recorded is None else Outcome.REFUNDED
+    await repository.settle_event(unit, inbox_id, outcome=outcome.value, checkout_session_id=row.id)
+    return outcome

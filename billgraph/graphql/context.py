@@ -15,6 +15,9 @@ from billgraph.db.engine import Database
 from billgraph.graphql.checkout.loaders import (
     checkout_session_loader,
     checkout_session_page_loader,
+    provider_customers_loader,
+    refund_loader,
+    refunds_loader,
 )
 from billgraph.graphql.customers.loaders import customer_loader
 from billgraph.graphql.ledger.loaders import entry_loader, entry_page_loader
@@ -34,6 +37,9 @@ class Loaders:
         self.ledger_page = entry_page_loader(database, organization_id)
         self.checkout_session = checkout_session_loader(database, organization_id)
         self.checkout_session_page = checkout_session_page_loader(database, organization_id)
+        self.refund = refund_loader(database, organization_id)
+        self.refunds = refunds_loader(database, organization_id)
+        self.provider_customers = provider_customers_loader(database, organization_id)
 
 
 class UnauthenticatedError(Exception):

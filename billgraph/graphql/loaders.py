@@ -25,3 +25,20 @@ def by_id(database: Database, organization_id: int, query: ByIds[V]) -> "DataLoa
         return [found.get(i) for i in ids]
 
     return DataLoader(load)
+
+
+# A repository's batched read of the rows belonging to each of many ids (a customer's wallets).
+GroupedByIds = Callable[[AsyncSession, int, Sequence[int]], Awaitable[dict[int, list[V]]]]
+
+
+def grouped_by(
+    database: Database, organization_id: int, query: GroupedByIds[V]
+) -> "DataLoader[int, list[V]]":
+    """A loader of each id's rows through one `query` per batch; [] for ids without any."""
+
+    async def load(ids: list[int]) -> list[list[V]]:
+        async with database.sessions() as session:
+            found = await query(session, organization_id, ids)
+        return [found.get(i, []) for i in ids]
+
+    return DataLoader(load)

@@ -87,3 +87,21 @@ async def set_threshold(
 async def wallet_by_id(session: AsyncSession, wallet_id: int) -> Wallet:
     """The wallet row, which must exist (a ledger entry points to it)."""
     return await session.get_one(Wallet, wallet_id)
+
+
+async def locked_balance(
+    session: AsyncSession, organization_id: int, customer_id: int, currency: str
+) -> int:
+    """The balance of the customer's wallet in `currency` (0 without one), the wallet row
+    locked until the transaction ends (on SQLite the unit's writer lock does that), so a
+    debit sized from it cannot be refused by a concurrent one."""
+    balance = await session.scalar(
+        select(Wallet.balance)
+        .where(
+            Wallet.organization_id == organization_id,
+            Wallet.customer_id == customer_id,
+            Wallet.currency == currency,
+        )
+        .with_for_update()
+    )
+    return balance or 0

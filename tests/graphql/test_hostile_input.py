@@ -15,6 +15,7 @@ import graphql
 import pytest
 
 from billgraph.graphql.extensions.limits import MAX_FRAGMENT_NESTING
+from billgraph.graphql.node import to_global_id
 from billgraph.graphql.schema import build_schema
 from billgraph.http.bodies import MAX_INTEGER_DIGITS
 from billgraph.settings import Settings
@@ -148,6 +149,22 @@ EXPIRE_CHECKOUT = (
 )
 
 
+REFUND_CHECKOUT = (
+    "mutation($input: RefundCheckoutSessionInput!) { refundCheckoutSession(input: $input) { "
+    "__typename ... on ValidationError { code message field } } }"
+)
+
+
+def _refund(f: Any, **overrides: Any) -> dict[str, Any]:
+    # A well-formed id of no session: the input is refused before anything is looked up.
+    fields = {
+        "checkoutSessionId": to_global_id("CheckoutSession", 2**40),
+        "amount": 100,
+        "idempotencyKey": f"refund-{next(_keys)}",
+    }
+    return {"input": {**fields, **overrides}}
+
+
 def _checkout(f: Any, **overrides: Any) -> dict[str, Any]:
     fields = {
         "customerId": f.customer_id,
@@ -197,6 +214,11 @@ MUTATION_IDS = {
         "customerId",
     ),
     "expireCheckoutSession": (EXPIRE_CHECKOUT, lambda funded, v: {"v": v}, "id"),
+    "refundCheckoutSession": (
+        REFUND_CHECKOUT,
+        lambda funded, v: _refund(funded, checkoutSessionId=v),
+        "checkoutSessionId",
+    ),
 }
 
 
@@ -301,6 +323,16 @@ STORED_STRINGS = {
     "createCheckoutSession.idempotencyKey": (
         CREATE_CHECKOUT,
         lambda f, t: _checkout(f, idempotencyKey=f"key-{t}"),
+        "idempotencyKey",
+    ),
+    "refundCheckoutSession.reason": (
+        REFUND_CHECKOUT,
+        lambda f, t: _refund(f, reason=t),
+        "reason",
+    ),
+    "refundCheckoutSession.idempotencyKey": (
+        REFUND_CHECKOUT,
+        lambda f, t: _refund(f, idempotencyKey=f"key-{t}"),
         "idempotencyKey",
     ),
     "createApiKey.name": (

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from billgraph.adapters import sandbox
 from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database
 from billgraph.settings import Settings
@@ -21,7 +22,7 @@ SESSION_FIELDS = """
   id provider mode status amount currency url successUrl cancelUrl providerSessionId
   expiresAt createdAt completedAt lastPaymentError { code message }
   ledgerEntry { id amount entryType currency }
-  refunds { id }
+  refunds { id amount walletDebited shortfall status source reason createdAt }
   customer { id }
 """
 
@@ -116,8 +117,10 @@ def completed_event(
     currency: str = "usd",
     event_id: str | None = None,
     payment_status: str = "paid",
+    payment_intent: str | None = None,
 ) -> bytes:
-    """A checkout.session.completed event as Stripe shapes it."""
+    """A checkout.session.completed event as Stripe shapes it (the payment's id as the
+    sandbox names it unless given)."""
     event = {
         "id": event_id or f"evt_test_{next(_counter)}_{time.time_ns()}",
         "object": "event",
@@ -131,6 +134,7 @@ def completed_event(
                 "amount_total": amount,
                 "currency": currency,
                 "payment_status": payment_status,
+                "payment_intent": payment_intent or sandbox.payment_id(provider_session_id),
                 "client_reference_id": "ref",
                 "metadata": {},
             }
@@ -146,3 +150,54 @@ async def deliver(
     if signature is not None:
         sent["billgraph-signature"] = signature
     return await client.post("/webhooks/sandbox", content=body, headers=sent)
+
+
+def refunded_event(
+    payment_intent: str, amount: int, amount_refunded: int, currency: str = "usd"
+) -> bytes:
+    """A charge.refunded event (a refund made in the provider's dashboard) as Stripe shapes
+    it: `amount_refunded` is the charge's refunded total so far."""
+    return sandbox.refunded_event(
+        payment_intent,
+        amount=amount,
+        amount_refunded=amount_refunded,
+        currency=currency,
+        created=int(time.time()),
+    )
+
+
+REFUND_SESSION = f"""
+mutation($input: RefundCheckoutSessionInput!) {{
+  refundCheckoutSession(input: $input) {{
+    __typename
+    ... on RefundCheckoutSessionSuccess {{
+      replayed
+      refund {{ id amount walletDebited shortfall status source reason createdAt }}
+      checkoutSession {{ {SESSION_FIELDS} }}
+      wallet {{ id balance currency }}
+    }}
+    ... on InsufficientBalanceError {{ code message balance requested currency }}
+    ... on ProviderError {{ code message provider declineCode }}
+    ... on IdempotencyConflictError {{ code message idempotencyKey }}
+    ... on ValidationError {{ code message field }}
+    ... on UserError {{ code message }}
+  }}
+}}
+"""
+
+
+def refund_input(session_id: str, amount: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "input": {
+            "checkoutSessionId": session_id,
+            "amount": amount,
+            "idempotencyKey": f"refund-{next(_counter)}",
+            **fields,
+        }
+    }
+
+
+async def refund(tenant: Tenant, session_id: str, amount: int, **fields: Any) -> dict[str, Any]:
+    """refundCheckoutSession's result, whatever its type."""
+    body = await tenant.data(REFUND_SESSION, refund_input(session_id, amount, **fields))
+    return body["refundCheckoutSession"]  # type: ignore[no-any-return]

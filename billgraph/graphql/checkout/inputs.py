@@ -22,3 +22,23 @@ class CreateCheckoutSessionInput:
     )
     provider: PaymentProvider = PaymentProvider.SANDBOX
     mode: CheckoutMode = CheckoutMode.TOP_UP
+
+
+@strawberry.input
+class RefundCheckoutSessionInput:
+    checkout_session_id: strawberry.ID
+    amount: BigInt = strawberry.field(
+        description="Positive, in the session's minor unit; all refunds of a session together "
+        "give back at most what it took."
+    )
+    idempotency_key: str = strawberry.field(
+        description="Unique per organization: a retry with the same key and input returns the "
+        "same refund (and finishes one whose provider call did not answer)."
+    )
+    reason: str | None = None
+    allow_shortfall: bool = strawberry.field(
+        default=False,
+        description="Refund even if the customer spent part of the credit: the wallet is "
+        "debited what it holds and the rest is the refund's shortfall. False: such a refund is "
+        "an InsufficientBalanceError and nothing is refunded.",
+    )

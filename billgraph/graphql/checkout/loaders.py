@@ -1,5 +1,5 @@
-"""Checkout sessions by id, and newest-first pages of many customers' sessions in one
-statement."""
+"""Checkout sessions by id, newest-first pages of many customers' sessions in one statement,
+sessions' refunds and customers' ids at providers."""
 
 from collections import defaultdict
 from typing import NamedTuple
@@ -8,8 +8,8 @@ from aiodataloader import DataLoader
 
 from billgraph.checkout import repository
 from billgraph.db.engine import Database
-from billgraph.db.models import CheckoutSession, utcnow
-from billgraph.graphql.loaders import by_id
+from billgraph.db.models import CheckoutSession, ProviderCustomer, Refund, utcnow
+from billgraph.graphql.loaders import by_id, grouped_by
 
 
 class SessionPageKey(NamedTuple):
@@ -56,3 +56,17 @@ def checkout_session_page_loader(
         return [pages[k] for k in keys]
 
     return DataLoader(load)
+
+
+def refunds_loader(database: Database, organization_id: int) -> "DataLoader[int, list[Refund]]":
+    return grouped_by(database, organization_id, repository.refunds_by_session_ids)
+
+
+def provider_customers_loader(
+    database: Database, organization_id: int
+) -> "DataLoader[int, list[ProviderCustomer]]":
+    return grouped_by(database, organization_id, repository.provider_customers)
+
+
+def refund_loader(database: Database, organization_id: int) -> "DataLoader[int, Refund | None]":
+    return by_id(database, organization_id, repository.refunds_by_ids)

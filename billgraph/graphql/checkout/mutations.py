@@ -1,19 +1,25 @@
-"""createCheckoutSession and expireCheckoutSession."""
+"""createCheckoutSession, expireCheckoutSession and refundCheckoutSession."""
 
 import strawberry
 
+from billgraph.checkout import refunds
 from billgraph.checkout import service as checkout
 from billgraph.core import errors
 from billgraph.core.unit import unit_of_work
-from billgraph.graphql.checkout.inputs import CreateCheckoutSessionInput
+from billgraph.graphql.checkout.inputs import (
+    CreateCheckoutSessionInput,
+    RefundCheckoutSessionInput,
+)
 from billgraph.graphql.checkout.payloads import (
     CreateCheckoutSessionSuccess,
     ExpireCheckoutSessionSuccess,
+    RefundCheckoutSessionSuccess,
 )
-from billgraph.graphql.checkout.types import CheckoutSession
+from billgraph.graphql.checkout.types import CheckoutSession, Refund
 from billgraph.graphql.context import Info
 from billgraph.graphql.errors import result
 from billgraph.graphql.node import input_id
+from billgraph.graphql.wallets.types import Wallet
 
 
 @strawberry.type
@@ -73,3 +79,43 @@ class CheckoutMutations:
         async with unit_of_work(context.database) as unit:
             row = await checkout.expire(unit, context.organization_id, db_id)
         return ExpireCheckoutSessionSuccess(checkout_session=CheckoutSession.from_model(row))
+
+    @strawberry.mutation(
+        description="Give back part or all of a paid checkout session, idempotently: refunded "
+        "at the provider first, then debited from the wallet, never below zero."
+    )
+    @result(
+        "RefundCheckoutSessionResult",
+        RefundCheckoutSessionSuccess,
+        errors.InsufficientBalanceError,
+        errors.ProviderError,
+        errors.NotFoundError,
+        errors.ConflictError,
+        errors.ValidationError,
+        errors.IdempotencyConflictError,
+    )
+    async def refund_checkout_session(
+        self, info: Info, input: RefundCheckoutSessionInput
+    ) -> RefundCheckoutSessionSuccess:
+        context = info.context
+        session_id = input_id(
+            input.checkout_session_id,
+            "CheckoutSession",
+            "checkoutSessionId",
+            "Checkout session not found.",
+        )
+        order = refunds.refund_order(
+            context.organization_id,
+            checkout_session_id=session_id,
+            amount=input.amount,
+            reason=input.reason,
+            idempotency_key=input.idempotency_key,
+            allow_shortfall=input.allow_shortfall,
+        )
+        done = await refunds.refund(context.database, context.payment_providers, order)
+        return RefundCheckoutSessionSuccess(
+            refund=Refund.from_model(done.refund),
+            checkout_session=CheckoutSession.from_model(done.session),
+            wallet=None if done.wallet is None else Wallet.from_model(done.wallet),
+            replayed=done.replayed,
+        )

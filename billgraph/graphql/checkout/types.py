@@ -7,7 +7,13 @@ import strawberry
 
 from billgraph.checkout import service
 from billgraph.db import models
-from billgraph.graphql.checkout.enums import CheckoutMode, CheckoutStatus, PaymentProvider
+from billgraph.graphql.checkout.enums import (
+    CheckoutMode,
+    CheckoutStatus,
+    PaymentProvider,
+    RefundSource,
+    RefundStatus,
+)
 from billgraph.graphql.checkout.loaders import SessionPageKey
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
@@ -31,14 +37,51 @@ class PaymentError:
     message: str
 
 
-@strawberry.type(description="Money given back from a checkout session (refunds are to come).")
-class Refund:
-    id: strawberry.ID
-    amount: BigInt
-    wallet_debited: BigInt
-    shortfall: BigInt
-    status: str
+@strawberry.type(
+    description="Money given back from a checkout session: refunded at the provider, then taken "
+    "from the wallet, never below zero."
+)
+class Refund(Node):
+    db_id: strawberry.Private[int]
+    amount: BigInt = strawberry.field(description="Given back at the provider.")
+    wallet_debited: BigInt = strawberry.field(description="Taken from the wallet.")
+    shortfall: BigInt = strawberry.field(
+        description="What the wallet no longer held (the customer had spent it): amount - "
+        "walletDebited once SUCCEEDED."
+    )
+    status: RefundStatus
+    source: RefundSource
+    reason: str | None
     created_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.Refund) -> "Refund":
+        return cls(
+            id=to_global_id("Refund", row.id),
+            db_id=row.id,
+            amount=BigInt(row.amount),
+            wallet_debited=BigInt(row.wallet_debited),
+            shortfall=BigInt(row.shortfall),
+            status=RefundStatus(row.status),
+            source=RefundSource(row.source),
+            reason=row.reason,
+            created_at=row.created_at,
+        )
+
+
+@strawberry.type(description="The customer's id at a payment provider.")
+class ProviderCustomer:
+    provider: PaymentProvider
+    provider_customer_id: str = strawberry.field(
+        description="Stripe's cus_..., the Toss customerKey."
+    )
+
+    @classmethod
+    def from_model(cls, row: models.ProviderCustomer) -> "ProviderCustomer":
+        return cls(
+            provider=PaymentProvider(row.provider),
+            provider_customer_id=row.provider_customer_id,
+        )
 
 
 @strawberry.type(description="A customer's payment at a provider that tops up a wallet.")
@@ -107,9 +150,10 @@ class CheckoutSession(Node):
             return None
         return cast(LedgerEntry, await load_existing(info, "LedgerEntry", self.ledger_entry_db_id))
 
-    @strawberry.field(description="Refunds of this session, oldest first (none yet: to come).")
-    def refunds(self) -> list[Refund]:
-        return []
+    @strawberry.field(description="Refunds of this session, oldest first.")
+    async def refunds(self, info: Info) -> list[Refund]:
+        rows = await info.context.loaders.refunds.load(self.db_id)
+        return [Refund.from_model(r) for r in rows]
 
 
 async def checkout_session_page(
@@ -138,3 +182,9 @@ async def checkout_session_page(
 async def _load(info: Info, db_id: int) -> CheckoutSession | None:
     row = await info.context.loaders.checkout_session.load(db_id)
     return CheckoutSession.from_model(row) if row is not None else None
+
+
+@node_loader("Refund")
+async def _load_refund(info: Info, db_id: int) -> Refund | None:
+    row = await info.context.loaders.refund.load(db_id)
+    return Refund.from_model(row) if row is not None else None

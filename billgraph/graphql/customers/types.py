@@ -9,7 +9,11 @@ from billgraph.core import validation
 from billgraph.customers import repository
 from billgraph.db import models
 from billgraph.graphql.checkout.enums import CheckoutStatus
-from billgraph.graphql.checkout.types import CheckoutSession, checkout_session_page
+from billgraph.graphql.checkout.types import (
+    CheckoutSession,
+    ProviderCustomer,
+    checkout_session_page,
+)
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
@@ -63,6 +67,14 @@ class Customer(Node):
     async def wallet(self, info: Info, currency: Currency) -> Wallet | None:
         rows = await info.context.loaders.wallets_by_customer.load(self.db_id)
         return next((Wallet.from_model(r) for r in rows if r.currency == currency.value), None)
+
+    @strawberry.field(
+        description="The customer's ids at the payment providers it has paid through (made on "
+        "its first checkout session there)."
+    )
+    async def provider_customers(self, info: Info) -> list[ProviderCustomer]:
+        rows = await info.context.loaders.provider_customers.load(self.db_id)
+        return [ProviderCustomer.from_model(r) for r in rows]
 
     @strawberry.field(description="The customer's checkout sessions, newest first.")
     async def checkout_sessions(
