@@ -358,3 +358,141 @@ async def test_a_customers_sessions_share_one_stripe_customer(
     # Another customer of the shop is another Stripe customer.
     other = await open_session(shop, await new_customer(shop), 1000)
     assert fake.sessions[other["providerSessionId"]]["customer"] != stripe_customer
+
+
+PROVIDER_CUSTOMERS = """
+query($id: ID!) { customer(id: $id) { providerCustomers { provider providerCustomerId } } }
+"""
+
+
+async def test_the_stripe_customer_is_the_customers_provider_customer(
+    shop: Tenant, fake: FakeStripe
+) -> None:
+    customer = await new_customer(shop)
+    session = await open_session(shop, customer, 1000)
+    data = await shop.data(PROVIDER_CUSTOMERS, {"id": customer})
+    assert data["customer"]["providerCustomers"] == [
+        {
+            "provider": "STRIPE",
+            "providerCustomerId": fake.sessions[session["providerSessionId"]]["customer"],
+        }
+    ]
+
+
+REFUNDS = """
+query($id: ID!) {
+  node(id: $id) {
+    ... on CheckoutSession { status refunds { amount walletDebited shortfall status source } }
+  }
+}
+"""
+
+REFUND = """
+mutation($input: RefundCheckoutSessionInput!) {
+  refundCheckoutSession(input: $input) {
+    __typename
+    ... on RefundCheckoutSessionSuccess {
+      replayed refund { amount walletDebited shortfall status source }
+    }
+    ... on UserError { code message }
+  }
+}
+"""
+
+
+async def refunds_of(shop: Tenant, session_id: str) -> list[dict[str, Any]]:
+    return (await shop.data(REFUNDS, {"id": session_id}))["node"]["refunds"]  # type: ignore[no-any-return]
+
+
+def refund(amount: int, wallet_debited: int, source: str = "PROVIDER") -> dict[str, Any]:
+    return {
+        "amount": amount,
+        "walletDebited": wallet_debited,
+        "shortfall": amount - wallet_debited,
+        "status": "SUCCEEDED",
+        "source": source,
+    }
+
+
+async def credited(
+    client: httpx.AsyncClient, fake: FakeStripe, shop: Tenant, amount: int
+) -> tuple[str, dict[str, Any], str]:
+    """A customer whose Stripe session of `amount` is paid and credited; its payment intent."""
+    customer, session = await paid(fake, shop, amount)
+    psid = session["providerSessionId"]
+    assert await outcome(client, fake, fake.event(psid, "checkout.session.completed")) == (
+        "credited"
+    )
+    return customer, session, str(fake.sessions[psid]["payment_intent"])
+
+
+async def test_a_dashboard_refund_debits_the_new_amount_never_below_zero(
+    shop: Tenant, stripe_client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer, session, intent = await credited(stripe_client, fake, shop, 1000)
+    fake.refund_from_dashboard(intent, 300)
+    [first] = fake.events_for(intent, "charge.refunded")
+    assert first.payload["data"]["object"]["amount_refunded"] == 300
+    assert await outcome(stripe_client, fake, first) == "refunded"
+    assert await outcome(stripe_client, fake, first) == "duplicate"
+    assert await balance(shop, customer) == [("USD", 700, 2, 2)]
+    assert await refunds_of(shop, session["id"]) == [refund(300, 300)]
+    # The customer spends most of what is left; a second dashboard refund of 500 (the
+    # charge's refunded total is now 800) takes what the wallet holds and no more.
+    spent = await shop.post(customer, 600, "DEBIT")
+    assert spent["__typename"] == "CreateLedgerEntrySuccess", spent
+    fake.refund_from_dashboard(intent, 500)
+    second = fake.events_for(intent, "charge.refunded")[1]
+    assert second.payload["data"]["object"]["amount_refunded"] == 800
+    assert await outcome(stripe_client, fake, second) == "refunded"
+    assert await balance(shop, customer) == [("USD", 0, 4, 4)]
+    assert await refunds_of(shop, session["id"]) == [refund(300, 300), refund(500, 100)]
+    await assert_ledger_invariant(database)
+
+
+async def test_dashboard_refund_events_out_of_order_repeated_or_concurrent_refund_once(
+    shop: Tenant, stripe_client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer, session, intent = await credited(stripe_client, fake, shop, 1000)
+    fake.refund_from_dashboard(intent, 300)
+    fake.refund_from_dashboard(intent, 200)
+    earlier, later = fake.events_for(intent, "charge.refunded")
+    # The later event (refunded total 500) first, ten times at once: one refund of 500.
+    responses = await asyncio.gather(*(deliver(stripe_client, fake, later) for _ in range(10)))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    assert sorted(r.json()["outcome"] for r in responses) == ["duplicate"] * 9 + ["refunded"]
+    # The earlier one (total 300) tells billgraph nothing new.
+    assert await outcome(stripe_client, fake, earlier) == "already_refunded"
+    assert await balance(shop, customer) == [("USD", 500, 2, 2)]
+    assert await refunds_of(shop, session["id"]) == [refund(500, 500)]
+    await assert_ledger_invariant(database)
+
+
+async def test_a_refund_through_billgraph_refunds_at_stripe_and_its_event_changes_nothing(
+    shop: Tenant, stripe_client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer, session, intent = await credited(stripe_client, fake, shop, 1000)
+    mark = fake.mark()
+    variables = {
+        "input": {
+            "checkoutSessionId": session["id"],
+            "amount": 400,
+            "idempotencyKey": f"refund-{time.time_ns()}",
+            "reason": "Asked by the customer",
+        }
+    }
+    done = (await shop.data(REFUND, variables))["refundCheckoutSession"]
+    assert done["__typename"] == "RefundCheckoutSessionSuccess", done
+    assert done["refund"] == refund(400, 400, "API")
+    [sent] = fake.since(mark, "/v1/refunds")
+    assert sent.params["payment_intent"] == intent and sent.params["amount"] == "400"
+    assert sent.params["reason"] == "requested_by_customer"
+    # Stripe reports billgraph's own refund back as charge.refunded: nothing more is debited.
+    [event] = fake.events_for(intent, "charge.refunded")
+    assert await outcome(stripe_client, fake, event) == "already_refunded"
+    again = (await shop.data(REFUND, variables))["refundCheckoutSession"]
+    assert again["replayed"] is True
+    assert len(fake.since(mark, "/v1/refunds")) == 1
+    assert await balance(shop, customer) == [("USD", 600, 2, 2)]
+    assert await refunds_of(shop, session["id"]) == [refund(400, 400, "API")]
+    await assert_ledger_invariant(database)
