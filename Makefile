@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint bench bench-live lock schema
+.PHONY: install serve test lint bench bench-live bench-webhooks lock schema
 
 install: $(STAMP)
 
@@ -32,6 +32,9 @@ bench: install
 
 bench-live: install
 	$(BIN)/python -m bench.live
+
+bench-webhooks: install
+	$(BIN)/python -m bench.webhooks
 
 # Regenerate schema.graphql after changing the GraphQL surface (a test compares them).
 schema: install

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
+from bench.harness.postgres import PostgresServer
 from bench.harness.progress import progress
 from billgraph.db.engine import Database
 from billgraph.ledger.audit import violations
@@ -56,3 +57,50 @@ async def check_invariant(database: Database) -> tuple[bool, str]:
             "every entry's balance_after is the running sum"
         )
     return False, "\n".join(["FAILED", *(f"  {v}" for v in found)])
+
+
+@dataclass(frozen=True)
+class Commits:
+    """What PostgreSQL's WAL holds between two positions: commit and abort records (one per
+    transaction that wrote; read-only transactions leave none, a subtransaction's writes go
+    in its parent's record) and WAL bytes. Every backend's, autovacuum's too."""
+
+    commits: int
+    aborts: int
+    wal_bytes: int
+
+
+async def wal_position(database: Database) -> str:
+    """Where the WAL is flushed to now: committed work is before it."""
+    async with database.engine.connect() as connection:
+        return str(
+            (await connection.execute(text("SELECT pg_current_wal_flush_lsn()::text"))).scalar()
+        )
+
+
+def commits_between(server: PostgresServer, start: str, end: str) -> Commits:
+    """The commit and abort records from `start` to `end` (pg_waldump --stats=record)."""
+    data = server.root / "data"
+    done = server.run(
+        "pg_waldump",
+        "--stats=record",
+        "--rmgr=Transaction",
+        "-s",
+        start,
+        "-e",
+        end,
+        "-p",
+        str(data / "pg_wal"),
+        check=False,
+    )
+    output = done.stdout
+    if done.returncode and "Transaction/" not in output:
+        raise RuntimeError(f"pg_waldump {start}..{end} failed: {done.stderr.strip()[:500]}")
+    counts = {"COMMIT": 0, "ABORT": 0}
+    for line in output.splitlines():
+        name, _, rest = line.strip().partition(" ")
+        kind = name.removeprefix("Transaction/")
+        if name.startswith("Transaction/") and kind in counts:
+            counts[kind] += int(rest.split()[0])
+    lsn = [int(high, 16) << 32 | int(low, 16) for high, low in (p.split("/") for p in (start, end))]
+    return Commits(counts["COMMIT"], counts["ABORT"], lsn[1] - lsn[0])

@@ -16,23 +16,33 @@ class RequestFailed(Exception):
 
 
 class RawConnection:
-    """POSTs to /graphql with an API key, on one connection opened at the first request."""
+    """POSTs JSON to `path` (/graphql with an API key; a webhook endpoint with none), on one
+    connection opened at the first request."""
 
-    def __init__(self, host: str, port: int, api_key: str) -> None:
+    def __init__(self, host: str, port: int, api_key: str | None, path: str = "/graphql") -> None:
         self.host, self.port = host, port
+        authorization = f"Authorization: Bearer {api_key}\r\n" if api_key is not None else ""
         self.head = (
-            f"POST /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {api_key}\r\n"
-            "Content-Type: application/json\r\nContent-Length: "
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{authorization}"
+            "Content-Type: application/json\r\n"
         ).encode()
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, body: bytes) -> tuple[int, str]:
-        """The response's status and body."""
+    async def post(self, body: bytes, headers: bytes = b"") -> tuple[int, str]:
+        """The response's status and body; `headers` are more header lines, each ending in
+        CRLF (a webhook's signature)."""
         try:
             if self.reader is None or self.writer is None:
                 self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-            self.writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+            self.writer.write(
+                self.head
+                + headers
+                + b"Content-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
             head = await self.reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
             status = int(lines[0].split(" ", 2)[1])

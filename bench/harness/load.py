@@ -22,6 +22,8 @@ class HttpResult:
     errors: int
     cpu: dict[str, float]
     error_samples: list[str]
+    requests: int = 0  # measured: successes and errors
+    seconds: float = 0.0  # measured
 
     def log(self) -> None:
         """The result on the progress lines, with a few of its errors."""
@@ -93,4 +95,6 @@ async def closed_loop(
         errors=len(failures),
         cpu=CpuMeter.usage(before, after),
         error_samples=failures[:5],
+        requests=len(latencies) + len(failures),
+        seconds=elapsed,
     )
