@@ -27,6 +27,7 @@ from billgraph.http.middleware import (
     RequestContext,
     ServiceUnavailable,
 )
+from billgraph.http.toss import TossRoutes
 from billgraph.live.brokers import create_broker
 from billgraph.logs import configure as configure_logs
 from billgraph.logs import get_logger
@@ -66,6 +67,7 @@ def create_app(
         database, settings, broker, tracing.tracer if tracing else None, providers=providers
     )
     checkout = CheckoutRoutes(database, providers)
+    toss = TossRoutes(database, providers)
 
     async def healthz(_: Request) -> Response:
         try:
@@ -116,6 +118,10 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             Route("/webhooks/{provider}", checkout.webhook, methods=["POST"]),
             Route("/sandbox/checkout/{session_id}", checkout.sandbox_page, methods=["GET", "POST"]),
+            # Toss's redirects first: "success" and "fail" are not orderIds.
+            Route("/checkout/toss/success", toss.success, methods=["GET"]),
+            Route("/checkout/toss/fail", toss.fail, methods=["GET"]),
+            Route("/checkout/toss/{order_id}", toss.page, methods=["GET"]),
             Route("/healthz", healthz),
             Route("/metrics", metrics),
             # GraphiQL's files (the page itself is GET /graphql in a browser).

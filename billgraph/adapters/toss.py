@@ -529,7 +529,10 @@ def payment_event(payment: TossPayment) -> WebhookEvent:
         kind = EventKind.REFUNDED
         common["refunded_total"] = payment.total_amount - payment.balance_amount
     elif payment.status == "ABORTED":
-        kind = EventKind.FAILED
+        # This attempt was refused; the order is not spent (Toss refuses only an orderId
+        # already approved or canceled), so the session stays payable, as after a declined
+        # confirm on the success redirect.
+        kind = EventKind.PAYMENT_FAILED
         common["error"] = payment.failure or PaymentError(
             "card_declined", "Toss Payments aborted the payment.", None
         )

@@ -357,7 +357,7 @@ async def test_a_webhook_is_verified_by_fetching_the_payment(
     assert fake_toss.calls("GET", f"/v1/payments/{key}")
 
 
-async def test_a_body_claiming_done_for_an_aborted_payment_reads_as_failed(
+async def test_a_body_claiming_done_for_an_aborted_payment_reads_as_a_failed_attempt(
     adapter: TossProvider,
     fake_toss: FakeToss,  # noqa: F811
 ) -> None:
@@ -367,7 +367,7 @@ async def test_a_body_claiming_done_for_an_aborted_payment_reads_as_failed(
         await adapter.confirm(key, order_id, 9000)
     forged = fake_toss.webhook(key, status="DONE", failure=None, totalAmount=9000)
     event = await _webhook(adapter, forged)
-    assert event.kind is EventKind.FAILED and event.amount is None
+    assert event.kind is EventKind.PAYMENT_FAILED and event.amount is None
     assert event.error is not None and event.error.decline_code == "REJECT_CARD_PAYMENT"
     assert event.event_id == f"{key}:ABORTED:9000"
 
