@@ -21,6 +21,7 @@ from billgraph.db.engine import Database
 from billgraph.settings import Settings
 
 SANDBOX_SECRET = "sandbox_webhook_secret"
+INSTALLATION = "installation_id"
 
 
 class Providers:
@@ -30,7 +31,20 @@ class Providers:
         self._sandbox: SandboxProvider | None = None
         self._stripe: StripeProvider | None = None
         self._toss: TossProvider | None = None
+        self._installation: str | None = None
         self._lock = asyncio.Lock()
+
+    async def key_prefix(self) -> str:
+        """What starts every idempotency key billgraph sends a provider: `billgraph-<this
+        installation's random id>-`, stored on first use so replicas agree. Keys derived from
+        database ids alone would collide at the provider between two installations sharing an
+        account (or a database rebuilt within the provider's 24 h replay window)."""
+        if self._installation is None:
+            async with unit_of_work(self.database) as unit:
+                self._installation = await repository.ensure_secret(
+                    unit, INSTALLATION, secrets.token_hex(8)
+                )
+        return f"billgraph-{self._installation}-"
 
     async def get(self, provider: Provider) -> PaymentProvider:
         """The adapter; ProviderError(provider_not_configured) if this gateway has none."""

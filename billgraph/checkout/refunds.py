@@ -146,7 +146,7 @@ async def refund(database: Database, providers: Providers, order: RefundOrder) -
                 amount=order.amount,
                 currency=currency,
                 reason=order.reason,
-                idempotency_key=f"billgraph-refund-{refund_id}",
+                idempotency_key=f"{await providers.key_prefix()}refund-{refund_id}",
             )
         )
     except ProviderError as exc:

@@ -159,7 +159,10 @@ async def create(
     if existing is not None:
         return _replay(existing, request)
     adapter = await providers.get(request.provider)
-    provider_customer_id = known_id or await _make_provider_customer(database, adapter, customer)
+    prefix = await providers.key_prefix()
+    provider_customer_id = known_id or await _make_provider_customer(
+        database, adapter, customer, prefix
+    )
     now = utcnow()
     expires_at = now + timedelta(minutes=expires_minutes)
     opened = await adapter.create_checkout_session(
@@ -173,7 +176,7 @@ async def create(
             success_url=request.success_url,
             cancel_url=request.cancel_url,
             expires_at=expires_at,
-            idempotency_key="billgraph-checkout-"
+            idempotency_key=f"{prefix}checkout-"
             + hashlib.sha256(
                 f"{request.organization_id}:{request.idempotency_key}".encode()
             ).hexdigest(),
@@ -217,7 +220,7 @@ async def create(
 
 
 async def _make_provider_customer(
-    database: Database, adapter: PaymentProvider, customer: Customer
+    database: Database, adapter: PaymentProvider, customer: Customer, prefix: str
 ) -> str | None:
     """The customer's id at the provider, made there once: the provider's idempotency key
     derives from our id, and of two racing requests the first to store its id wins."""
@@ -226,7 +229,7 @@ async def _make_provider_customer(
             reference=str(customer.id),
             email=customer.email,
             name=customer.name,
-            idempotency_key=f"billgraph-customer-{customer.organization_id}-{customer.id}",
+            idempotency_key=f"{prefix}customer-{customer.id}",
         )
     )
     if made is None:

@@ -37,6 +37,7 @@ class Outcome(StrEnum):
     REFUNDED = "refunded"  # a refund made at the provider, debited
     ALREADY_REFUNDED = "already_refunded"  # a refund billgraph has recorded already
     PAYMENT_FAILED = "payment_failed"
+    EXPIRED = "expired"
     IGNORED = "ignored"
     DUPLICATE = "duplicate"  # the inbox had it: nothing done (and nothing stored)
 
@@ -127,6 +128,7 @@ async def process(unit: UnitOfWork, event: WebhookEvent) -> Outcome:
     elif event.kind is EventKind.EXPIRED and row.status == CheckoutStatus.OPEN:
         row.status = CheckoutStatus.EXPIRED.value
         row.updated_at = utcnow()
+        outcome = Outcome.EXPIRED
     await unit.session.flush()
     await repository.settle_event(unit, inbox_id, outcome=outcome.value, checkout_session_id=row.id)
     return outcome

@@ -202,7 +202,7 @@ async def test_an_expired_session_expires_and_an_expiry_after_payment_changes_no
     unpaid = await open_session(shop, customer, 500)
     fake.expire(unpaid["providerSessionId"])
     expired = fake.event(unpaid["providerSessionId"], "checkout.session.expired")
-    assert await outcome(stripe_client, fake, expired) == "ignored"
+    assert await outcome(stripe_client, fake, expired) == "expired"
     assert (await session_of(shop, unpaid["id"]))["status"] == "EXPIRED"
 
     session = await open_session(shop, customer, 700)
