@@ -496,3 +496,67 @@ async def test_a_refund_through_billgraph_refunds_at_stripe_and_its_event_change
     assert await balance(shop, customer) == [("USD", 600, 2, 2)]
     assert await refunds_of(shop, session["id"]) == [refund(400, 400, "API")]
     await assert_ledger_invariant(database)
+
+
+async def test_a_refund_stripe_did_not_answer_stays_pending_and_the_retry_finishes_it(
+    shop: Tenant, stripe_client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer, session, intent = await credited(stripe_client, fake, shop, 1000)
+    variables = {
+        "input": {
+            "checkoutSessionId": session["id"],
+            "amount": 300,
+            "idempotencyKey": f"refund-{time.time_ns()}",
+        }
+    }
+    mark = fake.mark()
+    # Past the client's timeout on every attempt: the outcome is unknown to billgraph (the
+    # stalled requests still run at Stripe, as they would there).
+    fake.stall_next(3, seconds=4, path="/v1/refunds")
+    failed = (await shop.data(REFUND, variables))["refundCheckoutSession"]
+    assert failed == {
+        "__typename": "ProviderError",
+        "code": "provider_unavailable",
+        "message": failed["message"],
+    }
+    [pending] = await refunds_of(shop, session["id"])
+    assert (pending["status"], pending["walletDebited"]) == ("PENDING", 0)
+    assert await balance(shop, customer) == [("USD", 1000, 1, 1)]
+    # A second refund cannot take what the pending one may have given back.
+    over = {"input": {**variables["input"], "amount": 701, "idempotencyKey": "another"}}
+    assert (await shop.data(REFUND, over))["refundCheckoutSession"]["code"] == "VALIDATION_ERROR"
+    await asyncio.sleep(4)  # the stalled attempts finish at the fake
+    done = (await shop.data(REFUND, variables))["refundCheckoutSession"]
+    assert done["__typename"] == "RefundCheckoutSessionSuccess", done
+    assert done["refund"] == refund(300, 300, "API")
+    attempts = fake.since(mark, "/v1/refunds")
+    assert len(attempts) >= 2 and len({r.idempotency_key for r in attempts}) == 1
+    made = [r for r in fake.refunds.values() if r["payment_intent"] == intent]
+    assert len(made) == 1  # one idempotency key: one refund at Stripe, however many attempts
+    assert await balance(shop, customer) == [("USD", 700, 2, 2)]
+    await assert_ledger_invariant(database)
+
+
+async def test_a_refund_stripe_refuses_is_failed_and_takes_nothing(
+    shop: Tenant, stripe_client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer, session, _ = await credited(stripe_client, fake, shop, 1000)
+    key = f"refund-{time.time_ns()}"
+    variables = {
+        "input": {"checkoutSessionId": session["id"], "amount": 1000, "idempotencyKey": key}
+    }
+    fake.fail_next(
+        status=400, type_="invalid_request_error", code="charge_disputed", path="/v1/refunds"
+    )
+    refused = (await shop.data(REFUND, variables))["refundCheckoutSession"]
+    assert (refused["__typename"], refused["code"]) == ("ProviderError", "invalid_request")
+    assert [r["status"] for r in await refunds_of(shop, session["id"])] == ["FAILED"]
+    assert await balance(shop, customer) == [("USD", 1000, 1, 1)]
+    # The same key answers the same refusal; a new key may refund the whole amount again.
+    again = (await shop.data(REFUND, variables))["refundCheckoutSession"]
+    assert (again["__typename"], again["code"]) == ("ProviderError", "invalid_request")
+    variables["input"]["idempotencyKey"] = key + "-2"
+    done = (await shop.data(REFUND, variables))["refundCheckoutSession"]
+    assert done["refund"] == refund(1000, 1000, "API"), done
+    assert await balance(shop, customer) == [("USD", 0, 2, 2)]
+    await assert_ledger_invariant(database)
