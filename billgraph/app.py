@@ -142,4 +142,5 @@ def create_app(
     )
     app.state.database = database
     app.state.tracing = tracing
+    app.state.providers = providers
     return app

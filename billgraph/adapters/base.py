@@ -27,7 +27,7 @@ class EventKind(StrEnum):
 
     PAID = "PAID"  # the money was taken: credit the wallet (once)
     PAYMENT_FAILED = "PAYMENT_FAILED"  # an attempt failed; the session stays payable
-    FAILED = "FAILED"  # the payment failed for good (an async payment, an aborted order)
+    FAILED = "FAILED"  # the payment failed for good (a delayed payment method bounced)
     EXPIRED = "EXPIRED"  # the provider will not take a payment for it any more
     REFUNDED = "REFUNDED"  # the payment's refunded total is now `refunded_total`
     IGNORED = "IGNORED"  # nothing billgraph acts on (acknowledged all the same)
@@ -133,6 +133,12 @@ class PaymentProvider(Protocol):
 
     async def create_checkout_session(self, request: SessionRequest) -> ProviderSession:
         """Open the session; raises core.errors.ProviderError when the provider refuses."""
+        ...
+
+    async def expire_checkout_session(self, provider_session_id: str) -> None:
+        """Make the provider refuse any payment of the session from now on; raises
+        core.errors.ProviderError (invalid_request: the provider has it paid or expired
+        already)."""
         ...
 
     async def refund(self, request: RefundRequest) -> ProviderRefund:

@@ -50,7 +50,7 @@ TEST_CARDS: dict[str, PaymentError | str | None] = {
     # Toss Payments' test cards.
     "4300000000000001": None,
     "4300000000000002": PaymentError(
-        "insufficient_funds", "The card's balance is insufficient.", "REJECT_CARD_COMPANY"
+        "insufficient_funds", "The card's balance is insufficient.", "REJECT_CARD_PAYMENT"
     ),
     "4300000000000003": PaymentError(
         "card_declined", "The card's limit is exceeded.", "EXCEED_MAX_AMOUNT"
@@ -155,6 +155,9 @@ class SandboxProvider:
 
     async def ensure_customer(self, request: CustomerRequest) -> str | None:
         return None  # the sandbox keeps no customers
+
+    async def expire_checkout_session(self, provider_session_id: str) -> None:
+        return None  # the hosted page is billgraph's: it reads the session's status
 
     async def refund(self, request: RefundRequest) -> ProviderRefund:
         if not request.provider_payment_id.startswith(PAYMENT_PREFIX):

@@ -108,6 +108,12 @@ class StripeProvider:
             )
         return ProviderSession(provider_session_id=session.id, url=session.url)
 
+    async def expire_checkout_session(self, provider_session_id: str) -> None:
+        try:
+            await self._client.v1.checkout.sessions.expire_async(provider_session_id)
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+
     async def refund(self, request: RefundRequest) -> ProviderRefund:
         params: stripe.params.RefundCreateParams = {
             "payment_intent": request.provider_payment_id,

@@ -272,6 +272,11 @@ class TossProvider:
         body = await self._call("GET", f"/v1/payments/{_segment(payment_key)}", "payments.get")
         return _payment(body)
 
+    async def expire_checkout_session(self, provider_session_id: str) -> None:
+        # Toss holds no session before the widget pays: billgraph's page and its success
+        # redirect refuse a session that is not OPEN, so nothing is confirmed (charged).
+        return None
+
     async def refund(self, request: RefundRequest) -> ProviderRefund:
         if request.currency != CURRENCY:
             raise ProviderError("invalid_request", f"Toss Payments refunds {CURRENCY} only.", TOSS)

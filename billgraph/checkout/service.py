@@ -6,8 +6,8 @@ provider confirms it (webhooks.py).
   the provider; other input is an IdempotencyConflictError. It is a unit of work of its own
   (as ledger.commit_entry is): the provider is called between the read and the write, outside
   any transaction, and a failed provider call writes nothing.
-- `expire`: an OPEN session can no longer be paid (a payment the provider confirms later still
-  credits: the money was taken).
+- `expire`: an OPEN session can no longer be paid, at the provider and here (a payment the
+  provider confirms later still credits: the money was taken).
 """
 
 import hashlib
@@ -34,6 +34,7 @@ from billgraph.core.errors import (
     ConflictError,
     IdempotencyConflictError,
     NotFoundError,
+    ProviderError,
     ValidationError,
 )
 from billgraph.core.unit import UnitOfWork, unit_of_work
@@ -269,20 +270,43 @@ async def get(session: AsyncSession, organization_id: int, session_id: int) -> C
     return row
 
 
-async def expire(unit: UnitOfWork, organization_id: int, session_id: int) -> CheckoutSession:
-    """An OPEN session can no longer be paid; an expired one stays so. Raises NotFoundError,
-    ConflictError (the session is already complete or failed)."""
-    row = await repository.session_by_id(unit.session, organization_id, session_id, lock=True)
+async def expire(
+    database: Database, providers: Providers, organization_id: int, session_id: int
+) -> CheckoutSession:
+    """An OPEN session can no longer be paid: expired at the provider first (Stripe), then
+    here; an expired one stays so. Raises NotFoundError, ConflictError (the session is
+    complete or failed), ProviderError (the provider could not be reached: nothing changed).
+
+    A provider that has the session paid already answers invalid_request: it is expired here
+    all the same, and the payment's event credits it late (the money was taken)."""
+    async with database.sessions() as session:
+        row = await _expirable(session, organization_id, session_id)
+    if row.status == CheckoutStatus.OPEN:
+        adapter = await providers.get(Provider(row.provider))
+        try:
+            await adapter.expire_checkout_session(row.provider_session_id)
+        except ProviderError as exc:
+            if exc.code != "invalid_request":
+                raise
+    async with unit_of_work(database) as unit:
+        row = await _expirable(unit.session, organization_id, session_id, lock=True)
+        if row.status == CheckoutStatus.OPEN:
+            now = utcnow()
+            row.status = CheckoutStatus.EXPIRED.value
+            row.expires_at = min(row.expires_at, now)
+            row.updated_at = now
+            await unit.session.flush()
+    return row
+
+
+async def _expirable(
+    session: AsyncSession, organization_id: int, session_id: int, *, lock: bool = False
+) -> CheckoutSession:
+    row = await repository.session_by_id(session, organization_id, session_id, lock=lock)
     if row is None:
         raise NotFoundError("Checkout session not found.")
     if row.status in (CheckoutStatus.COMPLETE, CheckoutStatus.FAILED):
         raise ConflictError(f"The checkout session is {row.status}: it cannot expire.", "id")
-    if row.status == CheckoutStatus.OPEN:
-        now = utcnow()
-        row.status = CheckoutStatus.EXPIRED.value
-        row.expires_at = min(row.expires_at, now)
-        row.updated_at = now
-        await unit.session.flush()
     return row
 
 

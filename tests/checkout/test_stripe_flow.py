@@ -18,7 +18,13 @@ from billgraph.db.engine import Database
 from billgraph.graphql.node import from_global_id
 from billgraph.settings import Settings
 from tests.conftest import assert_ledger_invariant
-from tests.support.checkout import CREATE_SESSION, session_input, session_of, sessions_of
+from tests.support.checkout import (
+    CREATE_SESSION,
+    EXPIRE_SESSION,
+    session_input,
+    session_of,
+    sessions_of,
+)
 from tests.support.fake_stripe import FakeStripe, StoredEvent, deliver, running
 from tests.support.graph import Tenant, new_tenant, snapshot
 
@@ -559,4 +565,39 @@ async def test_a_refund_stripe_refuses_is_failed_and_takes_nothing(
     done = (await shop.data(REFUND, variables))["refundCheckoutSession"]
     assert done["refund"] == refund(1000, 1000, "API"), done
     assert await balance(shop, customer) == [("USD", 0, 2, 2)]
+    await assert_ledger_invariant(database)
+
+
+async def test_expiring_a_session_expires_it_at_stripe_first(
+    shop: Tenant, stripe_client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer = await new_customer(shop)
+    session = await open_session(shop, customer, 1500)
+    psid = session["providerSessionId"]
+    fake.fail_next(3, status=503, path=f"/v1/checkout/sessions/{psid}/expire")
+    down = (await shop.data(EXPIRE_SESSION, {"id": session["id"]}))["expireCheckoutSession"]
+    assert (down["__typename"], down["code"]) == ("ProviderError", "provider_unavailable"), down
+    assert fake.sessions[psid]["status"] == "open"
+    assert (await session_of(shop, session["id"]))["status"] == "OPEN"
+    fake.clear_faults()
+    done = (await shop.data(EXPIRE_SESSION, {"id": session["id"]}))["expireCheckoutSession"]
+    assert done["checkoutSession"]["status"] == "EXPIRED", done
+    assert fake.sessions[psid]["status"] == "expired"
+    # Stripe's own event about it finds the session expired already.
+    event = fake.event(psid, "checkout.session.expired")
+    assert await outcome(stripe_client, fake, event) == "ignored"
+    assert await balance(shop, customer) == [("USD", 0, 0, 0)]
+    await assert_ledger_invariant(database)
+
+
+async def test_a_session_stripe_has_paid_expires_here_and_its_payment_still_credits(
+    shop: Tenant, stripe_client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer, session = await paid(fake, shop, 900)
+    done = (await shop.data(EXPIRE_SESSION, {"id": session["id"]}))["expireCheckoutSession"]
+    assert done["checkoutSession"]["status"] == "EXPIRED", done  # Stripe refused: it is paid
+    event = fake.event(session["providerSessionId"], "checkout.session.completed")
+    assert await outcome(stripe_client, fake, event) == "late_credit"
+    assert (await session_of(shop, session["id"]))["status"] == "COMPLETE"
+    assert await balance(shop, customer) == [("USD", 900, 1, 1)]
     await assert_ledger_invariant(database)

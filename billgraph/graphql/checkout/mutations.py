@@ -5,7 +5,6 @@ import strawberry
 from billgraph.checkout import refunds
 from billgraph.checkout import service as checkout
 from billgraph.core import errors
-from billgraph.core.unit import unit_of_work
 from billgraph.graphql.checkout.inputs import (
     CreateCheckoutSessionInput,
     RefundCheckoutSessionInput,
@@ -70,14 +69,16 @@ class CheckoutMutations:
         errors.NotFoundError,
         errors.ConflictError,
         errors.ValidationError,
+        errors.ProviderError,
     )
     async def expire_checkout_session(
         self, info: Info, id: strawberry.ID
     ) -> ExpireCheckoutSessionSuccess:
         context = info.context
         db_id = input_id(id, "CheckoutSession", "id", "Checkout session not found.")
-        async with unit_of_work(context.database) as unit:
-            row = await checkout.expire(unit, context.organization_id, db_id)
+        row = await checkout.expire(
+            context.database, context.payment_providers, context.organization_id, db_id
+        )
         return ExpireCheckoutSessionSuccess(checkout_session=CheckoutSession.from_model(row))
 
     @strawberry.mutation(
