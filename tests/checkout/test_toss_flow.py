@@ -22,7 +22,13 @@ from billgraph.db.engine import Database
 from billgraph.graphql.node import from_global_id
 from billgraph.settings import Settings
 from tests.conftest import assert_ledger_invariant
-from tests.support.checkout import CREATE_SESSION, EXPIRE_SESSION, session_input, session_of
+from tests.support.checkout import (
+    CREATE_SESSION,
+    EXPIRE_SESSION,
+    refund,
+    session_input,
+    session_of,
+)
 from tests.support.checkout import sessions_of as sessions_of_customer
 from tests.support.fake_toss import (  # noqa: F401 - fixtures
     CLIENT_KEY,
@@ -622,4 +628,26 @@ async def test_a_cancel_in_tosss_dashboard_debits_the_refunded_part_once(
     fake_toss.dashboard_cancel(key)  # the rest
     assert (await _deliver(toss_client, fake_toss.webhook(key))).json()["outcome"] == "refunded"
     assert await _balance(shop, customer) == (0, 3)
+    await assert_ledger_invariant(database)
+
+
+async def test_a_refund_through_billgraph_cancels_at_toss_and_its_webhook_changes_nothing(
+    shop: Tenant,
+    toss_client: httpx.AsyncClient,
+    database: Database,
+    fake_toss: FakeToss,  # noqa: F811
+) -> None:
+    customer = await _customer(shop)
+    session = await _session(shop, customer, 12000)
+    order_id = session["providerSessionId"]
+    key = fake_toss.start_payment(order_id, 12000)
+    assert (await toss_client.get(_success(key, order_id, 12000))).status_code == 303
+    result = await refund(shop, session["id"], 5000, reason="Unused credit")
+    assert result["__typename"] == "RefundCheckoutSessionSuccess", result
+    made = result["refund"]
+    assert (made["amount"], made["walletDebited"], made["status"]) == (5000, 5000, "SUCCEEDED")
+    # Toss has it canceled in part; its status webhook reports what billgraph did already.
+    answer = await _deliver(toss_client, fake_toss.webhook(key))
+    assert answer.json()["outcome"] == "already_refunded", answer.text
+    assert await _balance(shop, customer) == (7000, 2)
     await assert_ledger_invariant(database)
