@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -130,32 +130,29 @@ async def insert_session(unit: UnitOfWork, values: dict[str, object]) -> int | N
 
 
 async def record_event(
-    unit: UnitOfWork, *, provider: str, provider_event_id: str, event_type: str
-) -> int | None:
-    """Put the event in the inbox; None if it is there already (a duplicate). A concurrent
-    delivery of the same event waits here until the first one's transaction ends."""
+    unit: UnitOfWork,
+    *,
+    provider: str,
+    provider_event_id: str,
+    event_type: str,
+    outcome: str,
+    checkout_session_id: int | None,
+) -> bool:
+    """Put the processed event in the inbox; False if it is there already (a duplicate). A
+    concurrent delivery of the same event waits here until the first one's transaction ends."""
     statement = (
         _insert(unit, WebhookEvent)
         .values(
             provider=provider,
             provider_event_id=provider_event_id,
             event_type=event_type,
-            outcome="received",
+            outcome=outcome,
+            checkout_session_id=checkout_session_id,
         )
         .on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
         .returning(WebhookEvent.id)
     )
-    return await unit.session.scalar(statement)  # type: ignore[no-any-return]
-
-
-async def settle_event(
-    unit: UnitOfWork, event_id: int, *, outcome: str, checkout_session_id: int | None
-) -> None:
-    await unit.session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.id == event_id)
-        .values(outcome=outcome, checkout_session_id=checkout_session_id)
-    )
+    return await unit.session.scalar(statement) is not None
 
 
 async def ensure_secret(unit: UnitOfWork, name: str, candidate: str) -> str:

@@ -1,11 +1,12 @@
 """The webhook pipeline: a provider's event is verified by its adapter, stored in the inbox,
 and acted on, exactly once.
 
-One unit of work per event: the inbox row goes in first (the provider and its event id are
-unique, so a duplicate, even a concurrent one, finds it and does nothing), then the session
-moves to COMPLETE and the wallet is credited through `ledger.post_entry`, whose idempotency
-key derives from the session: two different events confirming one payment credit once, and an
-event for a session already COMPLETE does nothing. A payment confirmed after the session
+One unit of work per event: the session row is locked, the session moves to COMPLETE and the
+wallet is credited through `ledger.post_entry`, whose idempotency key derives from the
+session (two different events confirming one payment credit once; an event for a session
+already COMPLETE does nothing), and the event goes in the inbox with its outcome (the
+provider and its event id are unique: a duplicate, even a concurrent one, finds it there and
+its unit rolls back). A payment confirmed after the session
 expired still credits (the money was taken) and is logged as late. What cannot be accepted
 (a forged or stale signature, an unknown session, an amount or currency that is not the
 session's) raises WebhookRefused, and the unit rolls back: nothing is written.
@@ -68,7 +69,8 @@ async def receive(
     now: float | None = None,
 ) -> Outcome:
     """Verify and process one delivery: `body` as received, `payload` that body decoded.
-    Raises WebhookRefused; ProviderError if the provider is not configured."""
+    Raises WebhookRefused; ProviderError if the provider is not configured (or, for a
+    provider verified by fetching, could not be reached)."""
     adapter = await providers.get(provider)
     try:
         event = await adapter.parse_webhook(
@@ -76,32 +78,57 @@ async def receive(
         )
     except InvalidWebhook as exc:
         raise WebhookRefused(400, exc.code, exc.message) from None
-    async with unit_of_work(database) as unit:
-        return await process(unit, event)
+    return await handle(database, event)
+
+
+async def handle(database: Database, event: WebhookEvent) -> Outcome:
+    """Process a verified event in a unit of work of its own; a duplicate rolls back
+    whatever it did and is DUPLICATE."""
+    try:
+        async with unit_of_work(database) as unit:
+            return await process(unit, event)
+    except DuplicateEvent:
+        return Outcome.DUPLICATE
+
+
+class DuplicateEvent(Exception):
+    """The inbox had the event: the unit must roll back (see process)."""
 
 
 async def process(unit: UnitOfWork, event: WebhookEvent) -> Outcome:
-    """Record `event` in the inbox and act on it, in the unit's transaction."""
-    inbox_id = await repository.record_event(
+    """Act on `event` and record it in the inbox, in the unit's transaction.
+
+    The inbox row goes in last, with its outcome, and DuplicateEvent is raised if it was
+    there already: the session row, locked first, serializes deliveries about one session,
+    so a duplicate finds the session as the first delivery left it and does nothing that
+    stays (and an event about no session is one insert either way).
+    """
+    row: CheckoutSession | None = None
+    if event.kind is EventKind.REFUNDED:
+        row, outcome = await _refunded(unit, event)
+    elif event.kind is EventKind.IGNORED or event.provider_session_id is None:
+        outcome = Outcome.IGNORED
+    else:
+        row = await repository.session_by_provider_id(
+            unit.session, event.provider.value, event.provider_session_id, lock=True
+        )
+        if row is None:
+            raise WebhookRefused(404, "UNKNOWN_SESSION", "No checkout session has this id.")
+        outcome = await _act(unit, row, event)
+    recorded = await repository.record_event(
         unit,
         provider=event.provider.value,
         provider_event_id=event.event_id,
         event_type=event.event_type,
+        outcome=outcome.value,
+        checkout_session_id=None if row is None else row.id,
     )
-    if inbox_id is None:
-        return Outcome.DUPLICATE
-    if event.kind is EventKind.REFUNDED:
-        return await _refunded(unit, inbox_id, event)
-    if event.kind is EventKind.IGNORED or event.provider_session_id is None:
-        await repository.settle_event(
-            unit, inbox_id, outcome=Outcome.IGNORED.value, checkout_session_id=None
-        )
-        return Outcome.IGNORED
-    row = await repository.session_by_provider_id(
-        unit.session, event.provider.value, event.provider_session_id, lock=True
-    )
-    if row is None:
-        raise WebhookRefused(404, "UNKNOWN_SESSION", "No checkout session has this id.")
+    if not recorded:
+        raise DuplicateEvent(event.event_id)
+    return outcome
+
+
+async def _act(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent) -> Outcome:
     outcome = Outcome.IGNORED
     if event.kind is EventKind.PAID:
         if event.amount != row.amount or event.currency != row.currency:
@@ -130,7 +157,6 @@ async def process(unit: UnitOfWork, event: WebhookEvent) -> Outcome:
         row.updated_at = utcnow()
         outcome = Outcome.EXPIRED
     await unit.session.flush()
-    await repository.settle_event(unit, inbox_id, outcome=outcome.value, checkout_session_id=row.id)
     return outcome
 
 
@@ -152,7 +178,8 @@ async def _complete(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent)
         reserved_key=True,
     )
     try:
-        posting = await ledger.post_entry(unit, request)
+        # The session row is locked: no other transaction can take this key meanwhile.
+        posting = await ledger.post_entry(unit, request, contended=False)
     except BillingError as exc:  # the customer is gone, the wallet would overflow, ...
         log.error(
             "checkout payment cannot be credited",
@@ -180,7 +207,9 @@ async def _complete(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent)
     return Outcome.CREDITED
 
 
-async def _refunded(unit: UnitOfWork, inbox_id: int, event: WebhookEvent) -> Outcome:
+async def _refunded(
+    unit: UnitOfWork, event: WebhookEvent
+) -> tuple[CheckoutSession | None, Outcome]:
     """A refund at the provider (its dashboard, or billgraph's own coming back as an event)."""
     row = None
     if event.provider_payment_id is not None:
@@ -195,16 +224,11 @@ async def _refunded(unit: UnitOfWork, inbox_id: int, event: WebhookEvent) -> Out
             provider=event.provider.value,
             event_id=event.event_id,
         )
-        await repository.settle_event(
-            unit, inbox_id, outcome=Outcome.IGNORED.value, checkout_session_id=None
-        )
-        return Outcome.IGNORED
+        return None, Outcome.IGNORED
     total = event.refunded_total
     if event.currency != row.currency or total is None or not 0 <= total <= row.amount:
         raise WebhookRefused(
             422, "AMOUNT_MISMATCH", "The refund's amount or currency is not the payment's."
         )
     recorded = await refunds.record_provider_refund(unit, row, total, event.event_id)
-    outcome = Outcome.ALREADY_REFUNDED if recorded is None else Outcome.REFUNDED
-    await repository.settle_event(unit, inbox_id, outcome=outcome.value, checkout_session_id=row.id)
-    return outcome
+    return row, Outcome.ALREADY_REFUNDED if recorded is None else Outcome.REFUNDED

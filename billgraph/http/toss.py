@@ -140,8 +140,7 @@ class TossRoutes:
         except ProviderError as exc:
             return await self._refused(row, exc, request_id)
         try:
-            async with unit_of_work(self.database) as unit:
-                outcome = await webhooks.process(unit, event)
+            outcome = await webhooks.handle(self.database, event)
         except webhooks.WebhookRefused as exc:
             log.error(
                 "toss payment confirmed but not credited",

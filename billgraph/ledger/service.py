@@ -75,17 +75,18 @@ def entry_request(
     )
 
 
-async def post_entry(unit: UnitOfWork, request: EntryRequest) -> Posting:
+async def post_entry(unit: UnitOfWork, request: EntryRequest, *, contended: bool = True) -> Posting:
     """Credit or debit the customer's wallet in the unit's transaction, exactly once per
     idempotency key; announced when the unit commits, nothing if it rolls back.
 
     Guarantees as commit_entry's; the wallet row stays locked until the unit ends. Raises
     NotFoundError, InsufficientBalanceError, IdempotencyConflictError, ValidationError (a
     balance over 2^53-1); the unit's transaction is left usable and nothing of this posting
-    is written.
+    is written. `contended=False`: the caller holds a lock that no other writer of this key
+    can pass (a checkout session's row for its credit), so no savepoint guards the write.
     """
     session = unit.session
-    posting = await writes.write_in(unit, request)
+    posting = await writes.write_in(unit, request, contended=contended)
     if posting is None:
         posting = await _replay(session, request)
     if (
@@ -93,7 +94,9 @@ async def post_entry(unit: UnitOfWork, request: EntryRequest) -> Posting:
         and request.entry_type is EntryType.CREDIT
         and await _open_missing_wallet(session, request)
     ):
-        posting = await writes.write_in(unit, request) or await _replay(session, request)
+        posting = await writes.write_in(unit, request, contended=contended) or await _replay(
+            session, request
+        )
     if posting is None:
         raise await _refusal(session, request)
     return posting

@@ -27,6 +27,7 @@ from tests.support.checkout import (
     sign,
 )
 from tests.support.graph import Tenant, snapshot
+from tests.support.ledger import count_statements
 from tests.support.server import create_organization, live_server
 
 
@@ -297,3 +298,23 @@ def test_a_real_server_verifies_with_the_configured_secret_and_logs_a_late_payme
         log = server.log()
     assert "paid after it expired" in log and "late" in log
     assert secret not in log
+
+
+async def test_a_paid_event_costs_four_statements_and_a_duplicate_two(
+    tenant: Tenant, client: httpx.AsyncClient, database: Database, secret: str
+) -> None:
+    """The webhook path stays one transaction of few round trips: lock the session, post the
+    credit, complete the session, record the event (SQLite's posting is two statements: it
+    has no data-modifying CTE). A duplicate locks the session and finds the event recorded."""
+    customer = (await tenant.create_customer())["customer"]["id"]
+    session = await create_session(tenant, customer, 1000)
+    body = completed_event(session["providerSessionId"], 1000)
+    with count_statements(database) as paid:
+        assert (await deliver(client, body, sign(secret, body))).json()["outcome"] == "credited"
+    with count_statements(database) as duplicate:
+        assert (await deliver(client, body, sign(secret, body))).json()["outcome"] == "duplicate"
+    verbs = [s.split()[0].upper() for s in paid if not s.upper().startswith(("BEGIN", "COMMIT"))]
+    posting = ["UPDATE", "INSERT"] if database.is_sqlite else ["WITH"]
+    assert verbs == ["SELECT", *posting, "UPDATE", "INSERT"], paid
+    assert len([s for s in duplicate if not s.upper().startswith(("BEGIN", "ROLLBACK"))]) == 2
+    await assert_ledger_invariant(database)
