@@ -36,6 +36,17 @@ bench-live: install
 bench-webhooks: install
 	$(BIN)/python -m bench.webhooks
 
+# Reads (wallet + entries, nested customers page) against the ceiling: bench/ceiling.py.
+.PHONY: bench-reads bench-profile
+bench-reads: install
+	$(BIN)/python -m bench.reads
+
+# Where a gateway worker's time goes under the wallet read (py-spy, kept outside the project).
+PY_SPY_HOME ?= /tmp/pyspy
+bench-profile: install
+	test -x $(PY_SPY_HOME)/bin/py-spy || $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(PY_SPY_HOME) py-spy
+	PY_SPY=$(PY_SPY_HOME)/bin/py-spy $(BIN)/python -m bench.profile
+
 # Regenerate schema.graphql after changing the GraphQL surface (a test compares them).
 schema: install
 	$(BIN)/python -m billgraph.graphql.export > schema.graphql

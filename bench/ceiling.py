@@ -1,0 +1,315 @@
+"""The ceiling for a Python server: the two reads of bench.reads answered by a minimal
+Starlette + asyncpg app, with no GraphQL and no SQLAlchemy, for the gateway to be measured
+against (the ratio billgraph / ceiling is the figure to raise).
+
+It runs the SQL the gateway runs, statement for statement and character for character (the API
+key's lookup, then the wallet or the customers page and their wallets, then one LATERAL select
+of every wallet's newest entries; bench.reads checks that the gateway still sends these), on
+one pooled connection per request, and answers with the bytes the gateway answers: the same
+JSON shape, ids and timestamps, and the cost `extensions` the gateway adds (constants for
+these documents). What it leaves out is everything that is not
+those statements and that JSON: GraphQL parsing, validation and execution, the ORM, sessions,
+middleware, the event broker.
+
+It takes the gateway's request (POST /graphql, a bearer API key, a JSON body) but reads only
+`operationName` and `variables`:
+
+    Wallet     {"id": <Wallet global id>}       -> data.wallet { id balance ledgerEntries(first: 20)
+                                                   { edges { node { id amount idempotencyKey createdAt } } } }
+    Customers  {"after": <customer cursor>|null} -> data.customers(first: 10) { edges { node { id
+                                                   wallets { id balance ledgerEntries(first: 5)
+                                                   { edges { node { id amount createdAt } } } } } } }
+
+Served as the gateway is, by uvicorn in factory mode (bench.harness.servers.start_ceiling):
+
+    CEILING_DSN=postgresql://postgres@127.0.0.1:5432/billgraph \\
+        .venv/bin/python -m uvicorn bench.ceiling:create_app --factory --workers 2
+"""
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+WALLET_ENTRIES = 20  # ledgerEntries(first: 20) of the wallet read
+CUSTOMERS_PAGE = 10  # customers(first: 10) of the nested read
+CUSTOMER_ENTRIES = 5  # ledgerEntries(first: 5) of each of its wallets
+# The `extensions` the gateway adds to every answer: its cost analysis of the document, a
+# constant for a fixed document (as a server with persisted documents would know it).
+EXTENSIONS = {
+    "Wallet": {"cost": {"requestedQueryCost": 124, "maximumAvailable": 50000}},
+    "Customers": {"cost": {"requestedQueryCost": 321, "maximumAvailable": 50000}},
+}
+NO_CURSOR = 2**62  # billgraph.ledger.repository.NO_CURSOR: a first page of entries
+POOL_SIZE = 20  # billgraph's default pool per worker
+STATEMENT_TIMEOUT_MS = 5000  # and its statement_timeout
+
+# The statements as the gateway's SQLAlchemy compiles them for asyncpg (bench.reads prints
+# the gateway's and compares them with these).
+API_KEY = (
+    "SELECT api_keys.id, api_keys.organization_id, api_keys.name, api_keys.prefix, "
+    "api_keys.secret_hash, api_keys.scopes, api_keys.created_at, api_keys.last_used_at, "
+    "api_keys.revoked_at, organizations.id AS id_1, organizations.name AS name_1, "
+    "organizations.default_currency, organizations.created_at AS created_at_1 \n"
+    "FROM api_keys JOIN organizations ON organizations.id = api_keys.organization_id \n"
+    "WHERE api_keys.secret_hash = $1::VARCHAR AND api_keys.revoked_at IS NULL"
+)
+_WALLET_COLUMNS = (
+    "SELECT wallets.id, wallets.organization_id, wallets.customer_id, wallets.currency, "
+    "wallets.balance, wallets.version, wallets.low_balance_threshold, wallets.created_at, "
+    "wallets.updated_at \n"
+    "FROM wallets JOIN customers ON customers.id = wallets.customer_id \n"
+    "WHERE wallets.organization_id = $1::BIGINT AND customers.deleted_at IS NULL AND "
+)
+WALLET_BY_ID = _WALLET_COLUMNS + "wallets.id IN ($2::BIGINT)"
+_CUSTOMER_COLUMNS = (
+    "SELECT customers.id, customers.organization_id, customers.email, "
+    "customers.email_normalized, customers.name, customers.external_id, customers.created_at, "
+    "customers.updated_at, customers.deleted_at \n"
+    "FROM customers \n"
+    "WHERE customers.organization_id = $1::BIGINT AND customers.deleted_at IS NULL"
+)
+CUSTOMERS_FIRST = _CUSTOMER_COLUMNS + " ORDER BY customers.id \n LIMIT $2::INTEGER"
+CUSTOMERS_AFTER = (
+    _CUSTOMER_COLUMNS + " AND customers.id > $2::BIGINT ORDER BY customers.id \n LIMIT $3::INTEGER"
+)
+ENTRY_PAGES = (
+    "SELECT page.id, page.organization_id, page.wallet_id, page.sequence, page.entry_type, "
+    "page.amount, page.currency, page.balance_after, page.reason, page.idempotency_key, "
+    "page.request_hash, page.created_at \n"
+    "FROM (SELECT unnest($1::BIGINT[]) AS wallet_id, unnest($2::BIGINT[]) AS before) AS keys "
+    "JOIN LATERAL (SELECT ledger_entries.id AS id, ledger_entries.organization_id AS "
+    "organization_id, ledger_entries.wallet_id AS wallet_id, ledger_entries.sequence AS "
+    "sequence, ledger_entries.entry_type AS entry_type, ledger_entries.amount AS amount, "
+    "ledger_entries.currency AS currency, ledger_entries.balance_after AS balance_after, "
+    "ledger_entries.reason AS reason, ledger_entries.idempotency_key AS idempotency_key, "
+    "ledger_entries.request_hash AS request_hash, ledger_entries.created_at AS created_at \n"
+    "FROM ledger_entries \n"
+    "WHERE ledger_entries.wallet_id = keys.wallet_id AND ledger_entries.sequence < keys.before "
+    "AND ledger_entries.organization_id = $3::BIGINT ORDER BY ledger_entries.sequence DESC \n"
+    " LIMIT $4::INTEGER) AS page ON true"
+)
+
+
+def wallets_by_customers(count: int) -> str:
+    """The wallets of `count` customers: SQLAlchemy expands the IN list, one parameter each."""
+    placeholders = ", ".join(f"${n}::BIGINT" for n in range(2, count + 2))
+    return (
+        _WALLET_COLUMNS
+        + f"wallets.customer_id IN ({placeholders}) ORDER BY wallets.customer_id, wallets.id"
+    )
+
+
+def statements(operation: str, *, after: bool = True) -> list[str]:
+    """What one request of `operation` runs, in order (a full page of customers)."""
+    if operation == "Wallet":
+        return [API_KEY, WALLET_BY_ID, ENTRY_PAGES]
+    return [
+        API_KEY,
+        CUSTOMERS_AFTER if after else CUSTOMERS_FIRST,
+        wallets_by_customers(CUSTOMERS_PAGE),
+        ENTRY_PAGES,
+    ]
+
+
+def global_id(type_name: str, db_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{db_id}".encode()).decode().rstrip("=")
+
+
+def from_global_id(value: object, type_name: str) -> int | None:
+    """The database id of a global id of `type_name`; None for anything else."""
+    if not isinstance(value, str) or len(value) > 100:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        found, _, db_id = raw.partition(":")
+        number = int(db_id)
+    except ValueError:
+        return None
+    return number if found == type_name and 0 < number < 2**63 else None
+
+
+def iso(value: datetime) -> str:
+    """As the gateway's DateTime scalar writes a UTC timestamp."""
+    return value.isoformat()
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    # Starlette's JSONResponse separators, as the gateway's responses have them.
+    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body.encode(), status_code=status, media_type="application/json")
+
+
+def _error(message: str, code: str, status: int) -> Response:
+    return _json(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}, status
+    )
+
+
+Resolver = Callable[[asyncpg.Connection, int, dict[str, Any]], Any]
+
+
+async def _wallet(connection: asyncpg.Connection, org: int, variables: dict[str, Any]) -> Any:
+    wallet_id = from_global_id(variables.get("id"), "Wallet")
+    if wallet_id is None:
+        return {"wallet": None}
+    wallet = await connection.fetchrow(WALLET_BY_ID, org, wallet_id)
+    if wallet is None:
+        return {"wallet": None}
+    rows = await connection.fetch(ENTRY_PAGES, [wallet_id], [NO_CURSOR], org, WALLET_ENTRIES + 1)
+    rows = sorted(rows, key=lambda r: r["sequence"], reverse=True)[:WALLET_ENTRIES]
+    return {
+        "wallet": {
+            "id": global_id("Wallet", wallet["id"]),
+            "balance": wallet["balance"],
+            "ledgerEntries": {
+                "edges": [
+                    {
+                        "node": {
+                            "id": global_id("LedgerEntry", r["id"]),
+                            "amount": r["amount"],
+                            "idempotencyKey": r["idempotency_key"],
+                            "createdAt": iso(r["created_at"]),
+                        }
+                    }
+                    for r in rows
+                ]
+            },
+        }
+    }
+
+
+def _customer_cursor(after: object) -> int | None:
+    """The customer id of a customers cursor ("customer:<id>", base64 without padding)."""
+    if not isinstance(after, str):
+        return None
+    try:
+        kind, _, key = (
+            base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode().partition(":")
+        )
+        return int(key) if kind == "customer" else None
+    except ValueError:
+        return None
+
+
+async def _customers(connection: asyncpg.Connection, org: int, variables: dict[str, Any]) -> Any:
+    after = _customer_cursor(variables.get("after"))
+    if after is None:
+        customers = await connection.fetch(CUSTOMERS_FIRST, org, CUSTOMERS_PAGE + 1)
+    else:
+        customers = await connection.fetch(CUSTOMERS_AFTER, org, after, CUSTOMERS_PAGE + 1)
+    customers = customers[:CUSTOMERS_PAGE]
+    wallets_of: dict[int, list[asyncpg.Record]] = {c["id"]: [] for c in customers}
+    entries_of: dict[int, list[asyncpg.Record]] = {}
+    if customers:
+        ids = list(wallets_of)
+        for wallet in await connection.fetch(wallets_by_customers(len(ids)), org, *ids):
+            wallets_of[wallet["customer_id"]].append(wallet)
+        wallet_ids = [w["id"] for ws in wallets_of.values() for w in ws]
+        if wallet_ids:
+            for entry in await connection.fetch(
+                ENTRY_PAGES, wallet_ids, [NO_CURSOR] * len(wallet_ids), org, CUSTOMER_ENTRIES + 1
+            ):
+                entries_of.setdefault(entry["wallet_id"], []).append(entry)
+    for rows in entries_of.values():
+        rows.sort(key=lambda r: r["sequence"], reverse=True)
+    return {
+        "customers": {
+            "edges": [
+                {
+                    "node": {
+                        "id": global_id("Customer", c["id"]),
+                        "wallets": [
+                            {
+                                "id": global_id("Wallet", w["id"]),
+                                "balance": w["balance"],
+                                "ledgerEntries": {
+                                    "edges": [
+                                        {
+                                            "node": {
+                                                "id": global_id("LedgerEntry", e["id"]),
+                                                "amount": e["amount"],
+                                                "createdAt": iso(e["created_at"]),
+                                            }
+                                        }
+                                        for e in entries_of.get(w["id"], [])[:CUSTOMER_ENTRIES]
+                                    ]
+                                },
+                            }
+                            for w in wallets_of[c["id"]]
+                        ],
+                    }
+                }
+                for c in customers
+            ]
+        }
+    }
+
+
+OPERATIONS: dict[str, Resolver] = {"Wallet": _wallet, "Customers": _customers}
+
+
+def create_app(dsn: str | None = None) -> Starlette:
+    """The app on the database at `dsn` (a libpq URL; default $CEILING_DSN)."""
+    url = dsn or os.environ["CEILING_DSN"]
+    pool: asyncpg.Pool | None = None
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        nonlocal pool
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            server_settings={
+                "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+                "application_name": "billgraph-ceiling",
+            },
+        )
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    async def graphql(request: Request) -> Response:
+        scheme, _, secret = request.headers.get("authorization", "").strip().partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret.startswith("bgk_") or not secret.isascii():
+            return _error("A valid API key is required.", "UNAUTHENTICATED", 401)
+        try:
+            payload = json.loads(await request.body())
+            operation = payload["operationName"]
+            resolver = OPERATIONS[operation]
+            variables = payload.get("variables") or {}
+        except (ValueError, KeyError, TypeError):
+            return _error("Unknown operation.", "BAD_REQUEST", 400)
+        assert pool is not None
+        async with pool.acquire() as connection:
+            key = await connection.fetchrow(API_KEY, hashlib.sha256(secret.encode()).hexdigest())
+            if key is None:
+                return _error("A valid API key is required.", "UNAUTHENTICATED", 401)
+            if "read" not in key["scopes"].split(","):
+                return _error("This API key lacks the READ scope.", "FORBIDDEN", 403)
+            data = await resolver(connection, key["organization_id"], variables)
+        return _json({"data": data, "extensions": EXTENSIONS[operation]})
+
+    async def healthz(_: Request) -> Response:
+        return _json({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
