@@ -299,15 +299,28 @@ async def _done(unit: UnitOfWork, row: Refund, *, replayed: bool) -> RefundDone:
 
 async def record_provider_refund(
     unit: UnitOfWork, session: CheckoutSession, refunded_total: int, event_id: str
-) -> Refund | None:
-    """The provider now has `refunded_total` refunded of the session's payment: what billgraph
-    has not recorded yet is a refund made outside it, debited now. None if nothing is new.
-    `session` is locked by the caller."""
+) -> bool:
+    """The provider now has `refunded_total` refunded of the session's payment; `session` is
+    locked by the caller. True if that changed anything here:
+    - PENDING refunds of billgraph's (whose provider call did not answer, and whose retry may
+      never come) that the total covers, oldest first, are settled: the money went back, so
+      the wallet is debited now;
+    - what the total holds beyond every refund billgraph knows is a refund made outside it
+      (the provider's dashboard): recorded as source PROVIDER and debited."""
     if refunded_total > session.amount:
         raise ValueError("refunded more than the payment")
+    settled = await repository.refunded_amount(unit.session, session.id, status="SUCCEEDED")
+    left = refunded_total - settled
+    changed = False
+    for pending in await repository.pending_refunds(unit.session, session.id):
+        if pending.amount > left:
+            break
+        await _settle(unit, pending, session)
+        left -= pending.amount
+        changed = True
     new = refunded_total - await repository.refunded_amount(unit.session, session.id)
     if new <= 0:
-        return None
+        return changed
     now = utcnow()
     # Derived from the total, so two events reporting the same refund record one.
     key = f"{ledger.RESERVED_KEY_PREFIX}provider-refund:{session.id}:{refunded_total}"
@@ -336,4 +349,4 @@ async def record_provider_refund(
             checkout_session_id=session.id,
             shortfall=row.shortfall,
         )
-    return row
+    return True

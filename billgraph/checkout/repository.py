@@ -233,15 +233,29 @@ async def refund_by_key(
     return await session.scalar(query.with_for_update() if lock else query)
 
 
-async def refunded_amount(session: AsyncSession, checkout_session_id: int) -> int:
+async def refunded_amount(
+    session: AsyncSession, checkout_session_id: int, *, status: str | None = None
+) -> int:
     """What the session's refunds give back or may still: a PENDING refund counts, a FAILED
-    one does not."""
+    one does not (`status`: only those)."""
+    condition = Refund.status == status if status else Refund.status != "FAILED"
     total = await session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.checkout_session_id == checkout_session_id, Refund.status != "FAILED"
+            Refund.checkout_session_id == checkout_session_id, condition
         )
     )
     return int(total or 0)
+
+
+async def pending_refunds(session: AsyncSession, checkout_session_id: int) -> list[Refund]:
+    """The session's PENDING refunds, oldest first, locked."""
+    rows = await session.scalars(
+        select(Refund)
+        .where(Refund.checkout_session_id == checkout_session_id, Refund.status == "PENDING")
+        .order_by(Refund.id)
+        .with_for_update()
+    )
+    return list(rows)
 
 
 async def refunds_by_session_ids(

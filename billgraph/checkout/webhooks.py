@@ -230,5 +230,5 @@ async def _refunded(
         raise WebhookRefused(
             422, "AMOUNT_MISMATCH", "The refund's amount or currency is not the payment's."
         )
-    recorded = await refunds.record_provider_refund(unit, row, total, event.event_id)
-    return row, Outcome.ALREADY_REFUNDED if recorded is None else Outcome.REFUNDED
+    changed = await refunds.record_provider_refund(unit, row, total, event.event_id)
+    return row, Outcome.REFUNDED if changed else Outcome.ALREADY_REFUNDED

@@ -601,3 +601,30 @@ async def test_a_session_stripe_has_paid_expires_here_and_its_payment_still_cred
     assert (await session_of(shop, session["id"]))["status"] == "COMPLETE"
     assert await balance(shop, customer) == [("USD", 900, 1, 1)]
     await assert_ledger_invariant(database)
+
+
+async def test_stripes_refund_event_settles_a_refund_whose_call_did_not_answer(
+    shop: Tenant, stripe_client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    """The money went back at Stripe though billgraph never heard the answer, and the client
+    may never retry: Stripe's charge.refunded debits the wallet for the PENDING refund."""
+    customer, session, intent = await credited(stripe_client, fake, shop, 1000)
+    variables = {
+        "input": {
+            "checkoutSessionId": session["id"],
+            "amount": 250,
+            "idempotencyKey": f"refund-{time.time_ns()}",
+        }
+    }
+    fake.stall_next(3, seconds=4, path="/v1/refunds")
+    failed = (await shop.data(REFUND, variables))["refundCheckoutSession"]
+    assert failed["code"] == "provider_unavailable", failed
+    await asyncio.sleep(4)  # the stalled attempts finish at the fake
+    [event] = fake.events_for(intent, "charge.refunded")
+    assert await outcome(stripe_client, fake, event) == "refunded"
+    assert await refunds_of(shop, session["id"]) == [refund(250, 250, "API")]
+    assert await balance(shop, customer) == [("USD", 750, 2, 2)]
+    again = (await shop.data(REFUND, variables))["refundCheckoutSession"]
+    assert again["replayed"] is True and again["refund"] == refund(250, 250, "API")
+    assert await balance(shop, customer) == [("USD", 750, 2, 2)]
+    await assert_ledger_invariant(database)
