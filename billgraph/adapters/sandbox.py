@@ -2,7 +2,7 @@
 meanings, and webhook events signed like Stripe's and delivered to billgraph itself. Needs no
 keys and no network.
 
-Events are shaped like Stripe's `checkout.session.completed` and signed as Stripe signs:
+Events are shaped like Stripe's (read by stripe_events.py) and signed as Stripe signs:
 `Billgraph-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, accepted within
 TOLERANCE_SECONDS of the signing time.
 """
@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 from billgraph.adapters.base import (
     CustomerRequest,
-    EventKind,
     InvalidWebhook,
     PaymentError,
     Provider,
@@ -27,12 +26,11 @@ from billgraph.adapters.base import (
     SessionRequest,
     WebhookEvent,
 )
+from billgraph.adapters.stripe_events import COMPLETED, REFUNDED, read_event
 from billgraph.core.errors import ProviderError
 
 SIGNATURE_HEADER = "billgraph-signature"
 TOLERANCE_SECONDS = 300
-COMPLETED = "checkout.session.completed"
-REFUNDED = "charge.refunded"
 SESSION_PREFIX = "cs_sandbox_"
 PAYMENT_PREFIX = "pi_sandbox_"
 
@@ -186,44 +184,7 @@ class SandboxProvider:
         self, body: bytes, event: object, headers: Mapping[str, str], now: float
     ) -> WebhookEvent:
         self._verify(body, headers.get(SIGNATURE_HEADER), now)
-        if not isinstance(event, dict):
-            raise InvalidWebhook("An event is a JSON object.", "BAD_REQUEST")
-        event_id, event_type = event.get("id"), event.get("type")
-        if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
-            raise InvalidWebhook("The event has no id.", "BAD_REQUEST")
-        if not isinstance(event_type, str) or not 0 < len(event_type) <= 100:
-            raise InvalidWebhook("The event has no type.", "BAD_REQUEST")
-        if event_type not in (COMPLETED, REFUNDED):
-            return WebhookEvent(Provider.SANDBOX, event_id, event_type, EventKind.IGNORED)
-        data = event.get("data")
-        session = data.get("object") if isinstance(data, dict) else None
-        if not isinstance(session, dict):
-            raise InvalidWebhook("The event has no data.object.", "BAD_REQUEST")
-        if event_type == REFUNDED:
-            return _refunded(event_id, session)
-        session_id, amount = session.get("id"), session.get("amount_total")
-        currency = session.get("currency")
-        if (
-            not isinstance(session_id, str)
-            or not 0 < len(session_id) <= 255
-            or isinstance(amount, bool)
-            or not isinstance(amount, int)
-            or not isinstance(currency, str)
-            or len(currency) > 3
-        ):
-            raise InvalidWebhook("data.object needs id, amount_total and currency.", "BAD_REQUEST")
-        paid = session.get("payment_status") == "paid"
-        payment = session.get("payment_intent")
-        return WebhookEvent(
-            Provider.SANDBOX,
-            event_id,
-            event_type,
-            EventKind.PAID if paid else EventKind.IGNORED,
-            provider_session_id=session_id,
-            amount=amount,
-            currency=currency.upper(),
-            provider_payment_id=payment if isinstance(payment, str) and payment else None,
-        )
+        return read_event(event, Provider.SANDBOX)
 
     def _verify(self, body: bytes, header: str | None, now: float) -> None:
         if not header:
@@ -248,29 +209,3 @@ class SandboxProvider:
                 f"The signature is older than {TOLERANCE_SECONDS} s (or from the future).",
                 "STALE_SIGNATURE",
             )
-
-
-def _refunded(event_id: str, charge: dict[str, object]) -> WebhookEvent:
-    payment, refunded = charge.get("payment_intent"), charge.get("amount_refunded")
-    currency = charge.get("currency")
-    if (
-        not isinstance(payment, str)
-        or not 0 < len(payment) <= 255
-        or isinstance(refunded, bool)
-        or not isinstance(refunded, int)
-        or refunded < 0
-        or not isinstance(currency, str)
-        or len(currency) > 3
-    ):
-        raise InvalidWebhook(
-            "data.object needs payment_intent, amount_refunded and currency.", "BAD_REQUEST"
-        )
-    return WebhookEvent(
-        Provider.SANDBOX,
-        event_id,
-        REFUNDED,
-        EventKind.REFUNDED,
-        currency=currency.upper(),
-        provider_payment_id=payment,
-        refunded_total=refunded,
-    )
