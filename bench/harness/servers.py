@@ -22,10 +22,15 @@ def libpq_url(database_url: str) -> str:
 
 
 async def start_ceiling(
-    database_url: str, workdir: Path, *, workers: int, label: str = "step 0"
+    database_url: str,
+    workdir: Path,
+    *,
+    workers: int,
+    env: dict[str, str] | None = None,
+    label: str = "step 0",
 ) -> Gateway:
     """bench.ceiling under `uvicorn --factory --workers N` on a free port, healthy: the same
-    server, loop, HTTP parser and keep-alive as `billgraph serve`."""
+    server, loop, HTTP parser and keep-alive as `billgraph serve`; `env` adds variables."""
     port = free_port()
     command = [
         sys.executable,
@@ -45,12 +50,17 @@ async def start_ceiling(
         "--timeout-keep-alive",
         str(Settings.model_fields["http_keep_alive_seconds"].default),
     ]
-    env = {**os.environ, "CEILING_DSN": libpq_url(database_url)}
+    environment = {**os.environ, "CEILING_DSN": libpq_url(database_url), **(env or {})}
     log_path = workdir / "ceiling.log"
     progress(f"{label}: starting the ceiling: {' '.join(command[1:])}")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = Gateway(process, port, log_path)
     deadline = time.monotonic() + 60
