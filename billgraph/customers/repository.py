@@ -2,11 +2,37 @@
 customers; the batched ones are one SQL statement whatever the number of keys."""
 
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import Select, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Select, Table, bindparam, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billgraph.db.models import Customer
+
+CustomerRow = Row[Any]
+"""A customers row as the loaders read it: the model's attributes, by name, without the ORM."""
+
+_customers = cast(Table, Customer.__table__)
+
+# Built once (they run on most requests): a plain row per customer, no ORM object.
+_LIVE_CUSTOMERS = select(*_customers.c).where(
+    _customers.c.organization_id == bindparam("organization_id"),
+    _customers.c.deleted_at.is_(None),
+)
+CUSTOMERS_BY_IDS = _LIVE_CUSTOMERS.where(_customers.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _page(*, after: bool, email: bool) -> Select[Any]:
+    query = _LIVE_CUSTOMERS
+    if after:
+        query = query.where(_customers.c.id > bindparam("after_id"))
+    if email:
+        query = query.where(_customers.c.email_normalized == bindparam("email"))
+    return query.order_by(_customers.c.id).limit(bindparam("limit"))
+
+
+# (after a cursor, filtered by email) -> the page's statement
+CUSTOMER_PAGES = {(a, e): _page(after=a, email=e) for a in (False, True) for e in (False, True)}
 
 
 def _live_customers(organization_id: int) -> Select[Customer]:
@@ -15,28 +41,31 @@ def _live_customers(organization_id: int) -> Select[Customer]:
     )
 
 
-async def customers_by_ids(
-    session: AsyncSession, organization_id: int, ids: Sequence[int]
-) -> dict[int, Customer]:
-    rows = await session.scalars(_live_customers(organization_id).where(Customer.id.in_(ids)))
-    return {c.id: c for c in rows}
+async def customer_rows_by_ids(
+    connection: AsyncConnection, organization_id: int, ids: Sequence[int]
+) -> dict[int, CustomerRow]:
+    result = await connection.execute(
+        CUSTOMERS_BY_IDS, {"organization_id": organization_id, "ids": ids}
+    )
+    return {row.id: row for row in result}
 
 
 async def customers_page(
-    session: AsyncSession,
+    connection: AsyncConnection | AsyncSession,
     organization_id: int,
     *,
     limit: int,
     after_id: int | None,
     email: str | None,
-) -> list[Customer]:
+) -> list[CustomerRow]:
     """Customers in creation order after `after_id`; `limit` rows at most."""
-    query = _live_customers(organization_id)
+    statement = CUSTOMER_PAGES[(after_id is not None, email is not None)]
+    params: dict[str, object] = {"organization_id": organization_id, "limit": limit}
     if after_id is not None:
-        query = query.where(Customer.id > after_id)
+        params["after_id"] = after_id
     if email is not None:
-        query = query.where(Customer.email_normalized == email.strip().lower())
-    return list(await session.scalars(query.order_by(Customer.id).limit(limit)))
+        params["email"] = email.strip().lower()
+    return list(await connection.execute(statement, params))
 
 
 async def live_customer(

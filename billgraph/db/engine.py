@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import event
@@ -59,6 +60,14 @@ class Database:
     write_batches: GroupCommit = field(default_factory=GroupCommit)
     # Committed changes are announced here, for live subscriptions.
     events: EventSink = field(default_factory=EventSink)
+
+    @cached_property
+    def reads(self) -> AsyncEngine:
+        """What the read-only sessions run on, for reads on a plain connection (the hot
+        loaders: prebuilt statements read as rows, no session to set up and close)."""
+        bind = self.sessions.kw["bind"]
+        assert isinstance(bind, AsyncEngine)
+        return bind
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,43 +3,88 @@ posting that matched no row needs to find out why. Confined to one organization.
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Row, Select, and_, bindparam, func, select, true, union_all
+from sqlalchemy import (
+    BigInteger,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billgraph.db.models import Customer, LedgerEntry, Wallet
+
+LedgerEntryRow = Row[Any]
+"""A ledger_entries row as the loaders read it: the model's attributes, by name, no ORM."""
 
 # Keyset "after" for a first page of entries: larger than any sequence.
 NO_CURSOR = 2**62
 SQLITE_UNION_TERMS = 400
 
+_entries = cast(Table, LedgerEntry.__table__)
+_wallets = cast(Table, Wallet.__table__)
+_customers = cast(Table, Customer.__table__)
+
+# Built once, like the ledger's write statements: a request only binds their parameters.
+ENTRIES_BY_IDS = (
+    select(*_entries.c)
+    .join(_wallets, _wallets.c.id == _entries.c.wallet_id)
+    .join(_customers, _customers.c.id == _wallets.c.customer_id)
+    .where(
+        _entries.c.organization_id == bindparam("organization_id"),
+        _entries.c.id.in_(bindparam("ids", expanding=True)),
+        _customers.c.deleted_at.is_(None),
+    )
+)
+
+
+def _pages_lateral(*, by_type: bool) -> Select[Any]:
+    """PostgreSQL's pages: each (wallet, before) of the arrays, its `limit` newest entries
+    from the (wallet_id, sequence) index."""
+    keys = select(
+        func.unnest(bindparam("wallet_ids", type_=ARRAY(BigInteger))).label("wallet_id"),
+        func.unnest(bindparam("befores", type_=ARRAY(BigInteger))).label("before"),
+    ).subquery("keys")
+    page = select(*_entries.c).where(
+        _entries.c.wallet_id == keys.c.wallet_id,
+        _entries.c.sequence < keys.c.before,
+        _entries.c.organization_id == bindparam("organization_id"),
+    )
+    if by_type:
+        page = page.where(_entries.c.entry_type == bindparam("entry_type"))
+    lateral = page.order_by(_entries.c.sequence.desc()).limit(bindparam("limit")).lateral("page")
+    return select(*lateral.c).select_from(keys).join(lateral, true())
+
+
+# Filtered by entry type or not -> the statement.
+ENTRY_PAGES = {by_type: _pages_lateral(by_type=by_type) for by_type in (False, True)}
+
 
 async def entries_by_ids(
-    session: AsyncSession, organization_id: int, ids: Sequence[int]
-) -> dict[int, LedgerEntry]:
-    rows = await session.scalars(
-        select(LedgerEntry)
-        .join(Wallet, Wallet.id == LedgerEntry.wallet_id)
-        .join(Customer, Customer.id == Wallet.customer_id)
-        .where(
-            LedgerEntry.organization_id == organization_id,
-            LedgerEntry.id.in_(ids),
-            Customer.deleted_at.is_(None),
-        )
+    connection: AsyncConnection | AsyncSession, organization_id: int, ids: Sequence[int]
+) -> dict[int, LedgerEntryRow]:
+    result = await connection.execute(
+        ENTRIES_BY_IDS, {"organization_id": organization_id, "ids": ids}
     )
-    return {e.id: e for e in rows}
+    return {row.id: row for row in result}
 
 
 async def entries_pages(
-    session: AsyncSession,
+    connection: AsyncConnection | AsyncSession,
     organization_id: int,
     pages: Sequence[tuple[int, int | None]],
     *,
     limit: int,
     entry_type: str | None,
-) -> dict[int, list[LedgerEntry]]:
+) -> dict[int, list[LedgerEntryRow]]:
     """Newest-first entries of many wallets at once: for each (wallet_id, before_sequence),
     at most `limit` entries with a smaller sequence.
 
@@ -49,59 +94,34 @@ async def entries_pages(
     """
     if not pages:
         return {}
-    if session.get_bind().dialect.name == "postgresql":
-        queries = [_pages_lateral(organization_id, pages, limit, entry_type)]
+    found: dict[int, list[LedgerEntryRow]] = defaultdict(list)
+    if _dialect(connection) == "postgresql":
+        params: dict[str, object] = {
+            "wallet_ids": [w for w, _ in pages],
+            "befores": [NO_CURSOR if b is None else b for _, b in pages],
+            "organization_id": organization_id,
+            "limit": limit,
+        }
+        if entry_type is not None:
+            params["entry_type"] = entry_type
+        for row in await connection.execute(ENTRY_PAGES[entry_type is not None], params):
+            found[row.wallet_id].append(row)
     else:  # SQLite allows 500 terms in a compound SELECT
-        queries = [
-            _pages_union(organization_id, pages[i : i + SQLITE_UNION_TERMS], limit, entry_type)
-            for i in range(0, len(pages), SQLITE_UNION_TERMS)
-        ]
-    found: dict[int, list[LedgerEntry]] = defaultdict(list)
-    for query in queries:
-        for entry in await session.scalars(query):
-            found[entry.wallet_id].append(entry)
+        for i in range(0, len(pages), SQLITE_UNION_TERMS):
+            query = _pages_union(
+                organization_id, pages[i : i + SQLITE_UNION_TERMS], limit, entry_type
+            )
+            for row in await connection.execute(query):
+                found[row.wallet_id].append(row)
     for rows in found.values():
         rows.sort(key=lambda e: e.sequence, reverse=True)
     return found
 
 
-def _page_filter(
-    query: Select[LedgerEntry], organization_id: int, entry_type: str | None
-) -> Select[LedgerEntry]:
-    query = query.where(LedgerEntry.organization_id == organization_id)
-    if entry_type is not None:
-        query = query.where(LedgerEntry.entry_type == entry_type)
-    return query
-
-
-def _pages_lateral(
-    organization_id: int,
-    pages: Sequence[tuple[int, int | None]],
-    limit: int,
-    entry_type: str | None,
-) -> Select[LedgerEntry]:
-    wallet_ids = [w for w, _ in pages]
-    befores = [NO_CURSOR if b is None else b for _, b in pages]
-    keys = select(
-        func.unnest(bindparam("wallet_ids", wallet_ids, type_=ARRAY(BigInteger))).label(
-            "wallet_id"
-        ),
-        func.unnest(bindparam("befores", befores, type_=ARRAY(BigInteger))).label("before"),
-    ).subquery("keys")
-    page = (
-        _page_filter(
-            select(LedgerEntry).where(
-                LedgerEntry.wallet_id == keys.c.wallet_id, LedgerEntry.sequence < keys.c.before
-            ),
-            organization_id,
-            entry_type,
-        )
-        .order_by(LedgerEntry.sequence.desc())
-        .limit(limit)
-        .lateral("page")
-    )
-    entry = aliased(LedgerEntry, page)
-    return select(entry).select_from(keys).join(page, true())
+def _dialect(connection: AsyncConnection | AsyncSession) -> str:
+    if isinstance(connection, AsyncSession):
+        return connection.get_bind().dialect.name
+    return connection.dialect.name
 
 
 def _pages_union(
@@ -109,24 +129,19 @@ def _pages_union(
     pages: Sequence[tuple[int, int | None]],
     limit: int,
     entry_type: str | None,
-) -> Select[LedgerEntry]:
-    parts = [
-        _page_filter(
-            select(LedgerEntry).where(
-                LedgerEntry.wallet_id == wallet_id,
-                LedgerEntry.sequence < (NO_CURSOR if before is None else before),
-            ),
-            organization_id,
-            entry_type,
+) -> Select[Any]:
+    parts = []
+    for wallet_id, before in pages:
+        part = select(*_entries.c).where(
+            _entries.c.wallet_id == wallet_id,
+            _entries.c.sequence < (NO_CURSOR if before is None else before),
+            _entries.c.organization_id == organization_id,
         )
-        .order_by(LedgerEntry.sequence.desc())
-        .limit(limit)
-        .subquery()
-        .select()
-        for wallet_id, before in pages
-    ]
+        if entry_type is not None:
+            part = part.where(_entries.c.entry_type == entry_type)
+        parts.append(part.order_by(_entries.c.sequence.desc()).limit(limit).subquery().select())
     union = union_all(*parts).subquery("pages")
-    return select(aliased(LedgerEntry, union))
+    return select(*union.c)
 
 
 async def entry_by_key(

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
+
 from billgraph.db.models import LedgerEntry, Wallet
 
 _WALLET_FIELDS = (
@@ -75,8 +77,9 @@ class BalanceChanged:
         )
 
     @classmethod
-    def of(cls, wallet: Wallet, entry: LedgerEntry) -> "BalanceChanged":
-        """The event for `entry`, with `wallet` (its current row) as it was right after it."""
+    def of(cls, wallet: Wallet | Row[Any], entry: LedgerEntry) -> "BalanceChanged":
+        """The event for `entry`, with `wallet` (its current row, a model or a plain row) as
+        it was right after it."""
         state = {f: getattr(wallet, f) for f in _WALLET_FIELDS}
         state.update(balance=entry.balance_after, version=entry.sequence)
         after = Wallet(**state, updated_at=entry.created_at)

@@ -2,13 +2,35 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Row, Select, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billgraph.db.models import Customer, Wallet, utcnow
+
+WalletRow = Row[Any]
+"""A wallets row as the loaders read it: the model's attributes, by name, without the ORM."""
+
+_wallets = cast(Table, Wallet.__table__)
+_customers = cast(Table, Customer.__table__)
+
+# Built once: these run on most requests, and building a statement costs more than its
+# round trip. A plain row per wallet, no ORM object.
+_LIVE_WALLETS = (
+    select(*_wallets.c)
+    .join(_customers, _customers.c.id == _wallets.c.customer_id)
+    .where(
+        _wallets.c.organization_id == bindparam("organization_id"),
+        _customers.c.deleted_at.is_(None),
+    )
+)
+WALLETS_BY_IDS = _LIVE_WALLETS.where(_wallets.c.id.in_(bindparam("ids", expanding=True)))
+WALLETS_BY_CUSTOMER_IDS = _LIVE_WALLETS.where(
+    _wallets.c.customer_id.in_(bindparam("customer_ids", expanding=True))
+).order_by(_wallets.c.customer_id, _wallets.c.id)
 
 
 def _live_wallets(organization_id: int) -> Select[Wallet]:
@@ -19,16 +41,33 @@ def _live_wallets(organization_id: int) -> Select[Wallet]:
     )
 
 
-async def wallets_by_ids(
-    session: AsyncSession, organization_id: int, ids: Sequence[int]
-) -> dict[int, Wallet]:
-    rows = await session.scalars(_live_wallets(organization_id).where(Wallet.id.in_(ids)))
-    return {w.id: w for w in rows}
+async def wallet_rows_by_ids(
+    connection: AsyncConnection, organization_id: int, ids: Sequence[int]
+) -> dict[int, WalletRow]:
+    result = await connection.execute(
+        WALLETS_BY_IDS, {"organization_id": organization_id, "ids": ids}
+    )
+    return {row.id: row for row in result}
+
+
+async def wallet_rows_by_customer_ids(
+    connection: AsyncConnection, organization_id: int, customer_ids: Sequence[int]
+) -> dict[int, list[WalletRow]]:
+    """Each customer's wallets, oldest first."""
+    result = await connection.execute(
+        WALLETS_BY_CUSTOMER_IDS,
+        {"organization_id": organization_id, "customer_ids": customer_ids},
+    )
+    found: dict[int, list[WalletRow]] = defaultdict(list)
+    for row in result:
+        found[row.customer_id].append(row)
+    return found
 
 
 async def wallets_by_customer_ids(
     session: AsyncSession, organization_id: int, customer_ids: Sequence[int]
 ) -> dict[int, list[Wallet]]:
+    """Each customer's wallets as models, oldest first (for units of work that hold them)."""
     rows = await session.scalars(
         _live_wallets(organization_id)
         .where(Wallet.customer_id.in_(customer_ids))

@@ -7,6 +7,7 @@ import strawberry
 
 from billgraph.core import validation
 from billgraph.customers import repository
+from billgraph.customers.repository import CustomerRow
 from billgraph.db import models
 from billgraph.graphql.checkout.enums import CheckoutStatus
 from billgraph.graphql.checkout.types import (
@@ -37,7 +38,7 @@ class Customer(Node):
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, row: models.Customer) -> "Customer":
+    def from_model(cls, row: models.Customer | CustomerRow) -> "Customer":
         assert row.email is not None  # deleted customers never reach the graph
         return cls(
             id=to_global_id("Customer", row.id),
@@ -98,9 +99,13 @@ async def customer_page(
     after_id = decode_cursor(CUSTOMER_CURSOR, after)
     if email is not None:
         validation.storable(email, "email")
-    async with info.context.database.sessions() as session:
+    async with info.context.database.reads.connect() as connection:
         rows = await repository.customers_page(
-            session, info.context.organization_id, limit=limit + 1, after_id=after_id, email=email
+            connection,
+            info.context.organization_id,
+            limit=limit + 1,
+            after_id=after_id,
+            email=email,
         )
     loaders = info.context.loaders
     for row in rows[:limit]:  # later customer(id) and wallet.customer lookups hit the cache

@@ -1,4 +1,5 @@
-"""Ledger entries by id, and newest-first pages of many wallets' entries in one statement."""
+"""Ledger entries by id, and newest-first pages of many wallets' entries in one statement,
+as plain rows."""
 
 from collections import defaultdict
 from typing import NamedTuple
@@ -6,9 +7,9 @@ from typing import NamedTuple
 from aiodataloader import DataLoader
 
 from billgraph.db.engine import Database
-from billgraph.db.models import LedgerEntry
-from billgraph.graphql.loaders import by_id
+from billgraph.graphql.loaders import rows_by_id
 from billgraph.ledger import repository
+from billgraph.ledger.repository import LedgerEntryRow
 
 
 class EntryPageKey(NamedTuple):
@@ -18,23 +19,25 @@ class EntryPageKey(NamedTuple):
     entry_type: str | None
 
 
-def entry_loader(database: Database, organization_id: int) -> "DataLoader[int, LedgerEntry | None]":
-    return by_id(database, organization_id, repository.entries_by_ids)
+def entry_loader(
+    database: Database, organization_id: int
+) -> "DataLoader[int, LedgerEntryRow | None]":
+    return rows_by_id(database, organization_id, repository.entries_by_ids)
 
 
 def entry_page_loader(
     database: Database, organization_id: int
-) -> "DataLoader[EntryPageKey, list[LedgerEntry]]":
-    async def load(keys: list[EntryPageKey]) -> list[list[LedgerEntry]]:
+) -> "DataLoader[EntryPageKey, list[LedgerEntryRow]]":
+    async def load(keys: list[EntryPageKey]) -> list[list[LedgerEntryRow]]:
         # One statement per distinct (page size, filter): normally one for the whole batch.
         groups: dict[tuple[int, str | None], list[EntryPageKey]] = defaultdict(list)
         for key in keys:
             groups[(key.limit, key.entry_type)].append(key)
-        pages: dict[EntryPageKey, list[LedgerEntry]] = {}
-        async with database.sessions() as session:
+        pages: dict[EntryPageKey, list[LedgerEntryRow]] = {}
+        async with database.reads.connect() as connection:
             for (limit, entry_type), group in groups.items():
                 found = await repository.entries_pages(
-                    session,
+                    connection,
                     organization_id,
                     [(k.wallet_id, k.before_sequence) for k in group],
                     limit=limit,

@@ -11,6 +11,7 @@ from billgraph.graphql.currencies import Currency
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
 from billgraph.graphql.scalars import BigInt
 from billgraph.ledger import posting
+from billgraph.ledger.repository import LedgerEntryRow
 
 if TYPE_CHECKING:
     from billgraph.graphql.wallets.types import Wallet
@@ -36,7 +37,7 @@ class LedgerEntry(Node):
     created_at: datetime
 
     @classmethod
-    def from_model(cls, row: models.LedgerEntry) -> "LedgerEntry":
+    def from_model(cls, row: models.LedgerEntry | LedgerEntryRow) -> "LedgerEntry":
         return cls(
             id=to_global_id("LedgerEntry", row.id),
             db_id=row.id,

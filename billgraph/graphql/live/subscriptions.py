@@ -14,7 +14,6 @@ from aiodataloader import DataLoader
 from graphql import GraphQLError
 
 from billgraph.core.errors import ValidationError
-from billgraph.db.models import Wallet as WalletRow
 from billgraph.graphql.context import Context, Info
 from billgraph.graphql.errors import graphql_error
 from billgraph.graphql.live.types import WalletBalanceChanged, WalletLowBalance
@@ -22,6 +21,7 @@ from billgraph.graphql.node import db_id_of
 from billgraph.live import repository
 from billgraph.live.events import BalanceChanged
 from billgraph.live.hub import Subscriber, SubscriptionEnded
+from billgraph.wallets.repository import WalletRow
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -182,7 +182,7 @@ async def _customer(context: Context, customer_id: strawberry.ID) -> int:
     row = await _owned(
         context.loaders.customer, customer_id, "Customer", "customerId", "Customer not found."
     )
-    return row.id
+    return int(row.id)
 
 
 async def _entry_sequence(context: Context, entry_id: strawberry.ID, wallet_db_id: int) -> int:
@@ -191,7 +191,7 @@ async def _entry_sequence(context: Context, entry_id: strawberry.ID, wallet_db_i
     row = await _owned(loader, entry_id, "LedgerEntry", "afterEntryId", not_found)
     if row.wallet_id != wallet_db_id:
         raise _not_found(not_found)
-    return row.sequence
+    return int(row.sequence)
 
 
 def _bad_input(message: str) -> GraphQLError:

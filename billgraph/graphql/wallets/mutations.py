@@ -2,6 +2,7 @@ import strawberry
 
 from billgraph.core import errors
 from billgraph.core.unit import unit_of_work
+from billgraph.db import models
 from billgraph.graphql.context import Info
 from billgraph.graphql.errors import result
 from billgraph.graphql.node import input_id
@@ -9,6 +10,7 @@ from billgraph.graphql.wallets.inputs import UpdateWalletInput
 from billgraph.graphql.wallets.payloads import UpdateWalletSuccess
 from billgraph.graphql.wallets.types import Wallet
 from billgraph.wallets import service as wallets
+from billgraph.wallets.repository import WalletRow
 
 
 @strawberry.type
@@ -18,6 +20,7 @@ class WalletMutations:
     async def update_wallet(self, info: Info, input: UpdateWalletInput) -> UpdateWalletSuccess:
         context = info.context
         db_id = input_id(input.wallet_id, "Wallet", "walletId", "Wallet not found.")
+        row: models.Wallet | WalletRow | None
         if input.low_balance_threshold is strawberry.UNSET:  # nothing to change
             row = await context.loaders.wallet.load(db_id)
             if row is None:

@@ -13,6 +13,7 @@ from billgraph.graphql.ledger.types import EntryType, LedgerEntry
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
 from billgraph.graphql.pagination import Connection, build_connection, decode_cursor, page_size
 from billgraph.graphql.scalars import BigInt
+from billgraph.wallets.repository import WalletRow
 
 if TYPE_CHECKING:
     from billgraph.graphql.customers.types import Customer
@@ -36,7 +37,7 @@ class Wallet(Node):
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, row: models.Wallet) -> "Wallet":
+    def from_model(cls, row: models.Wallet | WalletRow) -> "Wallet":
         return cls(
             id=to_global_id("Wallet", row.id),
             db_id=row.id,
