@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     # Fernet key (urlsafe base64 of 32 bytes) encrypting stored credentials (Toss billing
     # keys). Unset, nothing that needs it can be stored.
     encryption_key: str | None = None
+    # Billing: the days between consecutive attempts to pay an invoice ("3,3": the first when
+    # due, retries 3 and 6 days later, suspended when the third fails); what a trial ending
+    # without a payment method does; and how often `billgraph serve` runs the billing job
+    # (0: never, run `billgraph bill` from cron instead; the serve loop is not built yet).
+    dunning_retry_days: str = "3,3"
+    trial_end_without_payment_method: Literal["incomplete", "cancel"] = "incomplete"
+    billing_interval_seconds: int = Field(default=0, ge=0)
 
 
 @lru_cache

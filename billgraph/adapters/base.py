@@ -5,7 +5,7 @@ session, the ledger). Adapters hold no SQL and know nothing of GraphQL.
 
 Every failure of a provider call is a core.errors.ProviderError with a provider-neutral code
 (card_declined, insufficient_funds, expired_card, authentication_required,
-provider_unavailable, provider_not_configured, invalid_request) and the provider's own code in
+provider_unavailable, provider_not_configured, invalid_request, unsupported) and the provider's own code in
 `decline_code`. provider_unavailable means the outcome is unknown (a timeout, a 5xx after the
 retries): the same call with the same idempotency key is safe to make again."""
 
@@ -88,6 +88,32 @@ class ProviderRefund:
 
 
 @dataclass(frozen=True)
+class ChargeRequest:
+    """Charge a saved payment method off-session (an invoice's attempt). `idempotency_key`
+    derives from the invoice and the attempt's number, so asking again after a crash or a
+    timeout charges once. `payment_token` is what the provider charges (a Toss billing key,
+    the sandbox's test card) and `customer_key` the provider's customer it belongs to: both
+    are credentials, kept out of repr()."""
+
+    amount: int
+    currency: str
+    reference: str  # our id for the charge (Toss's orderId: 6-64 of A-Z a-z 0-9 - _)
+    description: str
+    idempotency_key: str
+    payment_token: str = field(repr=False)
+    customer_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """A charge the provider made (a refusal raises core.errors.ProviderError instead)."""
+
+    provider_charge_id: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
 class PaymentError:
     code: str
     message: str
@@ -143,6 +169,12 @@ class PaymentProvider(Protocol):
 
     async def refund(self, request: RefundRequest) -> ProviderRefund:
         """Refund part or all of a payment; raises core.errors.ProviderError."""
+        ...
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge a saved payment method; raises core.errors.ProviderError (a decline:
+        card_declined, insufficient_funds, ...; provider_unavailable: the outcome is unknown,
+        ask again with the same key; unsupported: the provider bills on its own)."""
         ...
 
     async def parse_webhook(

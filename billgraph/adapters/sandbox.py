@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from billgraph.adapters.base import (
+    ChargeRequest,
+    ChargeResult,
     CustomerRequest,
     InvalidWebhook,
     PaymentError,
@@ -45,6 +47,8 @@ TEST_CARDS: dict[str, PaymentError | str | None] = {
     ),
     "4000000000000069": PaymentError("expired_card", "Your card has expired.", "expired_card"),
     "4000002500003155": THREE_D_SECURE,
+    # Saved as a payment method, but every charge to it is declined: dunning by hand.
+    "4000000000000341": PaymentError("card_declined", "Your card was declined.", "card_declined"),
     # Toss Payments' test cards.
     "4300000000000001": None,
     "4300000000000002": PaymentError(
@@ -57,6 +61,17 @@ TEST_CARDS: dict[str, PaymentError | str | None] = {
         "card_declined", "The card is suspended.", "INVALID_STOPPED_CARD"
     ),
 }
+# Saved as a payment method although a payment with it would not go through at once.
+SAVE_ANYWAY = frozenset({"4000000000000341"})
+# What charging a saved card off-session does, where it differs from paying on the page.
+SAVED_CARD_CHARGES: dict[str, PaymentError] = {
+    "4000002500003155": PaymentError(
+        "authentication_required",
+        "The card requires authentication, which an off-session charge cannot do.",
+        "authentication_required",
+    ),
+}
+CHARGE_PREFIX = "ch_sandbox_"
 AUTHENTICATION_FAILED = PaymentError(
     "authentication_required",
     "The card's 3-D Secure authentication failed.",
@@ -78,6 +93,22 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 def card_outcome(card_number: str) -> PaymentError | str | None:
     """What paying with this (normalized) card number does."""
     return TEST_CARDS.get(card_number, UNKNOWN_CARD)
+
+
+def can_save(card_number: str) -> PaymentError | None:
+    """Why this (normalized) card cannot be saved as a payment method; None if it can."""
+    if card_number in SAVE_ANYWAY:
+        return None
+    outcome = card_outcome(card_number)
+    return outcome if isinstance(outcome, PaymentError) else None
+
+
+def charge_outcome(card_number: str) -> PaymentError | None:
+    """What charging this saved (normalized) card number off-session does: None pays."""
+    if card_number in SAVED_CARD_CHARGES:
+        return SAVED_CARD_CHARGES[card_number]
+    outcome = card_outcome(card_number)
+    return outcome if isinstance(outcome, PaymentError) else None
 
 
 def payment_id(provider_session_id: str) -> str:
@@ -167,6 +198,21 @@ class SandboxProvider:
 
     async def close(self) -> None:
         return None
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge a saved test card. The outcome depends on the card alone and the charge's
+        id on the idempotency key, so asking again with the same key is the same charge."""
+        error = charge_outcome(request.payment_token)
+        if error is not None:
+            raise ProviderError(
+                error.code, error.message, Provider.SANDBOX.value, error.decline_code
+            )
+        digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:24]
+        return ChargeResult(
+            provider_charge_id=CHARGE_PREFIX + digest,
+            amount=request.amount,
+            currency=request.currency,
+        )
 
     async def create_checkout_session(self, request: SessionRequest) -> ProviderSession:
         session_id = SESSION_PREFIX + secrets.token_urlsafe(18)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 import stripe
 
 from billgraph.adapters.base import (
+    ChargeRequest,
+    ChargeResult,
     CustomerRequest,
     InvalidWebhook,
     Provider,
@@ -117,6 +119,14 @@ class StripeProvider:
         if refund.status == "canceled":
             status = "failed"
         return ProviderRefund(provider_refund_id=refund.id, status=status)
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        # Stripe runs its own billing cycle; billgraph mirrors it from webhooks.
+        raise ProviderError(
+            "unsupported",
+            "Stripe bills its subscriptions itself: billgraph does not charge through it.",
+            Provider.STRIPE.value,
+        )
 
     async def parse_webhook(
         self, body: bytes, event: object, headers: Mapping[str, str], now: float

@@ -28,6 +28,8 @@ from urllib.parse import quote
 import httpx
 
 from billgraph.adapters.base import (
+    ChargeRequest,
+    ChargeResult,
     CustomerRequest,
     EventKind,
     InvalidWebhook,
@@ -391,6 +393,30 @@ class TossProvider:
             amount=payment.total_amount,
             currency=payment.currency,
             approved_at=payment.approved_at,
+        )
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge the billing key `request.payment_token` (issued for `customer_key`)."""
+        if request.currency != CURRENCY:
+            raise ProviderError("invalid_request", f"Toss Payments charges {CURRENCY} only.", TOSS)
+        if not request.customer_key:
+            raise ProviderError(
+                "invalid_request", "A billing key charge names its customerKey.", TOSS
+            )
+        charged = await self.charge_billing_key(
+            request.payment_token,
+            request.customer_key,
+            request.amount,
+            request.reference,
+            request.description,
+            request.idempotency_key,
+        )
+        if not charged.paid:
+            raise ProviderError(
+                "card_declined", "Toss Payments did not approve the charge.", TOSS, charged.status
+            )
+        return ChargeResult(
+            provider_charge_id=charged.payment_key, amount=charged.amount, currency=charged.currency
         )
 
     # --- the wire -------------------------------------------------------------------------

@@ -290,3 +290,268 @@ class GeneratedSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- billing: plans, subscriptions, invoices -------------------------------------------------
+
+
+class TestClock(Base):
+    """A clock frozen at `frozen_time` that only moves forward when told: everything about its
+    customers (subscription start, periods, trials, dunning) takes its time from it."""
+
+    __tablename__ = "test_clocks"
+    __test__ = False  # not a pytest test class, whatever its name
+    __table_args__ = (Index("ix_test_clocks_organization_id_id", "organization_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    frozen_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CustomerTestClock(Base):
+    """The test clock a customer lives on (at most one, for good). A table of its own rather
+    than a column of customers: customers' rows and statements stay as they are."""
+
+    __tablename__ = "customer_test_clocks"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    test_clock_id: Mapped[int] = mapped_column(ForeignKey("test_clocks.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Plan(Base):
+    """What a subscription pays each period: `amount` every `interval_count` months or years,
+    after `trial_days` free. An archived plan (`active` false) takes no new subscriptions."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("interval IN ('MONTH', 'YEAR')", name="interval_known"),
+        CheckConstraint("interval_count >= 1", name="interval_count_positive"),
+        CheckConstraint("trial_days >= 0", name="trial_days_not_negative"),
+        Index("ix_plans_organization_id_id", "organization_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    interval: Mapped[str] = mapped_column(String(8))
+    interval_count: Mapped[int] = mapped_column(Integer, default=1)
+    trial_days: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PaymentMethod(Base):
+    """A customer's saved way to pay at a provider: the sandbox's test card (`card`) or a Toss
+    billing key (`billing_key`). `secret` is what charging needs: a Toss billing key encrypted
+    with core.secrets.Vault (never returned, never logged), or the sandbox test card's number
+    (no real card reaches the sandbox). `brand` and `last4` are for display."""
+
+    __tablename__ = "payment_methods"
+    __table_args__ = (
+        CheckConstraint("kind IN ('card', 'billing_key')", name="kind_known"),
+        Index("ix_payment_methods_customer_id_id", "customer_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    secret: Mapped[str] = mapped_column(String(1000))
+    # Toss's customerKey the billing key was issued for (charges must name it).
+    provider_customer_key: Mapped[str | None] = mapped_column(String(255))
+    brand: Mapped[str | None] = mapped_column(String(32))
+    last4: Mapped[str | None] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Subscription(Base):
+    """A customer on a plan, billed each period by billgraph's billing run (sandbox, Toss).
+
+    `next_action_at` is when the run must look at it next (a reminder, a renewal, a payment
+    attempt, a cancellation at period end); NULL when nothing is scheduled. `test_clock_id` is
+    the customer's clock, copied at creation: its subscriptions' time is the clock's."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "idempotency_key"),
+        CheckConstraint(
+            "status IN ('INCOMPLETE', 'TRIALING', 'ACTIVE', 'PAST_DUE', 'SUSPENDED', 'CANCELED')",
+            name="status_known",
+        ),
+        CheckConstraint("current_period_end > current_period_start", name="period_ordered"),
+        Index("ix_subscriptions_customer_id_id", "customer_id", "id"),
+        Index("ix_subscriptions_next_action_at", "next_action_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    # The plan the next period switches to (a change of plan without proration).
+    pending_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(16))
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    test_clock_id: Mapped[int | None] = mapped_column(ForeignKey("test_clocks.id"), index=True)
+    current_period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    current_period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Periods are counted from the anchor, so renewals keep its day (Jan 31 -> Feb 29 -> Mar 31).
+    billing_anchor: Mapped[datetime] = mapped_column(UTCDateTime)
+    trial_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_billing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The next_billing_at whose reminder (trial_will_end, renewal_upcoming) has been recorded.
+    reminded_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InvoiceCounter(Base):
+    """The last invoice number of an organization: incremented in the transaction that
+    issues the invoice, so a rollback gives the number back and numbers have no gaps."""
+
+    __tablename__ = "invoice_counters"
+    __table_args__ = (CheckConstraint("last_number >= 0", name="last_number_not_negative"),)
+
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    last_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Invoice(Base):
+    """What a period of a subscription costs and how it was paid: `subtotal` (the lines),
+    `total` = subtotal - discount, `wallet_credit_applied` (debited from the wallet first),
+    `amount_due` = total - wallet credit (what the payment method owes), `amount_paid` (what
+    it has paid). PAID when amount_paid == amount_due. One invoice per subscription period."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "number"),
+        UniqueConstraint("subscription_id", "period_start"),
+        UniqueConstraint("hosted_token"),
+        CheckConstraint(
+            "status IN ('DRAFT', 'OPEN', 'PAID', 'VOID', 'UNCOLLECTIBLE')", name="status_known"
+        ),
+        CheckConstraint(
+            "subtotal >= 0 AND discount >= 0 AND wallet_credit_applied >= 0 AND total >= 0 "
+            "AND amount_due >= 0 AND amount_paid >= 0",
+            name="amounts_not_negative",
+        ),
+        CheckConstraint("total = subtotal - discount", name="total_is_subtotal_less_discount"),
+        CheckConstraint(
+            "amount_due = total - wallet_credit_applied", name="amount_due_is_total_less_credit"
+        ),
+        CheckConstraint("amount_paid <= amount_due", name="paid_within_due"),
+        CheckConstraint("number > 0", name="number_positive"),
+        CheckConstraint("attempt_count >= 0", name="attempt_count_not_negative"),
+        Index("ix_invoices_customer_id_id", "customer_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    number: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    discount: Mapped[int] = mapped_column(BigInteger, default=0)
+    wallet_credit_applied: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger)
+    amount_due: Mapped[int] = mapped_column(BigInteger)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_payment_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The secret part of the hosted invoice page's address.
+    hosted_token: Mapped[str] = mapped_column(String(64))
+    # The wallet debit that applied credit to it; NULL when none was applied.
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        Index("ix_invoice_lines_invoice_id_id", "invoice_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    description: Mapped[str] = mapped_column(String(500))
+    # Signed: a proration credit is a negative line.
+    amount: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InvoiceAttempt(Base):
+    """One attempt to charge an invoice's amount due to the payment method. Recorded PENDING
+    before the provider is asked (whose idempotency key derives from the invoice and the
+    attempt's number), so a crash then a rerun asks again with the same key: one charge."""
+
+    __tablename__ = "invoice_attempts"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "number"),
+        UniqueConstraint("invoice_id", "idempotency_key"),
+        CheckConstraint("outcome IN ('PENDING', 'SUCCEEDED', 'FAILED')", name="outcome_known"),
+        CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    provider_charge_id: Mapped[str | None] = mapped_column(String(255))
+    # The client's key of a payInvoice; NULL for the billing run's own attempts.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubscriptionEvent(Base):
+    """What happened to a subscription (created, activated, payment_failed, ...), newest last
+    by id; the customer-facing notifications of the billing routine."""
+
+    __tablename__ = "subscription_events"
+    __table_args__ = (
+        CheckConstraint(
+            "type IN ('created', 'activated', 'trial_will_end', 'renewal_upcoming', "
+            "'payment_succeeded', 'payment_failed', 'past_due', 'suspended', 'plan_changed', "
+            "'cancel_scheduled', 'canceled', 'resumed')",
+            name="type_known",
+        ),
+        Index("ix_subscription_events_subscription_id_id", "subscription_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
+    type: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(String(500))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    # The subscription's time (its test clock's, if it has one).
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Billing: plans, test clocks, subscriptions, invoices, the billing run and dunning."""

@@ -1,0 +1,128 @@
+"""Charging an invoice's PENDING attempt through the subscription's provider.
+
+The provider is called outside any transaction, with an idempotency key derived from the
+invoice and the attempt's number (and starting with this installation's prefix), so a crash
+before the outcome is recorded, then a rerun, charges once. Two runs racing on the same
+attempt ask the provider twice with one key: one charge, and the second outcome recorded finds
+the attempt settled already.
+"""
+
+from datetime import timedelta
+from enum import StrEnum
+
+from billgraph.adapters.base import ChargeRequest, Provider
+from billgraph.billing import dunning, invoices, repository
+from billgraph.billing.clock import subscription_now
+from billgraph.checkout.providers import Providers
+from billgraph.core.errors import ProviderError
+from billgraph.core.secrets import Vault, VaultError
+from billgraph.core.unit import UnitOfWork, unit_of_work
+from billgraph.db.engine import Database
+from billgraph.db.models import Invoice, InvoiceAttempt, Subscription
+from billgraph.logs import get_logger
+
+log = get_logger("billgraph.billing.charges")
+
+# An attempt whose outcome the provider did not give (timeout, outage) is asked again after this.
+UNKNOWN_OUTCOME_RETRY = timedelta(hours=1)
+
+
+class ChargeOutcome(StrEnum):
+    CHARGED = "charged"
+    FAILED = "failed"
+    SUSPENDED = "suspended"  # failed, and that suspended the subscription
+    UNKNOWN = "unknown"
+    SETTLED = "settled"  # another run recorded it first
+
+
+async def charge(
+    database: Database, providers: Providers, attempt_id: int, policy: dunning.Policy
+) -> ChargeOutcome:
+    """Charge the attempt's amount to the subscription's payment method and record the
+    outcome. Raises nothing for a decline (it is the attempt's outcome)."""
+    async with database.sessions() as session:
+        attempt = await session.get(InvoiceAttempt, attempt_id)
+        if attempt is None or attempt.outcome != invoices.AttemptOutcome.PENDING:
+            return ChargeOutcome.SETTLED
+        invoice = await session.get_one(Invoice, attempt.invoice_id)
+        assert invoice.subscription_id is not None
+        subscription = await session.get_one(Subscription, invoice.subscription_id)
+        method = (
+            None
+            if subscription.payment_method_id is None
+            else await repository.payment_method_by_id(
+                session, subscription.organization_id, subscription.payment_method_id
+            )
+        )
+    error: ProviderError | None = None
+    charge_id: str | None = None
+    try:
+        if method is None:
+            raise ProviderError(
+                invoices.NO_PAYMENT_METHOD, "No payment method.", subscription.provider
+            )
+        adapter = await providers.get(Provider(subscription.provider))
+        prefix = await providers.key_prefix()
+        token = method.secret
+        if method.kind == "billing_key":
+            token = Vault(providers.settings.encryption_key).decrypt(method.secret)
+        result = await adapter.charge(
+            ChargeRequest(
+                amount=attempt.amount,
+                currency=invoice.currency,
+                reference=f"{prefix}inv-{invoice.id}-{attempt.number}"[:64],
+                description=f"Invoice {invoices.invoice_number(invoice)}",
+                idempotency_key=f"{prefix}invoice-{invoice.id}-attempt-{attempt.number}",
+                payment_token=token,
+                customer_key=method.provider_customer_key,
+            )
+        )
+        charge_id = result.provider_charge_id
+    except ProviderError as exc:
+        error = exc
+    except VaultError as exc:
+        error = ProviderError("provider_not_configured", exc.message, subscription.provider)
+    async with unit_of_work(database) as unit:
+        locked_subscription = await repository.subscription_by_id(
+            unit.session, subscription.organization_id, subscription.id, lock=True
+        )
+        assert locked_subscription is not None
+        subscription = locked_subscription
+        locked = await repository.pending_attempt(unit.session, invoice.id, lock=True)
+        if locked is None or locked.id != attempt_id:
+            return ChargeOutcome.SETTLED
+        row = await repository.invoice_by_id(
+            unit.session, subscription.organization_id, invoice.id, lock=True
+        )
+        assert row is not None
+        now = await subscription_now(unit.session, subscription.test_clock_id)
+        if error is not None and error.code == "provider_unavailable":
+            log.warning("invoice charge outcome unknown", invoice_id=row.id, attempt=locked.number)
+            dunning.reschedule(subscription, row, pending_attempt_at=now + UNKNOWN_OUTCOME_RETRY)
+            return ChargeOutcome.UNKNOWN
+        if error is not None:
+            suspended = await invoices.fail(
+                unit, subscription, row, locked, error.code, error.message, now, policy
+            )
+            outcome = ChargeOutcome.SUSPENDED if suspended else ChargeOutcome.FAILED
+        else:
+            assert charge_id is not None
+            await invoices.succeed(unit, subscription, row, locked, charge_id, now)
+            outcome = ChargeOutcome.CHARGED
+        await reschedule(unit, subscription)
+    return outcome
+
+
+async def reschedule(unit: UnitOfWork, subscription: Subscription) -> None:
+    """Recompute when the run must next look at the subscription, from what is in the unit."""
+    await unit.session.flush()
+    open_rows = await repository.open_invoices(unit.session, subscription.id)
+    pending_at = None
+    for row in open_rows:
+        pending = await repository.pending_attempt(unit.session, row.id)
+        if pending is not None:
+            pending_at = pending.created_at
+    dunning.reschedule(
+        subscription, open_rows[0] if open_rows else None, pending_attempt_at=pending_at
+    )
+    await unit.session.flush()

@@ -1,0 +1,313 @@
+"""Billing's queries, confined to one organization (except the billing run's, which picks
+due subscriptions of every organization)."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billgraph.core.unit import UnitOfWork
+from billgraph.db.models import (
+    CustomerTestClock,
+    Invoice,
+    InvoiceAttempt,
+    InvoiceCounter,
+    InvoiceLine,
+    PaymentMethod,
+    Plan,
+    Subscription,
+    SubscriptionEvent,
+    TestClock,
+    UTCDateTime,
+)
+
+
+def _insert(unit: UnitOfWork, model: type[Any]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING in the unit's dialect (both speak it)."""
+    return (sqlite.insert if unit.is_sqlite else postgresql.insert)(model)
+
+
+# --- plans and clocks ---------------------------------------------------------------------
+
+
+async def plan_by_id(session: AsyncSession, organization_id: int, plan_id: int) -> Plan | None:
+    return await session.scalar(
+        select(Plan).where(Plan.organization_id == organization_id, Plan.id == plan_id)
+    )
+
+
+async def plans_page(
+    session: AsyncSession,
+    organization_id: int,
+    *,
+    limit: int,
+    after_id: int | None = None,
+    active: bool | None = None,
+) -> list[Plan]:
+    """Plans in creation order after `after_id`."""
+    query = select(Plan).where(Plan.organization_id == organization_id)
+    if after_id is not None:
+        query = query.where(Plan.id > after_id)
+    if active is not None:
+        query = query.where(Plan.active.is_(active))
+    return list(await session.scalars(query.order_by(Plan.id).limit(limit)))
+
+
+async def clock_by_id(
+    session: AsyncSession, organization_id: int, clock_id: int, *, lock: bool = False
+) -> TestClock | None:
+    query = select(TestClock).where(
+        TestClock.organization_id == organization_id, TestClock.id == clock_id
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def attach_clock(
+    unit: UnitOfWork, organization_id: int, customer_id: int, clock_id: int
+) -> bool:
+    """Put the customer on the clock; False if it lives on one already."""
+    inserted = await unit.session.scalar(
+        _insert(unit, CustomerTestClock)
+        .values(organization_id=organization_id, customer_id=customer_id, test_clock_id=clock_id)
+        .on_conflict_do_nothing(index_elements=["customer_id"])
+        .returning(CustomerTestClock.customer_id)
+    )
+    return inserted is not None
+
+
+# --- payment methods ----------------------------------------------------------------------
+
+
+async def payment_method_by_id(
+    session: AsyncSession, organization_id: int, payment_method_id: int
+) -> PaymentMethod | None:
+    return await session.scalar(
+        select(PaymentMethod).where(
+            PaymentMethod.organization_id == organization_id,
+            PaymentMethod.id == payment_method_id,
+        )
+    )
+
+
+# --- subscriptions ------------------------------------------------------------------------
+
+
+async def subscription_by_id(
+    session: AsyncSession, organization_id: int, subscription_id: int, *, lock: bool = False
+) -> Subscription | None:
+    query = select(Subscription).where(
+        Subscription.organization_id == organization_id, Subscription.id == subscription_id
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def subscription_by_key(
+    session: AsyncSession, organization_id: int, idempotency_key: str
+) -> Subscription | None:
+    return await session.scalar(
+        select(Subscription).where(
+            Subscription.organization_id == organization_id,
+            Subscription.idempotency_key == idempotency_key,
+        )
+    )
+
+
+async def customer_has_subscriptions(session: AsyncSession, customer_id: int) -> bool:
+    found = await session.scalar(
+        select(Subscription.id).where(Subscription.customer_id == customer_id).limit(1)
+    )
+    return found is not None
+
+
+async def insert_subscription(unit: UnitOfWork, values: dict[str, object]) -> int | None:
+    """The new subscription's id; None if the organization's key was taken meanwhile."""
+    statement = (
+        _insert(unit, Subscription)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["organization_id", "idempotency_key"])
+        .returning(Subscription.id)
+    )
+    return await unit.session.scalar(statement)  # type: ignore[no-any-return]
+
+
+def _due(now: datetime, test_clock_id: int | None) -> list[Any]:
+    """Subscriptions whose next action has come: by their clock's time, or by `now`."""
+    clock_time = (
+        select(TestClock.frozen_time)
+        .where(TestClock.id == Subscription.test_clock_id)
+        .scalar_subquery()
+    )
+    conditions: list[Any] = [
+        Subscription.next_action_at.is_not(None),
+        Subscription.next_action_at <= func.coalesce(clock_time, literal(now, UTCDateTime())),
+    ]
+    if test_clock_id is not None:
+        conditions.append(Subscription.test_clock_id == test_clock_id)
+    return conditions
+
+
+async def lock_due_subscription(
+    unit: UnitOfWork, now: datetime, *, skip: Sequence[int], test_clock_id: int | None = None
+) -> Subscription | None:
+    """The next due subscription, locked until the unit ends. On PostgreSQL a row another
+    run holds is skipped (FOR UPDATE SKIP LOCKED), so concurrent runs share the work; on
+    SQLite the unit's writer lock serializes runs."""
+    query = (
+        select(Subscription)
+        .where(*_due(now, test_clock_id))
+        .order_by(Subscription.next_action_at, Subscription.id)
+        .limit(1)
+    )
+    if skip:
+        query = query.where(Subscription.id.not_in(skip))
+    if not unit.is_sqlite:
+        query = query.with_for_update(skip_locked=True)
+    return await unit.session.scalar(query)
+
+
+async def subscriptions_page(
+    session: AsyncSession,
+    organization_id: int,
+    customer_id: int,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    status: str | None = None,
+) -> list[Subscription]:
+    """A customer's subscriptions, newest first."""
+    query = select(Subscription).where(
+        Subscription.organization_id == organization_id, Subscription.customer_id == customer_id
+    )
+    if before_id is not None:
+        query = query.where(Subscription.id < before_id)
+    if status is not None:
+        query = query.where(Subscription.status == status)
+    return list(await session.scalars(query.order_by(Subscription.id.desc()).limit(limit)))
+
+
+# --- invoices -----------------------------------------------------------------------------
+
+
+async def next_invoice_number(unit: UnitOfWork, organization_id: int) -> int:
+    """The organization's next invoice number. The counter row stays locked until the unit
+    ends, so numbers are allocated one transaction at a time and a rollback gives it back."""
+    await unit.session.execute(
+        _insert(unit, InvoiceCounter)
+        .values(organization_id=organization_id, last_number=0)
+        .on_conflict_do_nothing(index_elements=["organization_id"])
+    )
+    number = await unit.session.scalar(
+        update(InvoiceCounter)
+        .where(InvoiceCounter.organization_id == organization_id)
+        .values(last_number=InvoiceCounter.last_number + 1)
+        .returning(InvoiceCounter.last_number)
+    )
+    assert number is not None
+    return int(number)
+
+
+async def invoice_by_id(
+    session: AsyncSession, organization_id: int, invoice_id: int, *, lock: bool = False
+) -> Invoice | None:
+    query = select(Invoice).where(
+        Invoice.organization_id == organization_id, Invoice.id == invoice_id
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def invoice_for_period(
+    session: AsyncSession, subscription_id: int, period_start: datetime
+) -> Invoice | None:
+    return await session.scalar(
+        select(Invoice).where(
+            Invoice.subscription_id == subscription_id, Invoice.period_start == period_start
+        )
+    )
+
+
+async def open_invoices(
+    session: AsyncSession, subscription_id: int, *, lock: bool = False
+) -> list[Invoice]:
+    """The subscription's OPEN invoices, oldest first."""
+    query = (
+        select(Invoice)
+        .where(Invoice.subscription_id == subscription_id, Invoice.status == "OPEN")
+        .order_by(Invoice.id)
+    )
+    return list(await session.scalars(query.with_for_update() if lock else query))
+
+
+async def invoices_page(
+    session: AsyncSession,
+    organization_id: int,
+    *,
+    limit: int,
+    customer_id: int | None = None,
+    subscription_id: int | None = None,
+    before_id: int | None = None,
+    status: str | None = None,
+) -> list[Invoice]:
+    """Invoices of a customer or a subscription, newest first."""
+    query = select(Invoice).where(Invoice.organization_id == organization_id)
+    if customer_id is not None:
+        query = query.where(Invoice.customer_id == customer_id)
+    if subscription_id is not None:
+        query = query.where(Invoice.subscription_id == subscription_id)
+    if before_id is not None:
+        query = query.where(Invoice.id < before_id)
+    if status is not None:
+        query = query.where(Invoice.status == status)
+    return list(await session.scalars(query.order_by(Invoice.id.desc()).limit(limit)))
+
+
+async def invoice_lines(session: AsyncSession, invoice_ids: Sequence[int]) -> list[InvoiceLine]:
+    return list(
+        await session.scalars(
+            select(InvoiceLine)
+            .where(InvoiceLine.invoice_id.in_(invoice_ids))
+            .order_by(InvoiceLine.invoice_id, InvoiceLine.id)
+        )
+    )
+
+
+async def attempts(session: AsyncSession, invoice_id: int) -> list[InvoiceAttempt]:
+    return list(
+        await session.scalars(
+            select(InvoiceAttempt)
+            .where(InvoiceAttempt.invoice_id == invoice_id)
+            .order_by(InvoiceAttempt.number)
+        )
+    )
+
+
+async def pending_attempt(
+    session: AsyncSession, invoice_id: int, *, lock: bool = False
+) -> InvoiceAttempt | None:
+    query = select(InvoiceAttempt).where(
+        InvoiceAttempt.invoice_id == invoice_id, InvoiceAttempt.outcome == "PENDING"
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+async def events_page(
+    session: AsyncSession,
+    organization_id: int,
+    subscription_id: int,
+    *,
+    limit: int,
+    before_id: int | None = None,
+) -> list[SubscriptionEvent]:
+    """A subscription's events, newest first."""
+    query = select(SubscriptionEvent).where(
+        SubscriptionEvent.organization_id == organization_id,
+        SubscriptionEvent.subscription_id == subscription_id,
+    )
+    if before_id is not None:
+        query = query.where(SubscriptionEvent.id < before_id)
+    return list(await session.scalars(query.order_by(SubscriptionEvent.id.desc()).limit(limit)))

@@ -1,0 +1,244 @@
+"""Subscriptions through the billing domain: starting one, credit first, trials, dunning,
+cancellation, on SQLite and PostgreSQL."""
+
+import pytest
+
+from billgraph.adapters.base import Provider
+from billgraph.billing import run, subscriptions
+from billgraph.core.errors import (
+    ConflictError,
+    IdempotencyConflictError,
+    NotFoundError,
+    ValidationError,
+)
+from billgraph.core.unit import unit_of_work
+from tests.billing.helpers import DECLINING_CARD, Org, at
+from tests.conftest import assert_ledger_invariant
+
+
+async def test_credit_covering_all_of_the_first_invoice_activates_with_no_charge(org: Org) -> None:
+    customer = await org.customer(credit=1500)
+    created = await org.subscribe(customer, await org.plan(1000))
+    sub, invoice = created.subscription, created.invoice
+    assert invoice is not None and sub.status == "ACTIVE"
+    assert (
+        invoice.status,
+        invoice.wallet_credit_applied,
+        invoice.amount_due,
+        invoice.amount_paid,
+    ) == ("PAID", 1000, 0, 0)
+    assert invoice.ledger_entry_id is not None and invoice.number >= 1
+    assert await org.attempts(invoice.id) == []
+    assert await org.balance(customer) == 500
+    assert await org.events(sub.id) == ["created", "payment_succeeded", "activated"]
+    await assert_ledger_invariant(org.database)
+
+
+async def test_part_credit_and_the_rest_charged_to_the_card(org: Org) -> None:
+    customer = await org.customer(credit=300)
+    card = await org.card(customer)
+    created = await org.subscribe(customer, await org.plan(1000), method=card)
+    invoice = created.invoice
+    assert invoice is not None and created.subscription.status == "ACTIVE"
+    assert (
+        invoice.status,
+        invoice.wallet_credit_applied,
+        invoice.amount_due,
+        invoice.amount_paid,
+    ) == ("PAID", 300, 700, 700)
+    [attempt] = await org.attempts(invoice.id)
+    assert (attempt.outcome, attempt.amount) == ("SUCCEEDED", 700)
+    assert attempt.provider_charge_id and attempt.provider_charge_id.startswith("ch_sandbox_")
+    assert await org.balance(customer) == 0
+    await assert_ledger_invariant(org.database)
+
+
+async def test_no_credit_and_no_payment_method_is_incomplete_until_one_is_attached(
+    org: Org,
+) -> None:
+    customer = await org.customer()
+    created = await org.subscribe(customer, await org.plan(1000))
+    assert created.subscription.status == "INCOMPLETE"
+    assert created.invoice is not None and created.invoice.status == "OPEN"
+    card = await org.card(customer)
+    sub = await run.attach_payment_method(
+        org.database, org.providers, org.id, created.subscription.id, card
+    )
+    assert sub.status == "ACTIVE"
+    [invoice] = await org.invoices(sub.id)
+    assert (invoice.status, invoice.amount_paid) == ("PAID", 1000)
+    await assert_ledger_invariant(org.database)
+
+
+async def test_a_replayed_create_returns_the_same_subscription(org: Org) -> None:
+    customer = await org.customer(credit=5000)
+    plan = await org.plan(1000)
+    first = await org.subscribe(customer, plan, key="same")
+    again = await org.subscribe(customer, plan, key="same")
+    assert again.replayed and again.subscription.id == first.subscription.id
+    assert len(await org.invoices(first.subscription.id)) == 1
+    assert await org.balance(customer) == 4000
+    with pytest.raises(IdempotencyConflictError):
+        await org.subscribe(customer, plan, key="same", trial_days=3)
+    await assert_ledger_invariant(org.database)
+
+
+async def test_another_organizations_ids_are_unknown(org: Org, other_org: Org) -> None:
+    customer = await org.customer()
+    plan = await org.plan()
+    with pytest.raises(NotFoundError):
+        await other_org.subscribe(customer, await other_org.plan())
+    with pytest.raises(NotFoundError):
+        await other_org.subscribe(await other_org.customer(), plan)
+    created = await org.subscribe(customer, plan)
+    async with unit_of_work(org.database) as unit:
+        with pytest.raises(NotFoundError):
+            await subscriptions.cancel(unit, other_org.id, created.subscription.id)
+    with pytest.raises(NotFoundError):
+        await run.pay_invoice(org.database, org.providers, other_org.id, created.invoice.id, "k")  # type: ignore[union-attr]
+
+
+async def test_validation_names_the_field(org: Org) -> None:
+    clock = await org.clock(at(2028, 1, 31))
+    customer = await org.customer(clock=clock)
+    with pytest.raises(ValidationError) as error:
+        await org.subscribe(customer, await org.plan(1000, currency="KRW"), provider=Provider.TOSS)
+    assert error.value.field == "provider"
+    with pytest.raises(ValidationError) as error:
+        await org.plan(0)
+    assert error.value.field == "amount"
+
+
+async def test_trial_reminder_then_first_invoice_and_renewals_across_month_ends(org: Org) -> None:
+    clock = await org.clock(at(2028, 1, 21, 12))
+    customer = await org.customer(clock=clock)
+    card = await org.card(customer)
+    created = await org.subscribe(customer, await org.plan(1000, trial_days=10), method=card)
+    sub = created.subscription
+    assert (sub.status, sub.next_billing_at, created.invoice) == (
+        "TRIALING",
+        at(2028, 1, 31, 12),
+        None,
+    )
+    await org.advance(clock, at(2028, 1, 28, 12))
+    assert await org.events(sub.id) == ["created", "trial_will_end"]
+    summary = await org.advance(clock, at(2028, 1, 31, 12))
+    assert (summary.billed, summary.charged) == (1, 1)
+    sub = await org.subscription(sub.id)
+    assert (sub.status, sub.current_period_end) == ("ACTIVE", at(2028, 2, 29, 12))
+    await org.advance(clock, at(2029, 3, 31, 12))
+    ends = [(i.period_end.month, i.period_end.day) for i in await org.invoices(sub.id)]
+    assert ends[:4] == [(2, 29), (3, 31), (4, 30), (5, 31)] and ends[-3:] == [
+        (2, 28),
+        (3, 31),
+        (4, 30),
+    ]
+    assert len(ends) == 15
+    numbers = [i.number for i in await org.invoices(sub.id)]
+    assert numbers == list(range(numbers[0], numbers[0] + 15))
+    # A jump past a renewal bills it; stopping within 3 days of the next one reminds.
+    assert "renewal_upcoming" not in await org.events(sub.id)
+    await org.advance(clock, at(2029, 4, 27, 12))
+    assert (await org.events(sub.id))[-1] == "renewal_upcoming"
+    await assert_ledger_invariant(org.database)
+
+
+async def test_trial_ending_without_a_payment_method_is_incomplete(org: Org) -> None:
+    clock = await org.clock(at(2028, 3, 1))
+    customer = await org.customer(clock=clock)
+    sub = (await org.subscribe(customer, await org.plan(1000, trial_days=7))).subscription
+    await org.advance(clock, at(2028, 3, 9))
+    sub = await org.subscription(sub.id)
+    assert sub.status == "INCOMPLETE"
+    [invoice] = await org.invoices(sub.id)
+    assert invoice.status == "OPEN"
+
+
+async def test_dunning_to_suspension_then_recovery_with_pay_invoice(org: Org) -> None:
+    clock = await org.clock(at(2028, 1, 1))
+    customer = await org.customer(credit=1000, clock=clock)
+    card = await org.card(customer, DECLINING_CARD)
+    sub = (await org.subscribe(customer, await org.plan(1000), method=card)).subscription
+    assert sub.status == "ACTIVE"  # the first invoice was paid by credit
+    await org.advance(clock, at(2028, 2, 1))
+    sub = await org.subscription(sub.id)
+    renewal = (await org.invoices(sub.id))[-1]
+    assert (sub.status, renewal.status, renewal.attempt_count) == ("PAST_DUE", "OPEN", 1)
+    assert renewal.next_payment_attempt_at == at(2028, 2, 4)
+    await org.advance(clock, at(2028, 2, 4))
+    renewal = (await org.invoices(sub.id))[-1]
+    assert (renewal.attempt_count, renewal.next_payment_attempt_at) == (2, at(2028, 2, 7))
+    summary = await org.advance(clock, at(2028, 2, 7))
+    assert summary.suspended == 1
+    sub = await org.subscription(sub.id)
+    renewal = (await org.invoices(sub.id))[-1]
+    assert (sub.status, renewal.status, renewal.next_payment_attempt_at) == (
+        "SUSPENDED",
+        "OPEN",
+        None,
+    )
+    assert [a.failure_code for a in await org.attempts(renewal.id)] == ["card_declined"] * 3
+    await org.advance(clock, at(2028, 4, 1))  # suspended: nothing more is billed
+    assert len(await org.invoices(sub.id)) == 2
+
+    good = await org.card(customer)
+    async with unit_of_work(org.database) as unit:  # the checkout seam, without paying yet
+        row = await subscriptions._locked(unit, org.id, sub.id)
+        row.payment_method_id = good
+    paid = await run.pay_invoice(org.database, org.providers, org.id, renewal.id, "pay-1")
+    assert (paid.invoice.status, paid.replayed) == ("PAID", False)
+    assert (await org.subscription(sub.id)).status == "ACTIVE"
+    again = await run.pay_invoice(org.database, org.providers, org.id, renewal.id, "pay-1")
+    assert again.replayed and len(await org.attempts(renewal.id)) == 4
+    events = await org.events(sub.id)
+    assert events.count("payment_failed") == 3 and "past_due" in events and "suspended" in events
+    assert events[-2:] == ["payment_succeeded", "activated"]
+    await assert_ledger_invariant(org.database)
+
+
+async def test_cancel_at_period_end_now_and_resume(org: Org) -> None:
+    clock = await org.clock(at(2028, 5, 10))
+    customer = await org.customer(credit=10_000, clock=clock)
+    plan = await org.plan(1000)
+    sub = (await org.subscribe(customer, plan)).subscription
+    async with unit_of_work(org.database) as unit:
+        await subscriptions.cancel(unit, org.id, sub.id, at_period_end=True)
+    async with unit_of_work(org.database) as unit:
+        await subscriptions.resume(unit, org.id, sub.id)
+    async with unit_of_work(org.database) as unit:
+        await subscriptions.cancel(unit, org.id, sub.id, at_period_end=True, reason="too dear")
+    await org.advance(clock, at(2028, 6, 10))
+    sub = await org.subscription(sub.id)
+    assert (sub.status, sub.canceled_at) == ("CANCELED", at(2028, 6, 10))
+    assert len(await org.invoices(sub.id)) == 1
+    assert (await org.events(sub.id))[-4:] == [
+        "cancel_scheduled",
+        "resumed",
+        "cancel_scheduled",
+        "canceled",
+    ]
+
+    other = (await org.subscribe(customer, plan)).subscription
+    async with unit_of_work(org.database) as unit:
+        now = await subscriptions.cancel(unit, org.id, other.id, at_period_end=False)
+    assert now.status == "CANCELED"
+    async with unit_of_work(org.database) as unit:
+        with pytest.raises(ConflictError):
+            await subscriptions.resume(unit, org.id, other.id)
+    await assert_ledger_invariant(org.database)
+
+
+async def test_a_plan_change_applies_from_the_next_period(org: Org) -> None:
+    clock = await org.clock(at(2028, 1, 15))
+    customer = await org.customer(credit=10_000, clock=clock)
+    sub = (await org.subscribe(customer, await org.plan(1000))).subscription
+    bigger = await org.plan(2500)
+    async with unit_of_work(org.database) as unit:
+        with pytest.raises(ValidationError):
+            await subscriptions.change_plan(unit, org.id, sub.id, bigger, prorate=True)
+    async with unit_of_work(org.database) as unit:
+        await subscriptions.change_plan(unit, org.id, sub.id, bigger)
+    await org.advance(clock, at(2028, 2, 15))
+    assert [i.total for i in await org.invoices(sub.id)] == [1000, 2500]
+    assert (await org.subscription(sub.id)).plan_id == bigger
+    await assert_ledger_invariant(org.database)
