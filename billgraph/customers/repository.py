@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billgraph.db.models import Customer
 
-CustomerRow = Row[Any]
+CustomerRow = Row[*tuple[Any, ...]]
 """A customers row as the loaders read it: the model's attributes, by name, without the ORM."""
 
 _customers = cast(Table, Customer.__table__)

@@ -11,6 +11,8 @@ strawberry.enum(
     description="ISO 4217 currency code. Amounts are integers in the currency's minor unit.",
 )
 Currency = CurrencyCode
+# Members by code: a dict lookup, not an Enum call, for every row.
+CURRENCY_BY_CODE = {c.value: c for c in Currency}
 
 
 @strawberry.type(description="A currency billgraph knows, with its minor-unit exponent.")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billgraph.db.models import Customer, Wallet, utcnow
 
-WalletRow = Row[Any]
+WalletRow = Row[*tuple[Any, ...]]
 """A wallets row as the loaders read it: the model's attributes, by name, without the ORM."""
 
 _wallets = cast(Table, Wallet.__table__)

@@ -51,6 +51,23 @@ class Customer(Node):
             updated_at=row.updated_at,
         )
 
+    @classmethod
+    def from_row(cls, row: CustomerRow) -> "Customer":
+        """From a row of the loaders' statements (the table's columns in order), unpacked:
+        cheaper than reading its attributes."""
+        id_, organization_id, email, _, name, external_id, created_at, updated_at, _ = row
+        assert email is not None  # deleted customers never reach the graph
+        return cls(
+            id=to_global_id("Customer", id_),
+            db_id=id_,
+            organization_db_id=organization_id,
+            email=email,
+            name=name,
+            external_id=external_id,
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+
     @strawberry.field
     async def organization(
         self, info: Info
@@ -62,12 +79,12 @@ class Customer(Node):
     @strawberry.field(description="The customer's wallets, one per currency, oldest first.")
     async def wallets(self, info: Info) -> list[Wallet]:
         rows = await info.context.loaders.wallets_by_customer.load(self.db_id)
-        return [Wallet.from_model(r) for r in rows]
+        return [Wallet.from_row(r) for r in rows]
 
     @strawberry.field(description="The customer's wallet in `currency`, if it has one.")
     async def wallet(self, info: Info, currency: Currency) -> Wallet | None:
         rows = await info.context.loaders.wallets_by_customer.load(self.db_id)
-        return next((Wallet.from_model(r) for r in rows if r.currency == currency.value), None)
+        return next((Wallet.from_row(r) for r in rows if r.currency == currency.value), None)
 
     @strawberry.field(
         description="The customer's ids at the payment providers it has paid through (made on "
@@ -110,10 +127,10 @@ async def customer_page(
     loaders = info.context.loaders
     for row in rows[:limit]:  # later customer(id) and wallet.customer lookups hit the cache
         loaders.customer.prime(row.id, row)
-    return build_connection(rows, limit, CUSTOMER_CURSOR, lambda r: r.id, Customer.from_model)
+    return build_connection(rows, limit, CUSTOMER_CURSOR, lambda r: r[0], Customer.from_row)
 
 
 @node_loader("Customer")
 async def _load(info: Info, db_id: int) -> Customer | None:
     row = await info.context.loaders.customer.load(db_id)
-    return Customer.from_model(row) if row is not None else None
+    return Customer.from_row(row) if row is not None else None

@@ -7,7 +7,7 @@ import strawberry
 
 from billgraph.db import models
 from billgraph.graphql.context import Info
-from billgraph.graphql.currencies import Currency
+from billgraph.graphql.currencies import CURRENCY_BY_CODE, Currency
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
 from billgraph.graphql.scalars import BigInt
 from billgraph.ledger import posting
@@ -21,6 +21,8 @@ strawberry.enum(
     posting.EntryType, description="Whether a ledger entry adds to or takes from a wallet."
 )
 EntryType = posting.EntryType
+# Enum members by value: a dict lookup, not an Enum call, for every row.
+ENTRY_TYPE_BY_VALUE = {t.value: t for t in EntryType}
 
 
 @strawberry.type(description="One append-only movement of money on a wallet.")
@@ -52,6 +54,26 @@ class LedgerEntry(Node):
             created_at=row.created_at,
         )
 
+    @classmethod
+    def from_row(cls, row: LedgerEntryRow) -> "LedgerEntry":
+        """From a row of the loaders' statements (the table's columns in order): unpacking
+        it is several times cheaper than reading its attributes, on up to 100 entries a page."""
+        id_, _, wallet_id, sequence, entry_type, amount, currency, balance_after, *rest = row
+        reason, idempotency_key, _, created_at = rest
+        return cls(
+            id=to_global_id("LedgerEntry", id_),
+            db_id=id_,
+            wallet_db_id=wallet_id,
+            entry_type=ENTRY_TYPE_BY_VALUE[entry_type],
+            amount=amount,
+            currency=CURRENCY_BY_CODE[currency],
+            balance_after=balance_after,
+            sequence=sequence,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            created_at=created_at,
+        )
+
     @strawberry.field
     async def wallet(
         self, info: Info
@@ -62,4 +84,4 @@ class LedgerEntry(Node):
 @node_loader("LedgerEntry")
 async def _load(info: Info, db_id: int) -> LedgerEntry | None:
     row = await info.context.loaders.ledger_entry.load(db_id)
-    return LedgerEntry.from_model(row) if row is not None else None
+    return LedgerEntry.from_row(row) if row is not None else None

@@ -7,7 +7,7 @@ import strawberry
 
 from billgraph.db import models
 from billgraph.graphql.context import Info
-from billgraph.graphql.currencies import Currency
+from billgraph.graphql.currencies import CURRENCY_BY_CODE, Currency
 from billgraph.graphql.ledger.loaders import EntryPageKey
 from billgraph.graphql.ledger.types import EntryType, LedgerEntry
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
@@ -51,6 +51,22 @@ class Wallet(Node):
             updated_at=row.updated_at,
         )
 
+    @classmethod
+    def from_row(cls, row: WalletRow) -> "Wallet":
+        """From a row of the loaders' statements (the table's columns in order), unpacked:
+        cheaper than reading its attributes."""
+        id_, _, customer_id, currency, balance, version, threshold, _, updated_at = row
+        return cls(
+            id=to_global_id("Wallet", id_),
+            db_id=id_,
+            customer_db_id=customer_id,
+            currency=CURRENCY_BY_CODE[currency],
+            balance=balance,
+            version=version,
+            low_balance_threshold=threshold,
+            updated_at=updated_at,
+        )
+
     @strawberry.field
     async def customer(
         self, info: Info
@@ -73,12 +89,10 @@ class Wallet(Node):
             entry_type=entry_type.value if entry_type else None,
         )
         rows = await info.context.loaders.ledger_page.load(key)
-        return build_connection(
-            rows, limit, ENTRY_CURSOR, lambda r: r.sequence, LedgerEntry.from_model
-        )
+        return build_connection(rows, limit, ENTRY_CURSOR, lambda r: r[3], LedgerEntry.from_row)
 
 
 @node_loader("Wallet")
 async def _load(info: Info, db_id: int) -> Wallet | None:
     row = await info.context.loaders.wallet.load(db_id)
-    return Wallet.from_model(row) if row is not None else None
+    return Wallet.from_row(row) if row is not None else None
