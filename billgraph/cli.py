@@ -1,4 +1,4 @@
-"""The `billgraph` command: serve, migrate, create-organization.
+"""The `billgraph` command: serve, migrate, create-organization, bill.
 
 `--database-url` falls back to BILLGRAPH_DATABASE_URL, then to a SQLite file in the working
 directory.
@@ -54,6 +54,41 @@ async def _check_ledger(url: str) -> list[str]:
         return await violations(database)
     finally:
         await database.dispose()
+
+
+async def _bill(url: str, now: str | None) -> str:
+    from datetime import datetime
+
+    from billgraph.billing.run import bill
+    from billgraph.checkout.providers import Providers
+
+    moment = None
+    if now is not None:
+        try:
+            moment = datetime.fromisoformat(now)
+        except ValueError:
+            raise ValueError(f"--now {now!r} is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise ValueError("--now must carry its timezone (2026-12-01T00:00:00Z)")
+    settings = get_settings()
+    database = connect(url)
+    providers = Providers(database, settings)
+    tty = sys.stderr.isatty()
+
+    def progress(count: int) -> None:
+        # A counter on a terminal; nothing when the output goes to a log (cron).
+        if tty:
+            print(f"\rbillgraph: {count} subscriptions", end="", file=sys.stderr, flush=True)
+
+    try:
+        await upgrade(database)
+        summary = await bill(database, providers, moment, progress=progress)
+    finally:
+        await providers.close()
+        await database.dispose()
+    if tty and summary.subscriptions:
+        print(file=sys.stderr)
+    return summary.line()
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -119,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--currency", default="USD", help="default currency (ISO 4217)")
     create.add_argument("--json", action="store_true", help="print one JSON line")
 
+    billing = with_database(
+        commands.add_parser("bill", help="bill every subscription that is due (safe from cron)")
+    )
+    billing.add_argument(
+        "--now", help="bill as of this ISO 8601 time with its timezone (default: the clock)"
+    )
+
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
@@ -134,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("billgraph: the ledger does not balance", file=sys.stderr)
                 return 1
             print("billgraph: every wallet balances", file=sys.stderr)
+        elif args.command == "bill":
+            print(f"billgraph: {asyncio.run(_bill(_database_url(args), args.now))}")
         elif args.command == "create-organization":
             result = asyncio.run(
                 _create_organization(_database_url(args), args.name, args.currency)
