@@ -7,7 +7,7 @@ attempt ask the provider twice with one key: one charge, and the second outcome 
 the attempt settled already.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from billgraph.adapters.base import ChargeRequest, Provider
@@ -36,10 +36,15 @@ class ChargeOutcome(StrEnum):
 
 
 async def charge(
-    database: Database, providers: Providers, attempt_id: int, policy: dunning.Policy
+    database: Database,
+    providers: Providers,
+    attempt_id: int,
+    policy: dunning.Policy,
+    now: datetime | None = None,
 ) -> ChargeOutcome:
     """Charge the attempt's amount to the subscription's payment method and record the
-    outcome. Raises nothing for a decline (it is the attempt's outcome)."""
+    outcome at `now` (the caller's time; a test-clock subscription's is its clock's). Raises
+    nothing for a decline (it is the attempt's outcome)."""
     async with database.sessions() as session:
         attempt = await session.get(InvoiceAttempt, attempt_id)
         if attempt is None or attempt.outcome != invoices.AttemptOutcome.PENDING:
@@ -95,19 +100,23 @@ async def charge(
             unit.session, subscription.organization_id, invoice.id, lock=True
         )
         assert row is not None
-        now = await subscription_now(unit.session, subscription.test_clock_id)
+        now_at = await subscription_now(unit.session, subscription.test_clock_id, now)
         if error is not None and error.code == "provider_unavailable":
             log.warning("invoice charge outcome unknown", invoice_id=row.id, attempt=locked.number)
-            dunning.reschedule(subscription, row, pending_attempt_at=now + UNKNOWN_OUTCOME_RETRY)
+            dunning.reschedule(
+                subscription,
+                await repository.open_invoices(unit.session, subscription.id),
+                pending_attempt_at=now_at + UNKNOWN_OUTCOME_RETRY,
+            )
             return ChargeOutcome.UNKNOWN
         if error is not None:
             suspended = await invoices.fail(
-                unit, subscription, row, locked, error.code, error.message, now, policy
+                unit, subscription, row, locked, error.code, error.message, now_at, policy
             )
             outcome = ChargeOutcome.SUSPENDED if suspended else ChargeOutcome.FAILED
         else:
             assert charge_id is not None
-            await invoices.succeed(unit, subscription, row, locked, charge_id, now)
+            await invoices.succeed(unit, subscription, row, locked, charge_id, now_at)
             outcome = ChargeOutcome.CHARGED
         await reschedule(unit, subscription)
     return outcome
@@ -122,7 +131,5 @@ async def reschedule(unit: UnitOfWork, subscription: Subscription) -> None:
         pending = await repository.pending_attempt(unit.session, row.id)
         if pending is not None:
             pending_at = pending.created_at
-    dunning.reschedule(
-        subscription, open_rows[0] if open_rows else None, pending_attempt_at=pending_at
-    )
+    dunning.reschedule(subscription, open_rows, pending_attempt_at=pending_at)
     await unit.session.flush()

@@ -5,6 +5,7 @@ BILLGRAPH_DUNNING_RETRY_DAYS lists the days between consecutive attempts to pay 
 subscription SUSPENDED when the third fails; "1,3,5,7" makes five attempts.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -59,7 +60,10 @@ def policy(settings: Settings) -> Policy:
 
 
 def reschedule(
-    subscription: Subscription, open_invoice: Invoice | None, *, pending_attempt_at: datetime | None
+    subscription: Subscription,
+    open_invoices: Sequence[Invoice],
+    *,
+    pending_attempt_at: datetime | None,
 ) -> None:
     """Set when the run must next look at the subscription: its next billing (and the
     reminder 3 days before, until recorded), its open invoice's next attempt, or a payment
@@ -73,12 +77,12 @@ def reschedule(
         )
         if reminder_wanted and subscription.reminded_for != subscription.next_billing_at:
             moments.append(subscription.next_billing_at - REMINDER)
-    if (
-        status is not SubscriptionStatus.CANCELED
-        and open_invoice is not None
-        and open_invoice.next_payment_attempt_at is not None
-    ):
-        moments.append(open_invoice.next_payment_attempt_at)
+    if status is not SubscriptionStatus.CANCELED:
+        moments.extend(
+            invoice.next_payment_attempt_at
+            for invoice in open_invoices
+            if invoice.next_payment_attempt_at is not None
+        )
     if pending_attempt_at is not None:
         moments.append(pending_attempt_at)
     subscription.next_action_at = min(moments) if moments else None

@@ -217,8 +217,14 @@ async def _activate(unit: UnitOfWork, subscription: Subscription, now: datetime)
     await unit.session.flush()
     if await repository.open_invoices(unit.session, subscription.id):
         return
-    if status is SubscriptionStatus.SUSPENDED and subscription.next_billing_at is None:
-        subscription.next_billing_at = subscription.current_period_end
+    if subscription.next_billing_at is None or subscription.next_billing_at <= now:
+        # Back from SUSPENDED (or INCOMPLETE after a trial): the paid period goes on to its
+        # end; one that ended meanwhile is not billed for, the next period starts now.
+        if subscription.current_period_end > now:
+            subscription.next_billing_at = subscription.current_period_end
+        else:
+            subscription.billing_anchor = now
+            subscription.next_billing_at = now
     subscription.status = SubscriptionStatus.ACTIVE.value
     subscription.updated_at = utcnow()
     events.record(unit, subscription, EventType.ACTIVATED, "The subscription is active.", now)

@@ -112,7 +112,7 @@ async def bill(
             _count(summary, step)
         if done.attempt_id is not None:
             _count_charge(
-                summary, await charges.charge(database, providers, done.attempt_id, policy)
+                summary, await charges.charge(database, providers, done.attempt_id, policy, run_now)
             )
     return summary
 
@@ -217,7 +217,9 @@ async def _renew(
             "Canceled: the trial ended without a payment method.",
         )
         return _Done([Step.CANCELED])
-    start = subscription.current_period_end
+    assert subscription.next_billing_at is not None
+    # The renewal's moment: the period's end, or when a recovered subscription starts anew.
+    start = subscription.next_billing_at
     if subscription.pending_plan_id is not None:
         subscription.plan_id = subscription.pending_plan_id
         subscription.pending_plan_id = None
@@ -328,7 +330,7 @@ async def pay_invoice(
         if not replayed:
             attempt_id = await _start_payment(unit, organization_id, invoice, key, now)
     if attempt_id is not None:
-        await charges.charge(database, providers, attempt_id, policy)
+        await charges.charge(database, providers, attempt_id, policy, now)
     async with database.sessions() as session:
         invoice = await repository.invoice_by_id(session, organization_id, invoice_id)
         assert invoice is not None
@@ -402,7 +404,7 @@ async def attach_payment_method(
             attempt_id = attempt.id if attempt else None
         await charges.reschedule(unit, subscription)
     if attempt_id is not None:
-        await charges.charge(database, providers, attempt_id, policy)
+        await charges.charge(database, providers, attempt_id, policy, now)
     async with database.sessions() as session:
         row = await repository.subscription_by_id(session, organization_id, subscription_id)
         assert row is not None

@@ -130,13 +130,13 @@ async def create(
                 raise IdempotencyConflictError(request.idempotency_key)
             replayed, subscription_id, attempt_id = True, existing.id, None
         else:
-            subscription, issued = await _start(unit, request, now)
-            replayed, subscription_id = False, subscription.id
+            subscription, issued, replayed = await _start(unit, request, now)
+            subscription_id = subscription.id
             attempt_id = issued.attempt.id if issued and issued.attempt else None
     if replayed:  # a crash may have left the first charge unfinished
         attempt_id = await _pending_attempt_id(database, subscription_id)
     if attempt_id is not None:
-        await charges.charge(database, providers, attempt_id, policy)
+        await charges.charge(database, providers, attempt_id, policy, now)
     async with database.sessions() as session:
         subscription = await get(session, request.organization_id, subscription_id)
         first = await repository.invoices_page(
@@ -156,7 +156,9 @@ async def _pending_attempt_id(database: Database, subscription_id: int) -> int |
 
 async def _start(
     unit: UnitOfWork, request: SubscriptionRequest, now: datetime | None
-) -> tuple[Subscription, invoices.Issued | None]:
+) -> tuple[Subscription, invoices.Issued | None, bool]:
+    """The new subscription, its first invoice (None in a trial), and whether a racing
+    request with the same key made it first."""
     session = unit.session
     org = request.organization_id
     customer = await customer_repository.live_customer(session, org, request.customer_id)
@@ -216,7 +218,7 @@ async def _start(
         assert raced is not None
         if raced.request_hash != request.fingerprint:
             raise IdempotencyConflictError(request.idempotency_key)
-        return raced, None
+        return raced, None, True
     subscription = await repository.subscription_by_id(session, org, new_id)
     assert subscription is not None
     events.record(unit, subscription, EventType.CREATED, f"Subscribed to {plan.name}.", start)
@@ -224,7 +226,7 @@ async def _start(
     if trial_end is None:
         issued = await invoices.issue(unit, subscription, plan, start, period_end, start)
     await charges.reschedule(unit, subscription)
-    return subscription, issued
+    return subscription, issued, False
 
 
 async def get(session: AsyncSession, organization_id: int, subscription_id: int) -> Subscription:

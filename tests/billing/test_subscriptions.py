@@ -4,7 +4,8 @@ cancellation, on SQLite and PostgreSQL."""
 import pytest
 
 from billgraph.adapters.base import Provider
-from billgraph.billing import run, subscriptions
+from billgraph.billing import plans, run, subscriptions
+from billgraph.checkout.providers import Providers
 from billgraph.core.errors import (
     ConflictError,
     IdempotencyConflictError,
@@ -12,7 +13,9 @@ from billgraph.core.errors import (
     ValidationError,
 )
 from billgraph.core.unit import unit_of_work
-from tests.billing.helpers import DECLINING_CARD, Org, at
+from billgraph.db.engine import Database
+from billgraph.settings import Settings
+from tests.billing.helpers import DECLINING_CARD, Org, at, new_org
 from tests.conftest import assert_ledger_invariant
 
 
@@ -190,9 +193,17 @@ async def test_dunning_to_suspension_then_recovery_with_pay_invoice(org: Org) ->
     assert (await org.subscription(sub.id)).status == "ACTIVE"
     again = await run.pay_invoice(org.database, org.providers, org.id, renewal.id, "pay-1")
     assert again.replayed and len(await org.attempts(renewal.id)) == 4
+    # The suspended months are not billed: the next period starts at the recovery.
+    await org.advance(clock, at(2028, 4, 1))
+    latest = (await org.invoices(sub.id))[-1]
+    assert (latest.period_start, latest.period_end, latest.status) == (
+        at(2028, 4, 1),
+        at(2028, 5, 1),
+        "PAID",
+    )
     events = await org.events(sub.id)
     assert events.count("payment_failed") == 3 and "past_due" in events and "suspended" in events
-    assert events[-2:] == ["payment_succeeded", "activated"]
+    assert events[-3:] == ["payment_succeeded", "activated", "payment_succeeded"]
     await assert_ledger_invariant(org.database)
 
 
@@ -242,3 +253,38 @@ async def test_a_plan_change_applies_from_the_next_period(org: Org) -> None:
     assert [i.total for i in await org.invoices(sub.id)] == [1000, 2500]
     assert (await org.subscription(sub.id)).plan_id == bigger
     await assert_ledger_invariant(org.database)
+
+
+async def test_a_trial_ending_without_a_method_cancels_when_configured(
+    database: Database, settings: Settings
+) -> None:
+    configured = settings.model_copy(update={"trial_end_without_payment_method": "cancel"})
+    providers = Providers(database, configured)
+    org = await new_org(database, providers)
+    clock = await org.clock(at(2028, 3, 1))
+    customer = await org.customer(clock=clock)
+    sub = (await org.subscribe(customer, await org.plan(1000, trial_days=7))).subscription
+    await org.advance(clock, at(2028, 3, 9))
+    sub = await org.subscription(sub.id)
+    assert (sub.status, sub.canceled_at) == ("CANCELED", at(2028, 3, 8))
+    assert await org.invoices(sub.id) == []
+    assert (await org.events(sub.id))[-1] == "canceled"
+
+
+async def test_clocks_move_forward_only_and_archived_plans_take_no_subscriptions(
+    org: Org,
+) -> None:
+    clock = await org.clock(at(2028, 3, 1))
+    with pytest.raises(ValidationError) as error:
+        await org.advance(clock, at(2028, 2, 1))
+    assert error.value.field == "frozenTime"
+    plan = await org.plan(1000)
+    async with unit_of_work(org.database) as unit:
+        archived = await plans.archive(unit, org.id, plan)
+    assert archived.active is False
+    with pytest.raises(ValidationError) as error:
+        await org.subscribe(await org.customer(), plan)
+    assert error.value.field == "planId"
+    async with org.database.sessions() as session:
+        listed = await plans.page(session, org.id, limit=10, active=False)
+    assert [p.id for p in listed] == [plan]
