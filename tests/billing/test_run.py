@@ -2,6 +2,7 @@
 one charge, invoice numbers without gaps."""
 
 import asyncio
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -175,4 +176,45 @@ async def test_two_billgraph_bill_processes_at_once(org: Org, database_url: str)
         invoices = await org.invoices(subscription_id)
         assert len(invoices) == 3 and len({i.period_start for i in invoices}) == 3
         assert all(i.status == "PAID" for i in invoices)
+    await assert_ledger_invariant(org.database)
+
+
+async def test_a_billgraph_bill_killed_mid_run_then_rerun(org: Org, database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("kill -9 mid-transaction is exercised on PostgreSQL")
+    subscriptions = await _era_subscriptions(org, 1990, 30)
+    before = await org.invoice_count()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "billgraph",
+            "bill",
+            "--now",
+            "1990-02-01T00:00:00Z",
+            "--database-url",
+            database_url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(1500):  # kill it in the middle of the run
+            if await org.invoice_count() > before + 10 or process.poll() is not None:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    rerun = await asyncio.to_thread(
+        cli, "bill", "--now", "1990-02-01T00:00:00Z", "--database-url", database_url
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    for subscription_id in subscriptions:
+        invoices = await org.invoices(subscription_id)
+        assert [i.status for i in invoices] == ["PAID", "PAID"]
+        for invoice in invoices:
+            succeeded = [a for a in await org.attempts(invoice.id) if a.outcome == "SUCCEEDED"]
+            assert len(succeeded) <= 1
+    assert await _debits(org) == 60
     await assert_ledger_invariant(org.database)

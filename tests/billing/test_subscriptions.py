@@ -288,3 +288,36 @@ async def test_clocks_move_forward_only_and_archived_plans_take_no_subscriptions
     async with org.database.sessions() as session:
         listed = await plans.page(session, org.id, limit=10, active=False)
     assert [p.id for p in listed] == [plan]
+
+
+async def test_a_successful_retry_ends_past_due(org: Org) -> None:
+    clock = await org.clock(at(2028, 6, 1))
+    customer = await org.customer(credit=1000, clock=clock)
+    card = await org.card(customer, DECLINING_CARD)
+    sub = (await org.subscribe(customer, await org.plan(1000), method=card)).subscription
+    await org.advance(clock, at(2028, 7, 1))
+    assert (await org.subscription(sub.id)).status == "PAST_DUE"
+    good = await org.card(customer)
+    async with unit_of_work(org.database) as unit:  # a new card, without paying at once
+        row = await subscriptions._locked(unit, org.id, sub.id)
+        row.payment_method_id = good
+    await org.advance(clock, at(2028, 7, 4))
+    sub = await org.subscription(sub.id)
+    renewal = (await org.invoices(sub.id))[-1]
+    assert (sub.status, renewal.status, renewal.attempt_count) == ("ACTIVE", "PAID", 2)
+    assert [a.outcome for a in await org.attempts(renewal.id)] == ["FAILED", "SUCCEEDED"]
+    await assert_ledger_invariant(org.database)
+
+
+async def test_a_renewal_neither_credit_nor_a_method_can_pay_goes_to_dunning(org: Org) -> None:
+    clock = await org.clock(at(2028, 8, 1))
+    customer = await org.customer(credit=1200, clock=clock)
+    sub = (await org.subscribe(customer, await org.plan(1000))).subscription
+    assert sub.status == "ACTIVE"
+    await org.advance(clock, at(2028, 9, 1))
+    renewal = (await org.invoices(sub.id))[-1]
+    assert (renewal.wallet_credit_applied, renewal.amount_due) == (200, 800)
+    assert (await org.subscription(sub.id)).status == "PAST_DUE"
+    [attempt] = await org.attempts(renewal.id)
+    assert attempt.failure_code == "no_payment_method"
+    await assert_ledger_invariant(org.database)
