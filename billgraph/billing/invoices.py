@@ -209,6 +209,32 @@ async def _paid(
     await unit.session.flush()
 
 
+async def return_credit(unit: UnitOfWork, invoice: Invoice) -> None:
+    """Give the wallet back the credit a voided invoice took (once: the key derives from
+    the invoice)."""
+    if invoice.wallet_credit_applied <= 0:
+        return
+    request = ledger.entry_request(
+        invoice.organization_id,
+        customer_id=invoice.customer_id,
+        currency=invoice.currency,
+        entry_type=EntryType.CREDIT,
+        amount=invoice.wallet_credit_applied,
+        reason=f"Invoice {invoice_number(invoice)} voided",
+        idempotency_key=f"{ledger.RESERVED_KEY_PREFIX}invoice:{invoice.id}:void",
+        reserved_key=True,
+    )
+    try:
+        await ledger.post_entry(unit, request)
+    except BillingError as exc:  # the customer was deleted meanwhile
+        log.warning("voided invoice's credit not returned", invoice_id=invoice.id, error=exc.code)
+
+
+async def reactivate(unit: UnitOfWork, subscription: Subscription, now: datetime) -> None:
+    """ACTIVE again if nothing is owed any more (see _activate)."""
+    await _activate(unit, subscription, now)
+
+
 async def _activate(unit: UnitOfWork, subscription: Subscription, now: datetime) -> None:
     """Paid: ACTIVE, unless something else is still owed (an older open invoice)."""
     status = SubscriptionStatus(subscription.status)

@@ -3,9 +3,9 @@ due subscriptions of every organization)."""
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import Select, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,16 @@ from billgraph.db.models import (
     TestClock,
     UTCDateTime,
 )
+
+_Query = TypeVar("_Query", bound=Select[Any])
+
+
+def _locked(query: _Query, lock: bool) -> _Query:
+    """`query` FOR UPDATE (its rows refreshed from the database even if the session holds
+    them: what was read before the lock may be stale), or as it is."""
+    if not lock:
+        return query
+    return query.with_for_update().execution_options(populate_existing=True)
 
 
 def _insert(unit: UnitOfWork, model: type[Any]) -> Any:
@@ -62,7 +72,7 @@ async def clock_by_id(
     query = select(TestClock).where(
         TestClock.organization_id == organization_id, TestClock.id == clock_id
     )
-    return await session.scalar(query.with_for_update() if lock else query)
+    return await session.scalar(_locked(query, lock))
 
 
 async def attach_clock(
@@ -101,7 +111,7 @@ async def subscription_by_id(
     query = select(Subscription).where(
         Subscription.organization_id == organization_id, Subscription.id == subscription_id
     )
-    return await session.scalar(query.with_for_update() if lock else query)
+    return await session.scalar(_locked(query, lock))
 
 
 async def subscription_by_key(
@@ -215,7 +225,12 @@ async def invoice_by_id(
     query = select(Invoice).where(
         Invoice.organization_id == organization_id, Invoice.id == invoice_id
     )
-    return await session.scalar(query.with_for_update() if lock else query)
+    return await session.scalar(_locked(query, lock))
+
+
+async def invoice_by_hosted_token(session: AsyncSession, token: str) -> Invoice | None:
+    """Any organization's invoice, by the secret of its hosted page's address."""
+    return await session.scalar(select(Invoice).where(Invoice.hosted_token == token))
 
 
 async def invoice_for_period(
@@ -237,7 +252,7 @@ async def open_invoices(
         .where(Invoice.subscription_id == subscription_id, Invoice.status == "OPEN")
         .order_by(Invoice.id)
     )
-    return list(await session.scalars(query.with_for_update() if lock else query))
+    return list(await session.scalars(_locked(query, lock)))
 
 
 async def invoices_page(
@@ -289,7 +304,7 @@ async def pending_attempt(
     query = select(InvoiceAttempt).where(
         InvoiceAttempt.invoice_id == invoice_id, InvoiceAttempt.outcome == "PENDING"
     )
-    return await session.scalar(query.with_for_update() if lock else query)
+    return await session.scalar(_locked(query, lock))
 
 
 # --- events -------------------------------------------------------------------------------

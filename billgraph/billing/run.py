@@ -13,6 +13,8 @@ Also here: `pay_invoice`, `attach_payment_method` and `advance_clock`, which pay
 outside the run, through the same steps.
 """
 
+import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +33,9 @@ from billgraph.core.errors import ConflictError, NotFoundError, ValidationError
 from billgraph.core.unit import UnitOfWork, unit_of_work
 from billgraph.db.engine import Database
 from billgraph.db.models import Invoice, InvoiceAttempt, Subscription, TestClock
+from billgraph.logs import get_logger
+
+log = get_logger("billgraph.billing.run")
 
 # A subscription stepped this often in one run is left for the next (a clock moved years).
 MAX_STEPS_PER_RUN = 500
@@ -312,11 +317,7 @@ async def pay_invoice(
     assert key is not None
     policy = dunning.policy(providers.settings)
     async with unit_of_work(database) as unit:
-        invoice = await repository.invoice_by_id(
-            unit.session, organization_id, invoice_id, lock=True
-        )
-        if invoice is None:
-            raise NotFoundError("Invoice not found.")
+        invoice = await _locked_invoice(unit, organization_id, invoice_id)
         previous = next(
             (
                 a
@@ -332,10 +333,55 @@ async def pay_invoice(
     if attempt_id is not None:
         await charges.charge(database, providers, attempt_id, policy, now)
     async with database.sessions() as session:
-        invoice = await repository.invoice_by_id(session, organization_id, invoice_id)
-        assert invoice is not None
+        paid = await repository.invoice_by_id(session, organization_id, invoice_id)
+        assert paid is not None
         attempt = None if attempt_id is None else await session.get(InvoiceAttempt, attempt_id)
-    return PaidInvoice(invoice, attempt, replayed=replayed)
+    return PaidInvoice(paid, attempt, replayed=replayed)
+
+
+async def _locked_invoice(unit: UnitOfWork, organization_id: int, invoice_id: int) -> Invoice:
+    """The invoice, locked after its subscription: the billing run locks a subscription, then
+    its invoices, and taking them in the same order cannot deadlock with it."""
+    invoice = await repository.invoice_by_id(unit.session, organization_id, invoice_id)
+    if invoice is None:
+        raise NotFoundError("Invoice not found.")
+    if invoice.subscription_id is not None:
+        await repository.subscription_by_id(
+            unit.session, organization_id, invoice.subscription_id, lock=True
+        )
+    locked = await repository.invoice_by_id(unit.session, organization_id, invoice_id, lock=True)
+    assert locked is not None
+    return locked
+
+
+async def void_invoice(
+    unit: UnitOfWork, organization_id: int, invoice_id: int, *, now: datetime | None = None
+) -> Invoice:
+    """An OPEN invoice will not be paid: VOID, no more attempts, and the wallet credit it
+    took given back (a credit whose key derives from the invoice). A PAST_DUE subscription
+    with nothing else owed is ACTIVE again; a SUSPENDED or INCOMPLETE one stays so (it needs
+    a payment method). Voiding twice is fine. Raises NotFoundError, ConflictError (PAID)."""
+    invoice = await _locked_invoice(unit, organization_id, invoice_id)
+    if invoice.status == invoices.InvoiceStatus.VOID:
+        return invoice
+    if invoice.status != invoices.InvoiceStatus.OPEN:
+        raise ConflictError(f"The invoice is {invoice.status}: it cannot be voided.", "id")
+    if await repository.pending_attempt(unit.session, invoice.id) is not None:
+        raise ConflictError("A payment of this invoice is in progress.", "id")
+    await invoices.return_credit(unit, invoice)
+    invoice.status = invoices.InvoiceStatus.VOID.value
+    invoice.next_payment_attempt_at = None
+    if invoice.subscription_id is not None:
+        subscription = await repository.subscription_by_id(
+            unit.session, organization_id, invoice.subscription_id
+        )
+        assert subscription is not None
+        at = await subscription_now(unit.session, subscription.test_clock_id, now)
+        if subscription.status == SubscriptionStatus.PAST_DUE:
+            await invoices.reactivate(unit, subscription, at)
+        await charges.reschedule(unit, subscription)
+    await unit.session.flush()
+    return invoice
 
 
 async def _start_payment(
@@ -346,7 +392,7 @@ async def _start_payment(
         raise ConflictError(f"The invoice is {invoice.status}: it cannot be paid.", "invoiceId")
     assert invoice.subscription_id is not None
     subscription = await repository.subscription_by_id(
-        unit.session, organization_id, invoice.subscription_id, lock=True
+        unit.session, organization_id, invoice.subscription_id
     )
     assert subscription is not None
     if await repository.pending_attempt(unit.session, invoice.id) is not None:
@@ -409,6 +455,24 @@ async def attach_payment_method(
         row = await repository.subscription_by_id(session, organization_id, subscription_id)
         assert row is not None
     return row
+
+
+async def bill_every(
+    database: Database, providers: Providers, interval_seconds: float, stop: asyncio.Event
+) -> None:
+    """Bill what is due every `interval_seconds` until `stop` is set: the job `billgraph
+    serve` is to run with BILLGRAPH_BILLING_INTERVAL_SECONDS > 0 (not wired into the app
+    yet). Replicas may all run it: concurrent runs share the work. A failed run is logged and
+    the next one goes on."""
+    while not stop.is_set():
+        try:
+            summary = await bill(database, providers)
+            if summary.subscriptions:
+                log.info("billing run", summary=summary.line())
+        except Exception:
+            log.exception("billing run failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_seconds)
 
 
 async def advance_clock(

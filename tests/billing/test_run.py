@@ -218,3 +218,11 @@ async def test_a_billgraph_bill_killed_mid_run_then_rerun(org: Org, database_url
             assert len(succeeded) <= 1
     assert await _debits(org) == 60
     await assert_ledger_invariant(org.database)
+
+
+async def test_bill_every_runs_until_stopped(org: Org) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run.bill_every(org.database, org.providers, 0.05, stop))
+    await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.wait_for(task, 5)

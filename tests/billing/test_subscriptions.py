@@ -320,4 +320,16 @@ async def test_a_renewal_neither_credit_nor_a_method_can_pay_goes_to_dunning(org
     assert (await org.subscription(sub.id)).status == "PAST_DUE"
     [attempt] = await org.attempts(renewal.id)
     assert attempt.failure_code == "no_payment_method"
+    assert await org.balance(customer) == 0
+    async with unit_of_work(org.database) as unit:  # forgiven: the credit it took comes back
+        voided = await run.void_invoice(unit, org.id, renewal.id)
+    assert (voided.status, voided.next_payment_attempt_at) == ("VOID", None)
+    assert await org.balance(customer) == 200
+    assert (await org.subscription(sub.id)).status == "ACTIVE"
+    async with unit_of_work(org.database) as unit:
+        await run.void_invoice(unit, org.id, renewal.id)  # twice: nothing more
+    assert await org.balance(customer) == 200
+    with pytest.raises(ConflictError):
+        async with unit_of_work(org.database) as unit:
+            await run.void_invoice(unit, org.id, (await org.invoices(sub.id))[0].id)
     await assert_ledger_invariant(org.database)
