@@ -21,12 +21,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from billgraph.billing import charges, dunning, events, invoices, periods, repository, test_clocks
+from billgraph.billing import (
+    charges,
+    dunning,
+    events,
+    invoices,
+    periods,
+    repository,
+    subscriptions,
+    test_clocks,
+)
 from billgraph.billing.charges import ChargeOutcome
 from billgraph.billing.clock import subscription_now, system_now
 from billgraph.billing.dunning import REMINDER, RENEWING, SubscriptionStatus
 from billgraph.billing.events import EventType
-from billgraph.billing.subscriptions import _end
+from billgraph.billing.subscriptions import end_subscription
 from billgraph.checkout.providers import Providers
 from billgraph.core import validation
 from billgraph.core.errors import ConflictError, NotFoundError, ValidationError
@@ -202,7 +211,7 @@ async def _renew(
 ) -> _Done:
     status = SubscriptionStatus(subscription.status)
     if subscription.cancel_at_period_end:
-        _end(
+        end_subscription(
             unit,
             subscription,
             subscription.current_period_end,
@@ -215,7 +224,7 @@ async def _renew(
         and subscription.payment_method_id is None
         and policy.cancel_trial_without_payment_method
     ):
-        _end(
+        end_subscription(
             unit,
             subscription,
             subscription.current_period_end,
@@ -423,26 +432,9 @@ async def attach_payment_method(
     policy = dunning.policy(providers.settings)
     attempt_id = None
     async with unit_of_work(database) as unit:
-        subscription = await repository.subscription_by_id(
-            unit.session, organization_id, subscription_id, lock=True
+        subscription = await subscriptions.set_payment_method(
+            unit, organization_id, subscription_id, payment_method_id
         )
-        if subscription is None:
-            raise NotFoundError("Subscription not found.")
-        if subscription.status == SubscriptionStatus.CANCELED:
-            raise ConflictError("The subscription is canceled.", "subscriptionId")
-        method = await repository.payment_method_by_id(
-            unit.session, organization_id, payment_method_id
-        )
-        if method is None:
-            raise NotFoundError("Payment method not found.")
-        if (
-            method.customer_id != subscription.customer_id
-            or method.provider != subscription.provider
-        ):
-            raise ValidationError(
-                "The payment method is not the customer's at this provider.", "paymentMethodId"
-            )
-        subscription.payment_method_id = method.id
         at = await subscription_now(unit.session, subscription.test_clock_id, now)
         open_rows = await repository.open_invoices(unit.session, subscription.id, lock=True)
         if open_rows and await repository.pending_attempt(unit.session, open_rows[0].id) is None:

@@ -277,18 +277,41 @@ async def cancel(
                 at,
             )
     else:
-        _end(unit, row, at, "Canceled.")
+        end_subscription(unit, row, at, "Canceled.")
     await charges.reschedule(unit, row)
     return row
 
 
-def _end(unit: UnitOfWork, row: Subscription, at: datetime, message: str) -> None:
+def end_subscription(unit: UnitOfWork, row: Subscription, at: datetime, message: str) -> None:
     row.status = SubscriptionStatus.CANCELED.value
     row.canceled_at = at
     row.cancel_at_period_end = False
     row.next_billing_at = None
     row.updated_at = utcnow()
     events.record(unit, row, EventType.CANCELED, message, at)
+
+
+async def set_payment_method(
+    unit: UnitOfWork, organization_id: int, subscription_id: int, payment_method_id: int
+) -> Subscription:
+    """Make the payment method the subscription's, from its next attempt on (the locked
+    subscription is returned; run.attach_payment_method also pays what is open). Raises
+    NotFoundError, ValidationError (another customer's or provider's method), ConflictError
+    (canceled)."""
+    row = await _locked(unit, organization_id, subscription_id)
+    if row.status == SubscriptionStatus.CANCELED:
+        raise ConflictError("The subscription is canceled.", "subscriptionId")
+    method = await repository.payment_method_by_id(unit.session, organization_id, payment_method_id)
+    if method is None:
+        raise NotFoundError("Payment method not found.")
+    if method.customer_id != row.customer_id or method.provider != row.provider:
+        raise ValidationError(
+            "The payment method is not the customer's at this provider.", "paymentMethodId"
+        )
+    row.payment_method_id = method.id
+    row.updated_at = utcnow()
+    await unit.session.flush()
+    return row
 
 
 async def resume(

@@ -186,8 +186,7 @@ async def test_dunning_to_suspension_then_recovery_with_pay_invoice(org: Org) ->
 
     good = await org.card(customer)
     async with unit_of_work(org.database) as unit:  # the checkout seam, without paying yet
-        row = await subscriptions._locked(unit, org.id, sub.id)
-        row.payment_method_id = good
+        await subscriptions.set_payment_method(unit, org.id, sub.id, good)
     paid = await run.pay_invoice(org.database, org.providers, org.id, renewal.id, "pay-1")
     assert (paid.invoice.status, paid.replayed) == ("PAID", False)
     assert (await org.subscription(sub.id)).status == "ACTIVE"
@@ -299,8 +298,7 @@ async def test_a_successful_retry_ends_past_due(org: Org) -> None:
     assert (await org.subscription(sub.id)).status == "PAST_DUE"
     good = await org.card(customer)
     async with unit_of_work(org.database) as unit:  # a new card, without paying at once
-        row = await subscriptions._locked(unit, org.id, sub.id)
-        row.payment_method_id = good
+        await subscriptions.set_payment_method(unit, org.id, sub.id, good)
     await org.advance(clock, at(2028, 7, 4))
     sub = await org.subscription(sub.id)
     renewal = (await org.invoices(sub.id))[-1]
