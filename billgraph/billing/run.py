@@ -249,10 +249,12 @@ async def _renew(
     subscription.current_period_end = end
     subscription.next_billing_at = end
     issued = await invoices.issue(unit, subscription, plan, start, end, now)
-    steps = [Step.BILLED] if issued.created else []
+    if not issued.created:  # invoiced before: its attempts go on as they are
+        return _Done([])
     if issued.attempt is not None:
-        return _Done(steps, issued.attempt.id)
+        return _Done([Step.BILLED], issued.attempt.id)
     invoice = issued.invoice
+    steps = [Step.BILLED]
     if invoice.status == invoices.InvoiceStatus.PAID:
         return _Done([*steps, Step.PAID_BY_CREDIT])
     if trial:  # the trial ended with nothing to pay by: the first invoice waits for a method
