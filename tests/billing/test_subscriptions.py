@@ -4,7 +4,7 @@ cancellation, on SQLite and PostgreSQL."""
 import pytest
 
 from billgraph.adapters.base import Provider
-from billgraph.billing import plans, run, subscriptions
+from billgraph.billing import plans, repository, run, subscriptions
 from billgraph.checkout.providers import Providers
 from billgraph.core.errors import (
     ConflictError,
@@ -331,3 +331,32 @@ async def test_a_renewal_neither_credit_nor_a_method_can_pay_goes_to_dunning(org
         async with unit_of_work(org.database) as unit:
             await run.void_invoice(unit, org.id, (await org.invoices(sub.id))[0].id)
     await assert_ledger_invariant(org.database)
+
+
+async def test_pages_for_the_graph_are_newest_first_and_confined(org: Org, other_org: Org) -> None:
+    customer = await org.customer()
+    plan = await org.plan(1000)
+    first = (await org.subscribe(customer, plan)).subscription
+    second = (await org.subscribe(customer, plan)).subscription
+    async with unit_of_work(org.database) as unit:  # an INCOMPLETE one cancels at once
+        canceled = await subscriptions.cancel(unit, org.id, first.id, at_period_end=True)
+    assert canceled.status == "CANCELED"
+    async with org.database.sessions() as session:
+        subs = await repository.subscriptions_page(session, org.id, customer, limit=10)
+        assert [s.id for s in subs] == [second.id, first.id]
+        active = await repository.subscriptions_page(
+            session, org.id, customer, limit=10, status="CANCELED"
+        )
+        assert [s.id for s in active] == [first.id]
+        invoices = await repository.invoices_page(session, org.id, customer_id=customer, limit=1)
+        assert [i.subscription_id for i in invoices] == [second.id]
+        lines = await repository.invoice_lines(session, [invoices[0].id])
+        assert [(line.amount, line.quantity) for line in lines] == [(1000, 1)]
+        events = await repository.events_page(session, org.id, first.id, limit=10)
+        assert [e.type for e in events] == ["canceled", "created"]
+        assert await repository.subscriptions_page(session, other_org.id, customer, limit=10) == []
+        assert await repository.events_page(session, other_org.id, first.id, limit=10) == []
+        token = invoices[0].hosted_token
+        assert len(token) >= 40
+        found = await repository.invoice_by_hosted_token(session, token)
+        assert found is not None and found.id == invoices[0].id
