@@ -360,3 +360,29 @@ async def test_pages_for_the_graph_are_newest_first_and_confined(org: Org, other
         assert len(token) >= 40
         found = await repository.invoice_by_hosted_token(session, token)
         assert found is not None and found.id == invoices[0].id
+
+
+async def test_a_stripe_like_retry_schedule_makes_five_attempts(
+    database: Database, settings: Settings
+) -> None:
+    providers = Providers(database, settings.model_copy(update={"dunning_retry_days": "1,3,5,7"}))
+    org = await new_org(database, providers)
+    clock = await org.clock(at(2028, 10, 1))
+    customer = await org.customer(credit=1000, clock=clock)
+    card = await org.card(customer, DECLINING_CARD)
+    sub = (await org.subscribe(customer, await org.plan(1000), method=card)).subscription
+    seen = []
+    for moment in (at(2028, 11, 1), at(2028, 11, 2), at(2028, 11, 5), at(2028, 11, 10)):
+        await org.advance(clock, moment)
+        renewal = (await org.invoices(sub.id))[-1]
+        seen.append((renewal.attempt_count, renewal.next_payment_attempt_at))
+    assert seen == [
+        (1, at(2028, 11, 2)),
+        (2, at(2028, 11, 5)),
+        (3, at(2028, 11, 10)),
+        (4, at(2028, 11, 17)),
+    ]
+    assert (await org.subscription(sub.id)).status == "PAST_DUE"
+    await org.advance(clock, at(2028, 11, 17))
+    assert (await org.subscription(sub.id)).status == "SUSPENDED"
+    assert len(await org.attempts((await org.invoices(sub.id))[-1].id)) == 5
