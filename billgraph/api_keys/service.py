@@ -76,11 +76,17 @@ async def create(
     return CreatedApiKey(api_key=api_key, secret=secret)
 
 
+def well_formed(secret: str) -> bool:
+    """Whether `secret` could be one of ours: secrets are ASCII, anything else (a lone
+    surrogate too) is unknown without a lookup."""
+    return secret.startswith(SECRET_PREFIX) and len(secret) <= 200 and secret.isascii()
+
+
 async def principal_of(database: Database, secret: str) -> Principal | None:
     """The principal for a secret, or None if unknown or revoked. A read: checked against the
     database on every call, so a revoked key stops working at once."""
-    if not secret.startswith(SECRET_PREFIX) or len(secret) > 200 or not secret.isascii():
-        return None  # secrets are ASCII: anything else (a lone surrogate too) is unknown
+    if not well_formed(secret):
+        return None
     async with database.autocommit.connect() as connection:
         found = await repository.live_key_by_hash(connection, hash_secret(secret))
     return None if found is None else Principal(api_key=found[0], organization=found[1])

@@ -16,6 +16,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
+from billgraph.api_keys.cache import PrincipalCache
 from billgraph.api_keys.service import Scope as KeyScope
 from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database
@@ -74,6 +75,9 @@ class GraphQLApp(GraphQL[Context, None]):
         self.settings = settings
         self.broker = broker
         self.providers = providers or Providers(database, settings)
+        # Keys seen a moment ago, while the broker delivers every revocation to this process.
+        self.principals = PrincipalCache(broker)
+        broker.watch_revocations(self.principals.revoked, self.principals.clear)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -81,7 +85,7 @@ class GraphQLApp(GraphQL[Context, None]):
         principal = None
         secret = bearer_token(request.headers.get("authorization", ""))
         if secret and request.scope["type"] == "http":  # a socket authenticates at its init
-            principal = await authenticate(self.database, secret)
+            principal = await authenticate(self.database, secret, self.principals)
         return Context(
             request=request,
             response=response,
@@ -102,7 +106,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if offered is None:
             offered = context.request.headers.get("authorization", "")
         secret = bearer_token(offered) if isinstance(offered, str) else None
-        principal = await authenticate(self.database, secret) if secret else None
+        principal = await authenticate(self.database, secret, self.principals) if secret else None
         context.principal = principal
         if principal is None:
             raise ConnectionRejectionError(

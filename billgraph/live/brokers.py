@@ -12,6 +12,7 @@ One small interface: `publish` (after commit; never blocks, never raises), `star
 import asyncio
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from billgraph.db.engine import Database
 from billgraph.db.models import utcnow
-from billgraph.live.events import BalanceChanged, Event, decode, encode
+from billgraph.live.events import ApiKeyRevoked, BalanceChanged, Event, decode, encode
 from billgraph.live.hub import Hub
 from billgraph.logs import get_logger
 
@@ -45,6 +46,30 @@ RESYNC_MARGIN = timedelta(seconds=30)
 class Broker(ABC):
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        # Told of every committed key revocation (its id), and when some may have been missed.
+        self._on_revoked: list[Callable[[int], None]] = []
+        self._on_missed: list[Callable[[], None]] = []
+
+    @property
+    def delivered(self) -> bool:
+        """Whether every key revocation, wherever committed, reaches this process now (so a
+        key may be believed for a moment without asking the database)."""
+        return False
+
+    def watch_revocations(self, revoked: Callable[[int], None], missed: Callable[[], None]) -> None:
+        """Call `revoked(api_key_id)` for each committed revocation as soon as it reaches this
+        process, and `missed()` whenever revocations may have been missed."""
+        self._on_revoked.append(revoked)
+        self._on_missed.append(missed)
+
+    def _revoked(self, event: Event) -> None:
+        if isinstance(event, ApiKeyRevoked):
+            for revoked in self._on_revoked:
+                revoked(event.api_key_id)
+
+    def _missed(self) -> None:
+        for missed in self._on_missed:
+            missed()
 
     async def start(self) -> None:
         self.hub.start()
@@ -75,6 +100,10 @@ class PostgresBroker(Broker):
         self._publisher: asyncpg.Connection | None = None
         self._sending = False
 
+    @property
+    def delivered(self) -> bool:
+        return self._listening.is_set()
+
     async def start(self) -> None:
         await super().start()
         self._tasks = [
@@ -104,6 +133,7 @@ class PostgresBroker(Broker):
             await asyncio.sleep(0.01)
 
     def publish(self, event: Event) -> None:
+        self._revoked(event)  # committed: this process forgets the key before answering
         # "b<organization id>:" (or "k" for a key) ahead of the JSON lets a receiver skip
         # balance events nobody in its process watches without decoding them.
         kind = "b" if isinstance(event, BalanceChanged) else "k"
@@ -169,6 +199,7 @@ class PostgresBroker(Broker):
         except (ValueError, KeyError, TypeError):
             log.warning("malformed event ignored", payload=text[:200])
             return
+        self._revoked(event)
         self.hub.receive(event)
 
     async def _listen(self) -> None:
@@ -181,6 +212,8 @@ class PostgresBroker(Broker):
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._on_notification)
+                # Revocations from now on arrive; those of the gap may not have.
+                self._missed()
                 # Whatever was committed while nobody listened is sent again (a no-op at
                 # start, when nobody subscribes yet).
                 since = utcnow() - timedelta(seconds=time.time() - alive_at) - RESYNC_MARGIN
@@ -204,6 +237,7 @@ class PostgresBroker(Broker):
                 if connection is not None and not connection.is_closed():
                     connection.terminate()
             self._listening.clear()
+            self._missed()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
