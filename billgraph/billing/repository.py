@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import Select, and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -326,3 +326,169 @@ async def events_page(
     if before_id is not None:
         query = query.where(SubscriptionEvent.id < before_id)
     return list(await session.scalars(query.order_by(SubscriptionEvent.id.desc()).limit(limit)))
+
+
+# --- the graph's batched reads: by ids, and newest-first pages of many owners at once ------
+
+
+async def _by_ids(
+    session: AsyncSession, model: Any, organization_id: int, ids: Sequence[int]
+) -> dict[int, Any]:
+    rows = await session.scalars(
+        select(model).where(model.organization_id == organization_id, model.id.in_(ids))
+    )
+    return {row.id: row for row in rows}
+
+
+async def plans_by_ids(
+    session: AsyncSession, organization_id: int, ids: Sequence[int]
+) -> dict[int, Plan]:
+    return await _by_ids(session, Plan, organization_id, ids)
+
+
+async def clocks_by_ids(
+    session: AsyncSession, organization_id: int, ids: Sequence[int]
+) -> dict[int, TestClock]:
+    return await _by_ids(session, TestClock, organization_id, ids)
+
+
+async def subscriptions_by_ids(
+    session: AsyncSession, organization_id: int, ids: Sequence[int]
+) -> dict[int, Subscription]:
+    return await _by_ids(session, Subscription, organization_id, ids)
+
+
+async def invoices_by_ids(
+    session: AsyncSession, organization_id: int, ids: Sequence[int]
+) -> dict[int, Invoice]:
+    return await _by_ids(session, Invoice, organization_id, ids)
+
+
+async def lines_by_invoice_ids(
+    session: AsyncSession, organization_id: int, ids: Sequence[int]
+) -> dict[int, list[InvoiceLine]]:
+    """Each invoice's lines in order (lines have no organization: their invoices are
+    confined to it)."""
+    rows = await session.scalars(
+        select(InvoiceLine)
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .where(Invoice.organization_id == organization_id, InvoiceLine.invoice_id.in_(ids))
+        .order_by(InvoiceLine.invoice_id, InvoiceLine.id)
+    )
+    found: dict[int, list[InvoiceLine]] = {}
+    for row in rows:
+        found.setdefault(row.invoice_id, []).append(row)
+    return found
+
+
+async def _pages(
+    session: AsyncSession,
+    model: Any,
+    owner: Any,
+    organization_id: int,
+    pages: Sequence[tuple[int, int | None]],
+    *,
+    limit: int,
+    status: str | None = None,
+) -> dict[int, list[Any]]:
+    """Newest-first rows of many owners in one statement: for each (owner id, before_id), at
+    most `limit` rows with a smaller id (a window over the owners' rows, which are few)."""
+    if not pages:
+        return {}
+    conditions = [
+        and_(owner == owner_id, model.id < before_id)
+        if before_id is not None
+        else owner == owner_id
+        for owner_id, before_id in pages
+    ]
+    ranked = select(
+        model.id,
+        func.row_number().over(partition_by=owner, order_by=model.id.desc()).label("position"),
+    ).where(model.organization_id == organization_id, or_(*conditions))
+    if status is not None:
+        ranked = ranked.where(model.status == status)
+    window = ranked.subquery()
+    rows = await session.scalars(
+        select(model)
+        .join(window, window.c.id == model.id)
+        .where(window.c.position <= limit)
+        .order_by(owner, model.id.desc())
+    )
+    found: dict[int, list[Any]] = {}
+    key = owner.key
+    for row in rows:
+        found.setdefault(getattr(row, key), []).append(row)
+    return found
+
+
+async def customers_subscriptions_pages(
+    session: AsyncSession,
+    organization_id: int,
+    pages: Sequence[tuple[int, int | None]],
+    *,
+    limit: int,
+    status: str | None,
+) -> dict[int, list[Subscription]]:
+    """Newest-first subscriptions of many customers: (customer_id, before_id) each."""
+    return await _pages(
+        session,
+        Subscription,
+        Subscription.customer_id,
+        organization_id,
+        pages,
+        limit=limit,
+        status=status,
+    )
+
+
+async def customers_invoices_pages(
+    session: AsyncSession,
+    organization_id: int,
+    pages: Sequence[tuple[int, int | None]],
+    *,
+    limit: int,
+    status: str | None,
+) -> dict[int, list[Invoice]]:
+    """Newest-first invoices of many customers: (customer_id, before_id) each."""
+    return await _pages(
+        session, Invoice, Invoice.customer_id, organization_id, pages, limit=limit, status=status
+    )
+
+
+async def subscriptions_invoices_pages(
+    session: AsyncSession,
+    organization_id: int,
+    pages: Sequence[tuple[int, int | None]],
+    *,
+    limit: int,
+    status: str | None,
+) -> dict[int, list[Invoice]]:
+    """Newest-first invoices of many subscriptions: (subscription_id, before_id) each."""
+    return await _pages(
+        session,
+        Invoice,
+        Invoice.subscription_id,
+        organization_id,
+        pages,
+        limit=limit,
+        status=status,
+    )
+
+
+async def subscriptions_events_pages(
+    session: AsyncSession,
+    organization_id: int,
+    pages: Sequence[tuple[int, int | None]],
+    *,
+    limit: int,
+    status: str | None = None,
+) -> dict[int, list[SubscriptionEvent]]:
+    """Newest-first events of many subscriptions: (subscription_id, before_id) each."""
+    return await _pages(
+        session,
+        SubscriptionEvent,
+        SubscriptionEvent.subscription_id,
+        organization_id,
+        pages,
+        limit=limit,
+    )

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
+from aiodataloader import DataLoader
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -11,8 +12,12 @@ from strawberry.types import Info as StrawberryInfo
 
 from billgraph.api_keys.service import Principal
 from billgraph.checkout.providers import Providers
+from billgraph.customers.repository import CustomerRow
 from billgraph.db.engine import Database
+from billgraph.db.models import CheckoutSession, ProviderCustomer, Refund
+from billgraph.graphql.billing.loaders import BillingLoaders
 from billgraph.graphql.checkout.loaders import (
+    SessionPageKey,
     checkout_session_loader,
     checkout_session_page_loader,
     provider_customers_loader,
@@ -20,26 +25,66 @@ from billgraph.graphql.checkout.loaders import (
     refunds_loader,
 )
 from billgraph.graphql.customers.loaders import customer_loader
-from billgraph.graphql.ledger.loaders import entry_loader, entry_page_loader
+from billgraph.graphql.ledger.loaders import EntryPageKey, entry_loader, entry_page_loader
 from billgraph.graphql.wallets.loaders import wallet_loader, wallets_by_customer_loader
+from billgraph.ledger.repository import LedgerEntryRow
 from billgraph.live.hub import Hub
 from billgraph.settings import Settings
+from billgraph.wallets.repository import WalletRow
 
 
 class Loaders:
-    """This request's loaders, one set per organization and request."""
+    """This request's loaders, one set per organization and request. Each is made when a
+    field first needs it: a request uses two or three of them, and making a DataLoader is
+    not free."""
 
     def __init__(self, database: Database, organization_id: int) -> None:
-        self.customer = customer_loader(database, organization_id)
-        self.wallet = wallet_loader(database, organization_id)
-        self.wallets_by_customer = wallets_by_customer_loader(database, organization_id)
-        self.ledger_entry = entry_loader(database, organization_id)
-        self.ledger_page = entry_page_loader(database, organization_id)
-        self.checkout_session = checkout_session_loader(database, organization_id)
-        self.checkout_session_page = checkout_session_page_loader(database, organization_id)
-        self.refund = refund_loader(database, organization_id)
-        self.refunds = refunds_loader(database, organization_id)
-        self.provider_customers = provider_customers_loader(database, organization_id)
+        self._database = database
+        self._organization_id = organization_id
+
+    @cached_property
+    def customer(self) -> "DataLoader[int, CustomerRow | None]":
+        return customer_loader(self._database, self._organization_id)
+
+    @cached_property
+    def wallet(self) -> "DataLoader[int, WalletRow | None]":
+        return wallet_loader(self._database, self._organization_id)
+
+    @cached_property
+    def wallets_by_customer(self) -> "DataLoader[int, list[WalletRow]]":
+        return wallets_by_customer_loader(self._database, self._organization_id)
+
+    @cached_property
+    def ledger_entry(self) -> "DataLoader[int, LedgerEntryRow | None]":
+        return entry_loader(self._database, self._organization_id)
+
+    @cached_property
+    def ledger_page(self) -> "DataLoader[EntryPageKey, list[LedgerEntryRow]]":
+        return entry_page_loader(self._database, self._organization_id)
+
+    @cached_property
+    def checkout_session(self) -> "DataLoader[int, CheckoutSession | None]":
+        return checkout_session_loader(self._database, self._organization_id)
+
+    @cached_property
+    def checkout_session_page(self) -> "DataLoader[SessionPageKey, list[CheckoutSession]]":
+        return checkout_session_page_loader(self._database, self._organization_id)
+
+    @cached_property
+    def refund(self) -> "DataLoader[int, Refund | None]":
+        return refund_loader(self._database, self._organization_id)
+
+    @cached_property
+    def refunds(self) -> "DataLoader[int, list[Refund]]":
+        return refunds_loader(self._database, self._organization_id)
+
+    @cached_property
+    def billing(self) -> BillingLoaders:
+        return BillingLoaders(self._database, self._organization_id)
+
+    @cached_property
+    def provider_customers(self) -> "DataLoader[int, list[ProviderCustomer]]":
+        return provider_customers_loader(self._database, self._organization_id)
 
 
 class UnauthenticatedError(Exception):

@@ -10,6 +10,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from billgraph.graphql.api_keys.mutations import ApiKeyMutations
+from billgraph.graphql.billing.mutations import BillingMutations
 from billgraph.graphql.checkout.mutations import CheckoutMutations
 from billgraph.graphql.currencies import CurrencyQueries
 from billgraph.graphql.customers.mutations import CustomerMutations
@@ -36,7 +37,12 @@ class Query(NodeQueries, OrganizationQueries, CustomerQueries, WalletQueries, Cu
 
 @strawberry.type
 class Mutation(
-    CustomerMutations, LedgerMutations, CheckoutMutations, WalletMutations, ApiKeyMutations
+    CustomerMutations,
+    LedgerMutations,
+    CheckoutMutations,
+    BillingMutations,
+    WalletMutations,
+    ApiKeyMutations,
 ):
     pass
 

@@ -177,6 +177,47 @@ def _checkout(f: Any, **overrides: Any) -> dict[str, Any]:
     return {"input": {**fields, **overrides}}
 
 
+def _refused(mutation: str, argument: str) -> str:
+    return (
+        f"mutation($v: {argument}) {{ {mutation}(input: $v) {{ __typename "
+        "... on ValidationError { code message field } } }"
+    )
+
+
+def _by_id(mutation: str) -> str:
+    return (
+        f"mutation($v: ID!) {{ {mutation}(id: $v) {{ __typename "
+        "... on ValidationError { code message field } } }"
+    )
+
+
+CREATE_PLAN = _refused("createPlan", "CreatePlanInput!")
+CREATE_SUBSCRIPTION = _refused("createSubscription", "CreateSubscriptionInput!")
+CANCEL_SUBSCRIPTION = _refused("cancelSubscription", "CancelSubscriptionInput!")
+CHANGE_PLAN = _refused("changeSubscriptionPlan", "ChangeSubscriptionPlanInput!")
+PAY_INVOICE = _refused("payInvoice", "PayInvoiceInput!")
+CREATE_TEST_CLOCK = _refused("createTestClock", "CreateTestClockInput!")
+ADVANCE_TEST_CLOCK = _refused("advanceTestClock", "AdvanceTestClockInput!")
+# Well-formed ids of nothing: the input is refused before anything is looked up.
+NO_PLAN = to_global_id("Plan", 2**40)
+NO_SUBSCRIPTION = to_global_id("Subscription", 2**40)
+
+
+def _subscription(f: Any, **overrides: Any) -> dict[str, Any]:
+    fields = {
+        "customerId": f.customer_id,
+        "planId": NO_PLAN,
+        "idempotencyKey": f"subscription-{next(_keys)}",
+    }
+    return {"v": {**fields, **overrides}}
+
+
+def _plan(**overrides: Any) -> dict[str, Any]:
+    return {
+        "v": {"name": "Pro", "amount": 100, "currency": "USD", "interval": "MONTH", **overrides}
+    }
+
+
 # Mutations keep answering a malformed id with the ValidationError of their union.
 MUTATION_IDS = {
     "deleteCustomer": (
@@ -218,6 +259,39 @@ MUTATION_IDS = {
         REFUND_CHECKOUT,
         lambda funded, v: _refund(funded, checkoutSessionId=v),
         "checkoutSessionId",
+    ),
+    "createCustomer": (
+        _refused("createCustomer", "CreateCustomerInput!"),
+        lambda funded, v: {"v": {"email": f"clock{next(_keys)}@example.com", "testClockId": v}},
+        "testClockId",
+    ),
+    "archivePlan": (_by_id("archivePlan"), lambda funded, v: {"v": v}, "id"),
+    "createSubscription": (
+        CREATE_SUBSCRIPTION,
+        lambda funded, v: _subscription(funded, planId=v),
+        "planId",
+    ),
+    "cancelSubscription": (
+        CANCEL_SUBSCRIPTION,
+        lambda funded, v: {"v": {"subscriptionId": v}},
+        "subscriptionId",
+    ),
+    "resumeSubscription": (_by_id("resumeSubscription"), lambda funded, v: {"v": v}, "id"),
+    "changeSubscriptionPlan": (
+        CHANGE_PLAN,
+        lambda funded, v: {"v": {"subscriptionId": NO_SUBSCRIPTION, "planId": v}},
+        "planId",
+    ),
+    "payInvoice": (
+        PAY_INVOICE,
+        lambda funded, v: {"v": {"invoiceId": v, "idempotencyKey": "pay"}},
+        "invoiceId",
+    ),
+    "voidInvoice": (_by_id("voidInvoice"), lambda funded, v: {"v": v}, "id"),
+    "advanceTestClock": (
+        ADVANCE_TEST_CLOCK,
+        lambda funded, v: {"v": {"testClockId": v, "frozenTime": "2030-01-01T00:00:00Z"}},
+        "testClockId",
     ),
 }
 
@@ -340,6 +414,42 @@ STORED_STRINGS = {
         lambda f, t: {"input": {"name": t, "scopes": ["READ"]}},
         "name",
     ),
+    "createPlan.name": (CREATE_PLAN, lambda f, t: _plan(name=t), "name"),
+    "createSubscription.idempotencyKey": (
+        CREATE_SUBSCRIPTION,
+        lambda f, t: _subscription(f, idempotencyKey=f"key-{t}"),
+        "idempotencyKey",
+    ),
+    "createSubscription.promotionCode": (
+        CREATE_SUBSCRIPTION,
+        lambda f, t: _subscription(f, promotionCode=t),
+        "promotionCode",
+    ),
+    "createSubscription.successUrl": (
+        CREATE_SUBSCRIPTION,
+        lambda f, t: _subscription(f, successUrl=f"https://shop.example/{t}"),
+        "successUrl",
+    ),
+    "createSubscription.cancelUrl": (
+        CREATE_SUBSCRIPTION,
+        lambda f, t: _subscription(f, cancelUrl=f"https://shop.example/{t}"),
+        "cancelUrl",
+    ),
+    "cancelSubscription.reason": (
+        CANCEL_SUBSCRIPTION,
+        lambda f, t: {"v": {"subscriptionId": NO_SUBSCRIPTION, "reason": t}},
+        "reason",
+    ),
+    "payInvoice.idempotencyKey": (
+        PAY_INVOICE,
+        lambda f, t: {"v": {"invoiceId": to_global_id("Invoice", 2**40), "idempotencyKey": t}},
+        "idempotencyKey",
+    ),
+    "createTestClock.name": (
+        CREATE_TEST_CLOCK,
+        lambda f, t: {"v": {"frozenTime": "2030-01-01T00:00:00Z", "name": t}},
+        "name",
+    ),
 }
 
 
@@ -407,7 +517,50 @@ QUERY_STRINGS = {
         "{ edges { cursor } } } }",
         lambda t: f"bG{t}",
     ),
+    "Organization.plans.after": (
+        "query($v: String) { viewer { plans(after: $v) { edges { cursor } } } }",
+        lambda t: f"cG{t}",
+    ),
+    "Customer.subscriptions.after": (
+        "query($w: ID!, $v: String) { wallet(id: $w) { customer { subscriptions(after: $v) "
+        "{ edges { cursor } } } } }",
+        lambda t: f"c3{t}",
+    ),
+    "Customer.invoices.after": (
+        "query($w: ID!, $v: String) { wallet(id: $w) { customer { invoices(after: $v) "
+        "{ edges { cursor } } } } }",
+        lambda t: f"aW{t}",
+    ),
+    # The funded customer is given a subscription first (see the test).
+    "Subscription.invoices.after": (
+        "query($w: ID!, $v: String) { wallet(id: $w) { customer { subscriptions { edges { "
+        "node { invoices(after: $v) { edges { cursor } } } } } } } }",
+        lambda t: f"aW{t}",
+    ),
+    "Subscription.events.after": (
+        "query($w: ID!, $v: String) { wallet(id: $w) { customer { subscriptions { edges { "
+        "node { events(after: $v) { edges { cursor } } } } } } } }",
+        lambda t: f"c3{t}",
+    ),
 }
+
+
+async def _on_trial(funded: Funded) -> None:
+    """A subscription of the funded customer that touches no wallet (a trial)."""
+    plan = await funded.tenant.data(
+        'mutation { createPlan(input: {name: "Trial", amount: 100, currency: USD, '
+        "interval: MONTH, trialDays: 30}) { ... on CreatePlanSuccess { plan { id } } } }"
+    )
+    made = await funded.tenant.data(
+        "mutation($c: ID!, $p: ID!, $k: String!) { createSubscription(input: "
+        "{customerId: $c, planId: $p, idempotencyKey: $k}) { __typename } }",
+        {
+            "c": funded.customer_id,
+            "p": plan["createPlan"]["plan"]["id"],
+            "k": f"trial-{next(_keys)}",
+        },
+    )
+    assert made["createSubscription"]["__typename"] == "CreateSubscriptionSuccess", made
 
 
 def test_every_string_argument_of_a_query_field_is_tested() -> None:
@@ -430,6 +583,8 @@ async def test_unstorable_text_in_a_query_argument_is_bad_user_input(
     funded: Funded, place: str, text: str
 ) -> None:
     query, value = QUERY_STRINGS[place]
+    if place.startswith("Subscription."):
+        await _on_trial(funded)
     body = await send(funded.tenant, query, {"v": value(UNSTORABLE[text]), "w": funded.wallet_id})
     errors = body["errors"]
     assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"], body

@@ -16,6 +16,11 @@ class CreateCustomerInput:
     currency: Currency | None = strawberry.field(
         default=None, description="Currency of the first wallet; the organization's by default."
     )
+    test_clock_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Put the customer on this test clock, for good: its subscriptions live at "
+        "the clock's time.",
+    )
 
 
 @strawberry.input(description="Fields left out stay as they are; null clears name or externalId.")

@@ -1,5 +1,6 @@
 import strawberry
 
+from billgraph.billing import test_clocks
 from billgraph.core import errors
 from billgraph.core.unit import unit_of_work
 from billgraph.customers import service as customers
@@ -21,7 +22,11 @@ from billgraph.graphql.wallets.types import Wallet
 class CustomerMutations:
     @strawberry.mutation(description="Create a customer with a zero-balance wallet.")
     @result(
-        "CreateCustomerResult", CreateCustomerSuccess, errors.ValidationError, errors.ConflictError
+        "CreateCustomerResult",
+        CreateCustomerSuccess,
+        errors.ValidationError,
+        errors.ConflictError,
+        errors.NotFoundError,
     )
     async def create_customer(
         self, info: Info, input: CreateCustomerInput
@@ -32,6 +37,11 @@ class CustomerMutations:
         currency = (
             input.currency.value if input.currency else principal.organization.default_currency
         )
+        clock_id = (
+            None
+            if input.test_clock_id is None
+            else input_id(input.test_clock_id, "TestClock", "testClockId", "Test clock not found.")
+        )
         async with unit_of_work(context.database) as unit:
             created = await customers.create(
                 unit,
@@ -41,6 +51,10 @@ class CustomerMutations:
                 external_id=input.external_id,
                 currency=currency,
             )
+            if clock_id is not None:
+                await test_clocks.attach_customer(
+                    unit, context.organization_id, created.customer.id, clock_id
+                )
         return CreateCustomerSuccess(
             customer=Customer.from_model(created.customer), wallet=Wallet.from_model(created.wallet)
         )

@@ -9,6 +9,13 @@ from billgraph.core import validation
 from billgraph.customers import repository
 from billgraph.customers.repository import CustomerRow
 from billgraph.db import models
+from billgraph.graphql.billing.enums import InvoiceStatus, SubscriptionStatus
+from billgraph.graphql.billing.types import (
+    Invoice,
+    Subscription,
+    customer_invoice_page,
+    customer_subscription_page,
+)
 from billgraph.graphql.checkout.enums import CheckoutStatus
 from billgraph.graphql.checkout.types import (
     CheckoutSession,
@@ -103,6 +110,30 @@ class Customer(Node):
         status: CheckoutStatus | None = None,
     ) -> Connection[CheckoutSession]:
         return await checkout_session_page(
+            info, self.db_id, first=first, after=after, status=status
+        )
+
+    @strawberry.field(description="The customer's subscriptions, newest first.")
+    async def subscriptions(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: SubscriptionStatus | None = None,
+    ) -> Connection[Subscription]:
+        return await customer_subscription_page(
+            info, self.db_id, first=first, after=after, status=status
+        )
+
+    @strawberry.field(description="The customer's invoices, newest first.")
+    async def invoices(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: InvoiceStatus | None = None,
+    ) -> Connection[Invoice]:
+        return await customer_invoice_page(
             info, self.db_id, first=first, after=after, status=status
         )
 

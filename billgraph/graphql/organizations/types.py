@@ -6,6 +6,7 @@ import strawberry
 
 from billgraph.db import models
 from billgraph.graphql.api_keys.types import ApiKey, api_keys_of
+from billgraph.graphql.billing.types import Plan, plan_page
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
 from billgraph.graphql.customers.types import Customer, customer_page
@@ -41,6 +42,19 @@ class Organization(Node):
         email: str | None = None,
     ) -> Connection[Customer]:
         return await customer_page(info, first=first, after=after, email=email)
+
+    @strawberry.field(
+        description="The organization's plans in creation order; `active` filters archived "
+        "ones in (false) or out (true)."
+    )
+    async def plans(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        active: bool | None = None,
+    ) -> Connection[Plan]:
+        return await plan_page(info, first=first, after=after, active=active)
 
     @strawberry.field(description="The organization's API keys, without their secrets.")
     async def api_keys(self, info: Info) -> list[ApiKey]:

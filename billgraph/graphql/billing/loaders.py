@@ -1,0 +1,97 @@
+"""Plans, subscriptions, invoices and test clocks by id; newest-first pages of many
+customers' subscriptions and invoices, and of many subscriptions' invoices and events, each
+one statement per batch; invoices' lines."""
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple, TypeVar
+
+from aiodataloader import DataLoader
+
+from billgraph.billing import repository
+from billgraph.db.engine import Database
+from billgraph.db.models import (
+    Invoice,
+    InvoiceLine,
+    Plan,
+    Subscription,
+    SubscriptionEvent,
+    TestClock,
+)
+from billgraph.graphql.loaders import by_id, grouped_by
+
+R = TypeVar("R")
+
+
+class PageKey(NamedTuple):
+    owner_id: int  # the customer's or the subscription's
+    before_id: int | None
+    limit: int
+    status: str | None = None
+
+
+# A repository's newest-first pages of many owners: (owner id, before id) each.
+Pages = Callable[..., Awaitable[dict[int, list[R]]]]
+
+
+def pages_loader(
+    database: Database, organization_id: int, query: Pages[R]
+) -> "DataLoader[PageKey, list[R]]":
+    """A loader of pages: one `query` per distinct (page size, filter) in a batch, each owner
+    once in it (aliases asking for two pages of one owner take two)."""
+
+    async def load(keys: list[PageKey]) -> list[list[R]]:
+        groups: dict[tuple[int, str | None, int], list[PageKey]] = defaultdict(list)
+        for key in keys:
+            round_ = 0
+            while any(k.owner_id == key.owner_id for k in groups[(key.limit, key.status, round_)]):
+                round_ += 1
+            groups[(key.limit, key.status, round_)].append(key)
+        pages: dict[PageKey, list[R]] = {}
+        async with database.sessions() as session:
+            for (limit, status, _), group in groups.items():
+                found = await query(
+                    session,
+                    organization_id,
+                    [(k.owner_id, k.before_id) for k in group],
+                    limit=limit,
+                    status=status,
+                )
+                for key in group:
+                    pages[key] = found.get(key.owner_id, [])
+        return [pages[k] for k in keys]
+
+    return DataLoader(load)
+
+
+class BillingLoaders:
+    """The billing loaders of one request and organization."""
+
+    def __init__(self, database: Database, organization_id: int) -> None:
+        self.plan: DataLoader[int, Plan | None] = by_id(
+            database, organization_id, repository.plans_by_ids
+        )
+        self.subscription: DataLoader[int, Subscription | None] = by_id(
+            database, organization_id, repository.subscriptions_by_ids
+        )
+        self.invoice: DataLoader[int, Invoice | None] = by_id(
+            database, organization_id, repository.invoices_by_ids
+        )
+        self.test_clock: DataLoader[int, TestClock | None] = by_id(
+            database, organization_id, repository.clocks_by_ids
+        )
+        self.invoice_lines: DataLoader[int, list[InvoiceLine]] = grouped_by(
+            database, organization_id, repository.lines_by_invoice_ids
+        )
+        self.customer_subscriptions: DataLoader[PageKey, list[Subscription]] = pages_loader(
+            database, organization_id, repository.customers_subscriptions_pages
+        )
+        self.customer_invoices: DataLoader[PageKey, list[Invoice]] = pages_loader(
+            database, organization_id, repository.customers_invoices_pages
+        )
+        self.subscription_invoices: DataLoader[PageKey, list[Invoice]] = pages_loader(
+            database, organization_id, repository.subscriptions_invoices_pages
+        )
+        self.subscription_events: DataLoader[PageKey, list[SubscriptionEvent]] = pages_loader(
+            database, organization_id, repository.subscriptions_events_pages
+        )
