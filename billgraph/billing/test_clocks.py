@@ -13,10 +13,17 @@ from billgraph.core.unit import UnitOfWork
 from billgraph.customers import repository as customer_repository
 from billgraph.db.models import TestClock, utcnow
 
+# A clock's time stays where billing's periods can be counted from it (years 1 and 9999,
+# which a client may send, would overflow a date).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
 
 def _aware(value: datetime, field: str) -> datetime:
     if value.tzinfo is None:
         raise ValidationError(f"{field} must carry its timezone.", field)
+    if not EARLIEST <= value < LATEST:
+        raise ValidationError(f"{field} must be from 1970 and before 3000.", field)
     return value.astimezone(UTC)
 
 

@@ -363,6 +363,13 @@ async def test_a_test_clock_needs_a_timezone_and_a_customer_lives_on_one_clock(
 ) -> None:
     naive = await mutate(tenant, CREATE_CLOCK, {"input": {"frozenTime": "2024-01-01T00:00:00"}})
     assert (naive["__typename"], naive["field"]) == ("ValidationError", "frozenTime")
+    # Times billing could not count periods from (a date overflow) are refused, not a 500.
+    for far in ("9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+05:00", "1969-12-31T23:59:59Z"):
+        refused = await mutate(tenant, CREATE_CLOCK, {"input": {"frozenTime": far}})
+        assert (refused["__typename"], refused["field"]) == ("ValidationError", "frozenTime")
+    clock = await create_clock(tenant, "2999-12-01T00:00:00Z")
+    beyond = await advance(tenant, clock["id"], "3000-01-01T00:00:00Z")
+    assert (beyond["__typename"], beyond["field"]) == ("ValidationError", "frozenTime")
     unknown = await mutate(
         tenant,
         CREATE_CUSTOMER,
