@@ -648,4 +648,105 @@ async def test_mutation_over_get_is_refused(funded: Funded) -> None:
     await funded.assert_unchanged()
 
 
+# --- billing: plans, subscriptions, test clocks -----------------------------------------
+
+CREATE_PLAN = """mutation($input: CreatePlanInput!) { createPlan(input: $input) {
+  __typename ... on UserError { code message } ... on ValidationError { field } } }"""
+CREATE_CLOCK = """mutation($input: CreateTestClockInput!) { createTestClock(input: $input) {
+  __typename ... on UserError { code message } ... on ValidationError { field } } }"""
+PLANS = "{ viewer { plans(first: 100) { edges { node { id } } } } }"
+
+
+def _plan_input(**overrides: Any) -> dict[str, Any]:
+    return {
+        "input": {"name": "Pro", "amount": 100, "currency": "USD", "interval": "MONTH", **overrides}
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"amount": 1.5},
+        {"amount": "100"},
+        {"amount": 2**53},
+        {"interval": "WEEK"},
+        {"interval": "month"},
+        {"intervalCount": 2**31},
+        {"intervalCount": "1"},
+        {"trialDays": 1.5},
+        {"currency": "XYZ"},
+    ],
+    ids=[
+        "amount-float",
+        "amount-string",
+        "amount-2^53",
+        "interval-week",
+        "interval-lowercase",
+        "interval-count-2^31",
+        "interval-count-string",
+        "trial-days-float",
+        "currency",
+    ],
+)
+async def test_malformed_plan_input_is_bad_user_input(
+    tenant: Tenant, overrides: dict[str, Any]
+) -> None:
+    before = await tenant.data(PLANS)
+    assert_bad_user_input(await send(tenant, CREATE_PLAN, _plan_input(**overrides)))
+    assert await tenant.data(PLANS) == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"amount": 0}, "amount"),
+        ({"amount": -1}, "amount"),
+        ({"intervalCount": 0}, "intervalCount"),
+        ({"intervalCount": 37}, "intervalCount"),
+        ({"interval": "YEAR", "intervalCount": 4}, "intervalCount"),
+        ({"trialDays": -1}, "trialDays"),
+        ({"trialDays": 731}, "trialDays"),
+        ({"name": ""}, "name"),
+        ({"name": "n" * 201}, "name"),
+    ],
+    ids=[
+        "amount-zero",
+        "amount-negative",
+        "interval-count-zero",
+        "interval-count-37-months",
+        "interval-count-4-years",
+        "trial-days-negative",
+        "trial-days-731",
+        "name-empty",
+        "name-201",
+    ],
+)
+async def test_out_of_range_plan_input_is_a_validation_error(
+    tenant: Tenant, overrides: dict[str, Any], field: str
+) -> None:
+    before = await tenant.data(PLANS)
+    body = await send(tenant, CREATE_PLAN, _plan_input(**overrides))
+    assert_validation_error(body, field, "createPlan")
+    assert await tenant.data(PLANS) == before
+
+
+@pytest.mark.parametrize(
+    "frozen_time",
+    ["", "tomorrow", "2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z", 1700000000, None],
+    ids=["empty", "words", "month-13", "february-30", "unix-seconds", "null"],
+)
+async def test_malformed_frozen_time_is_bad_user_input(tenant: Tenant, frozen_time: Any) -> None:
+    assert_bad_user_input(await send(tenant, CREATE_CLOCK, {"input": {"frozenTime": frozen_time}}))
+
+
+@pytest.mark.parametrize(
+    "frozen_time",
+    ["2024-01-01T00:00:00", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00"],
+    ids=["naive", "year-9999", "year-1"],
+)
+async def test_unusable_frozen_time_is_a_validation_error(tenant: Tenant, frozen_time: str) -> None:
+    body = await send(tenant, CREATE_CLOCK, {"input": {"frozenTime": frozen_time}})
+    assert_validation_error(body, "frozenTime", "createTestClock")
+
+
 # Masking of unexpected errors is tested in test_errors.py, on a really broken database.

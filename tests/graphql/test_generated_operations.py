@@ -4,9 +4,10 @@ SQLite and on PostgreSQL.
 schemathesis reads the schema by introspection and, for every query and mutation field,
 generates valid operations (positive) and invalid ones (negative: missing or mistyped
 arguments). Positive operations also get the ids of objects that exist (customers, wallets,
-ledger entries, spare API keys, idempotency keys), seeded before the run and captured from
-every answer, so mutations do real work: credits, debits, replays, updates, deletions,
-revocations. Hypothesis is derandomized: a run generates the same operations every time.
+ledger entries, spare API keys, idempotency keys, plans, subscriptions, invoices, a test
+clock), seeded before the run and captured from every answer, so mutations do real work:
+credits, debits, replays, updates, deletions, revocations, subscriptions, payments, clocks
+moved. Hypothesis is derandomized: a run generates the same operations every time.
 
 Every answer: no 5xx, no INTERNAL_SERVER_ERROR, nothing of the server's internals (a stack
 trace, SQL, a driver's name), every error coded with a request id, and schemathesis's own
@@ -48,7 +49,7 @@ from tests.support.server import LiveServer, create_organization, live_server
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 Case = schemathesis.Case[Any]
 
-# Examples per operation and generation mode (13 operations, positive and negative), more
+# Examples per operation and generation mode (26 operations, positive and negative), more
 # for the one that moves money.
 EXAMPLES = 50
 EXAMPLES_OF = {"Mutation.createLedgerEntry": 150}
@@ -117,6 +118,11 @@ class Seeds:
     disposable_customer_ids: list[str] = field(default_factory=list)
     spare_api_key_ids: list[str] = field(default_factory=list)
     idempotency_keys: list[str] = field(default_factory=list)
+    plan_ids: list[str] = field(default_factory=list)
+    disposable_plan_ids: list[str] = field(default_factory=list)  # archivePlan's
+    subscription_ids: list[str] = field(default_factory=list)
+    invoice_ids: list[str] = field(default_factory=list)
+    test_clock_ids: list[str] = field(default_factory=list)
     # (document, data) of each seeding request, for schemathesis's pool of captured ids.
     answers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -160,10 +166,46 @@ def seed(session: requests.Session, url: str) -> Seeds:
         seeds.spare_api_key_ids.append(created["apiKey"]["id"])
     seeds.node_ids += seeds.spare_api_key_ids
     seeds.node_ids.append(send("{ viewer { id } }")["viewer"]["id"])
+    seed_billing(send, seeds)
     # What schemathesis's pool captures (it reads no fragments): the ids of every customer
     # and wallet, then those of later answers.
     send("{ customers(first: 100) { edges { node { id wallets { id } } } } }")
     return seeds
+
+
+def seed_billing(send: Any, seeds: Seeds) -> None:
+    """Plans (one with a trial), a test clock with a customer on it, and subscriptions: one
+    paid by credit, one on trial, one INCOMPLETE with its invoice OPEN."""
+    for name, trial in (("Seed monthly", 0), ("Seed trial", 14), ("Seed disposable", 0)):
+        plan = send(
+            f"""mutation {{ createPlan(input: {{name: "{name}", amount: 500, currency: USD,
+                interval: MONTH, trialDays: {trial}}}) {{
+                ... on CreatePlanSuccess {{ plan {{ id }} }} }} }}"""
+        )["createPlan"]["plan"]["id"]
+        (seeds.disposable_plan_ids if "disposable" in name else seeds.plan_ids).append(plan)
+    clock = send(
+        """mutation { createTestClock(input: {frozenTime: "2030-01-31T00:00:00Z", name: "seed"}) {
+            ... on CreateTestClockSuccess { testClock { id } } } }"""
+    )["createTestClock"]["testClock"]["id"]
+    seeds.test_clock_ids.append(clock)
+    on_clock = send(
+        f"""mutation {{ createCustomer(input: {{email: "seed-clock@example.com",
+            testClockId: "{clock}"}}) {{ ... on CreateCustomerSuccess {{ customer {{ id }} }} }} }}"""
+    )["createCustomer"]["customer"]["id"]
+    monthly, trial = seeds.plan_ids
+    for number, (customer, plan) in enumerate(
+        ((seeds.customer_ids[0], monthly), (seeds.customer_ids[1], trial), (on_clock, monthly))
+    ):
+        made = send(
+            f"""mutation {{ createSubscription(input: {{customerId: "{customer}",
+                planId: "{plan}", idempotencyKey: "seed-subscription-{number}"}}) {{
+                ... on CreateSubscriptionSuccess {{ subscription {{ id
+                  invoices(first: 5) {{ edges {{ node {{ id }} }} }} }} }} }} }}"""
+        )["createSubscription"]["subscription"]
+        seeds.subscription_ids.append(made["id"])
+        seeds.invoice_ids += [edge["node"]["id"] for edge in made["invoices"]["edges"]]
+    seeds.node_ids += seeds.plan_ids + seeds.disposable_plan_ids
+    seeds.node_ids += seeds.subscription_ids + seeds.invoice_ids + [clock]
 
 
 def config(seeds: Seeds) -> schemathesis.Config:
@@ -184,6 +226,13 @@ def config(seeds: Seeds) -> schemathesis.Config:
         "wallet-ids": seeds.wallet_ids,
         "disposable-customer-ids": seeds.disposable_customer_ids,
         "spare-api-key-ids": seeds.spare_api_key_ids,
+        "plan-ids": seeds.plan_ids,
+        "disposable-plan-ids": seeds.disposable_plan_ids,
+        "subscription-ids": seeds.subscription_ids,
+        "invoice-ids": seeds.invoice_ids,
+        "test-clock-ids": seeds.test_clock_ids,
+        "plan-names": ["Pro", "Team yearly"],
+        "times": ["2030-02-27T00:00:00Z", "2030-03-01T12:00:00+09:00", "2030-06-15T00:00:00Z"],
     }
     parameters = {
         "Mutation.createCustomer.input.email": "emails",
@@ -209,6 +258,24 @@ def config(seeds: Seeds) -> schemathesis.Config:
         "Mutation.createCheckoutSession.input.idempotencyKey": "idempotency-keys",
         "Mutation.createCheckoutSession.input.successUrl": "urls",
         "Mutation.createCheckoutSession.input.cancelUrl": "urls",
+        "Mutation.createPlan.input.name": "plan-names",
+        "Mutation.archivePlan.id": "disposable-plan-ids",
+        "Mutation.createSubscription.input.customerId": "customer-ids",
+        "Mutation.createSubscription.input.planId": "plan-ids",
+        "Mutation.createSubscription.input.idempotencyKey": "idempotency-keys",
+        "Mutation.createSubscription.input.successUrl": "urls",
+        "Mutation.createSubscription.input.cancelUrl": "urls",
+        "Mutation.cancelSubscription.input.subscriptionId": "subscription-ids",
+        "Mutation.resumeSubscription.id": "subscription-ids",
+        "Mutation.changeSubscriptionPlan.input.subscriptionId": "subscription-ids",
+        "Mutation.changeSubscriptionPlan.input.planId": "plan-ids",
+        "Mutation.payInvoice.input.invoiceId": "invoice-ids",
+        "Mutation.payInvoice.input.idempotencyKey": "idempotency-keys",
+        "Mutation.voidInvoice.id": "invoice-ids",
+        "Mutation.createTestClock.input.frozenTime": "times",
+        "Mutation.advanceTestClock.input.testClockId": "test-clock-ids",
+        "Mutation.advanceTestClock.input.frozenTime": "times",
+        "Mutation.createCustomer.input.testClockId": "test-clock-ids",
     }
     return schemathesis.Config.from_dict(
         {

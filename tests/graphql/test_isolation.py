@@ -274,6 +274,8 @@ NOT_FOUND_FIELDS = "__typename ... on UserError { code message }"
 UPDATE = f"""mutation($input: UpdateCustomerInput!) {{ updateCustomer(input: $input) {{ {NOT_FOUND_FIELDS} }} }}"""
 DELETE = f"""mutation($id: ID!) {{ deleteCustomer(id: $id) {{ {NOT_FOUND_FIELDS} }} }}"""
 REVOKE = f"""mutation($id: ID!) {{ revokeApiKey(id: $id) {{ {NOT_FOUND_FIELDS} }} }}"""
+SUBSCRIBE = f"""mutation($input: CreateSubscriptionInput!) {{ createSubscription(input: $input) {{
+  {NOT_FOUND_FIELDS} }} }}"""
 
 
 def _entry(customer_id: str, entry_type: str, key: str, amount: int = 100) -> dict[str, Any]:
@@ -316,6 +318,17 @@ MUTATIONS = {
         "updateCustomer",
     ),
     "delete": lambda cid: (DELETE, {"id": cid}, "deleteCustomer"),
+    "subscribe": lambda cid: (
+        SUBSCRIBE,
+        {
+            "input": {
+                "customerId": cid,
+                "planId": to_global_id("Plan", 2**40),
+                "idempotencyKey": "probe-subscription",
+            }
+        },
+        "createSubscription",
+    ),
 }
 
 

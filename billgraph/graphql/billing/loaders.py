@@ -4,6 +4,7 @@ one statement per batch; invoices' lines."""
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from functools import cached_property
 from typing import NamedTuple, TypeVar
 
 from aiodataloader import DataLoader
@@ -65,33 +66,53 @@ def pages_loader(
 
 
 class BillingLoaders:
-    """The billing loaders of one request and organization."""
+    """The billing loaders of one request and organization, each made on first use (most
+    operations read no billing at all)."""
 
     def __init__(self, database: Database, organization_id: int) -> None:
-        self.plan: DataLoader[int, Plan | None] = by_id(
-            database, organization_id, repository.plans_by_ids
+        self.database = database
+        self.organization_id = organization_id
+
+    @cached_property
+    def plan(self) -> "DataLoader[int, Plan | None]":
+        return by_id(self.database, self.organization_id, repository.plans_by_ids)
+
+    @cached_property
+    def subscription(self) -> "DataLoader[int, Subscription | None]":
+        return by_id(self.database, self.organization_id, repository.subscriptions_by_ids)
+
+    @cached_property
+    def invoice(self) -> "DataLoader[int, Invoice | None]":
+        return by_id(self.database, self.organization_id, repository.invoices_by_ids)
+
+    @cached_property
+    def test_clock(self) -> "DataLoader[int, TestClock | None]":
+        return by_id(self.database, self.organization_id, repository.clocks_by_ids)
+
+    @cached_property
+    def invoice_lines(self) -> "DataLoader[int, list[InvoiceLine]]":
+        return grouped_by(self.database, self.organization_id, repository.lines_by_invoice_ids)
+
+    @cached_property
+    def customer_subscriptions(self) -> "DataLoader[PageKey, list[Subscription]]":
+        return pages_loader(
+            self.database, self.organization_id, repository.customers_subscriptions_pages
         )
-        self.subscription: DataLoader[int, Subscription | None] = by_id(
-            database, organization_id, repository.subscriptions_by_ids
+
+    @cached_property
+    def customer_invoices(self) -> "DataLoader[PageKey, list[Invoice]]":
+        return pages_loader(
+            self.database, self.organization_id, repository.customers_invoices_pages
         )
-        self.invoice: DataLoader[int, Invoice | None] = by_id(
-            database, organization_id, repository.invoices_by_ids
+
+    @cached_property
+    def subscription_invoices(self) -> "DataLoader[PageKey, list[Invoice]]":
+        return pages_loader(
+            self.database, self.organization_id, repository.subscriptions_invoices_pages
         )
-        self.test_clock: DataLoader[int, TestClock | None] = by_id(
-            database, organization_id, repository.clocks_by_ids
-        )
-        self.invoice_lines: DataLoader[int, list[InvoiceLine]] = grouped_by(
-            database, organization_id, repository.lines_by_invoice_ids
-        )
-        self.customer_subscriptions: DataLoader[PageKey, list[Subscription]] = pages_loader(
-            database, organization_id, repository.customers_subscriptions_pages
-        )
-        self.customer_invoices: DataLoader[PageKey, list[Invoice]] = pages_loader(
-            database, organization_id, repository.customers_invoices_pages
-        )
-        self.subscription_invoices: DataLoader[PageKey, list[Invoice]] = pages_loader(
-            database, organization_id, repository.subscriptions_invoices_pages
-        )
-        self.subscription_events: DataLoader[PageKey, list[SubscriptionEvent]] = pages_loader(
-            database, organization_id, repository.subscriptions_events_pages
+
+    @cached_property
+    def subscription_events(self) -> "DataLoader[PageKey, list[SubscriptionEvent]]":
+        return pages_loader(
+            self.database, self.organization_id, repository.subscriptions_events_pages
         )
