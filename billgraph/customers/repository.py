@@ -4,7 +4,7 @@ customers; the batched ones are one SQL statement whatever the number of keys.""
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, bindparam, or_, select
+from sqlalchemy import Integer, Row, Select, Table, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billgraph.db.models import Customer
@@ -28,7 +28,7 @@ def _page(*, after: bool, email: bool) -> Select[Any]:
         query = query.where(_customers.c.id > bindparam("after_id"))
     if email:
         query = query.where(_customers.c.email_normalized == bindparam("email"))
-    return query.order_by(_customers.c.id).limit(bindparam("limit"))
+    return query.order_by(_customers.c.id).limit(bindparam("limit", type_=Integer()))
 
 
 # (after a cursor, filtered by email) -> the page's statement

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Integer,
     Row,
     Select,
     Table,
@@ -64,7 +65,11 @@ def _pages_lateral(*, by_type: bool) -> Select[Any]:
     )
     if by_type:
         page = page.where(_entries.c.entry_type == bindparam("entry_type"))
-    lateral = page.order_by(_entries.c.sequence.desc()).limit(bindparam("limit")).lateral("page")
+    lateral = (
+        page.order_by(_entries.c.sequence.desc())
+        .limit(bindparam("limit", type_=Integer()))
+        .lateral("page")
+    )
     return select(*lateral.c).select_from(keys).join(lateral, true())
 
 
