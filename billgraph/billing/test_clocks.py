@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billgraph.billing import repository
+from billgraph.billing import periods, repository
 from billgraph.core import validation
 from billgraph.core.errors import ConflictError, NotFoundError, ValidationError
 from billgraph.core.unit import UnitOfWork
@@ -17,6 +17,10 @@ from billgraph.db.models import TestClock, utcnow
 # which a client may send, would overflow a date).
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+# How far one advance may move a clock: advancing bills every period in between before it
+# answers, and decades of monthly renewals would hold a request (and SQLite's writer) for
+# minutes. Two years is two yearly renewals, 24 monthly ones.
+MAX_ADVANCE_MONTHS = 24
 
 
 def _aware(value: datetime, field: str) -> datetime:
@@ -56,13 +60,18 @@ async def move(
 ) -> TestClock:
     """Move the clock to `frozen_time`, forward only (the same time is fine); the clock row is
     locked until the unit ends. billing.run.advance_clock also bills its customers.
-    Raises NotFoundError, ValidationError (backwards, or a naive time)."""
+    Raises NotFoundError, ValidationError (backwards, more than two years on, or a naive
+    time)."""
     target = _aware(frozen_time, "frozenTime")
     clock = await repository.clock_by_id(unit.session, organization_id, clock_id, lock=True)
     if clock is None:
         raise NotFoundError("Test clock not found.")
     if target < clock.frozen_time:
         raise ValidationError("A test clock moves forward only.", "frozenTime")
+    if target > periods.add_months(clock.frozen_time, MAX_ADVANCE_MONTHS):
+        raise ValidationError(
+            f"A test clock moves at most {MAX_ADVANCE_MONTHS // 12} years at a time.", "frozenTime"
+        )
     clock.frozen_time = target
     clock.updated_at = utcnow()
     await unit.session.flush()

@@ -370,6 +370,12 @@ async def test_a_test_clock_needs_a_timezone_and_a_customer_lives_on_one_clock(
     clock = await create_clock(tenant, "2999-12-01T00:00:00Z")
     beyond = await advance(tenant, clock["id"], "3000-01-01T00:00:00Z")
     assert (beyond["__typename"], beyond["field"]) == ("ValidationError", "frozenTime")
+    # Two years at a time at most: advancing bills every period in between first.
+    clock = await create_clock(tenant, "2030-01-31T00:00:00Z")
+    far = await advance(tenant, clock["id"], "2032-01-31T00:00:01Z")
+    assert (far["__typename"], far["field"]) == ("ValidationError", "frozenTime")
+    two_years = await advance(tenant, clock["id"], "2032-01-31T00:00:00Z")
+    assert two_years["__typename"] == "AdvanceTestClockSuccess", two_years
     unknown = await mutate(
         tenant,
         CREATE_CUSTOMER,
@@ -422,6 +428,11 @@ async def test_dunning_with_a_declining_card_then_recovery_with_pay_invoice(
     assert declined["paymentError"]["code"] == "card_declined"
     assert (declined["invoice"]["status"], declined["invoice"]["attemptCount"]) == ("OPEN", 2)
     assert declined["subscription"]["status"] == "PAST_DUE"
+    replayed = await mutate(
+        tenant, PAY_INVOICE, {"input": {"invoiceId": renewal["id"], "idempotencyKey": "retry-1"}}
+    )
+    assert (replayed["replayed"], replayed["paymentError"]) == (True, declined["paymentError"])
+    assert replayed["invoice"]["attemptCount"] == 2
 
     async with unit_of_work(database) as unit:
         good = await methods.save_sandbox_card(unit, organization, db_id(customer), GOOD_CARD)

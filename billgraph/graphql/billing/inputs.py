@@ -95,5 +95,5 @@ class CreateTestClockInput:
 class AdvanceTestClockInput:
     test_clock_id: strawberry.ID
     frozen_time: datetime = strawberry.field(
-        description="Forward only (the same time is fine), with its timezone."
+        description="Forward only (the same time is fine), at most two years on, with its timezone."
     )

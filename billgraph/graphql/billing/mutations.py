@@ -213,7 +213,7 @@ class BillingMutations:
         )
         attempt = paid.attempt
         error = None
-        if attempt is not None and attempt.outcome == "FAILED" and not paid.replayed:
+        if attempt is not None and attempt.outcome == "FAILED":
             error = PaymentError(
                 code=attempt.failure_code or "card_declined", message=attempt.failure_message or ""
             )
@@ -266,8 +266,8 @@ class BillingMutations:
         return CreateTestClockSuccess(test_clock=TestClock.from_model(clock))
 
     @strawberry.mutation(
-        description="Move a test clock forward (never back) and bill its customers up to that "
-        "instant before answering."
+        description="Move a test clock forward (never back, at most two years at a time) and "
+        "bill its customers up to that instant before answering."
     )
     @result(
         "AdvanceTestClockResult",

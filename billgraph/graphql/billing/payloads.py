@@ -49,8 +49,8 @@ class PayInvoiceSuccess:
     invoice: Invoice
     subscription: Subscription | None
     payment_error: PaymentError | None = strawberry.field(
-        description="Why the payment method's charge failed (the invoice stays OPEN); null "
-        "when it was paid, or replayed."
+        description="Why this attempt's charge to the payment method failed (the invoice "
+        "stays OPEN); null when it was paid."
     )
     replayed: bool = strawberry.field(
         description="True when this key was used before, or the invoice was PAID already."
