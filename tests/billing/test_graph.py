@@ -389,6 +389,32 @@ async def test_a_test_clock_needs_a_timezone_and_a_customer_lives_on_one_clock(
     assert unknown["__typename"] == "NotFoundError", unknown
 
 
+async def test_a_trial_on_a_test_clock_ends_with_its_first_invoice(
+    tenant: Tenant, database: Database
+) -> None:
+    clock = await create_clock(tenant, "2026-05-01T08:00:00Z")
+    paying = await funded_customer(tenant, 1000, testClockId=clock["id"])
+    broke = await funded_customer(tenant, 0, testClockId=clock["id"])
+    plan = await create_plan(tenant, 1000, trialDays=7)
+    covered = await subscribed(tenant, paying, plan["id"])
+    uncovered = await subscribed(tenant, broke, plan["id"])
+    assert moment(covered["trialEnd"]) == datetime(2026, 5, 8, 8, tzinfo=UTC)
+    reminded = await advance(tenant, clock["id"], "2026-05-05T08:00:00Z")
+    assert reminded["billingRun"]["reminders"] == 2
+    ended = await advance(tenant, clock["id"], "2026-05-08T08:00:00Z")
+    assert ended["billingRun"]["billed"] == 2
+    seen = await detail(tenant, covered["id"])
+    assert seen["status"] == "ACTIVE"
+    assert moment(seen["currentPeriodEnd"]) == datetime(2026, 6, 8, 8, tzinfo=UTC)
+    assert [i["status"] for i in invoices_of(seen)] == ["PAID"]
+    assert "trial_will_end" in event_types(seen)
+    # No credit and no payment method when the trial ends: INCOMPLETE, its invoice OPEN.
+    left = await detail(tenant, uncovered["id"])
+    assert (left["status"], left["nextBillingAt"]) == ("INCOMPLETE", None)
+    assert [i["status"] for i in invoices_of(left)] == ["OPEN"]
+    await assert_ledger_invariant(database)
+
+
 # --- dunning -------------------------------------------------------------------------------
 
 
