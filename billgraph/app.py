@@ -1,7 +1,8 @@
 """The Starlette application: /graphql (HTTP with GraphiQL in a browser, and WebSocket for
 subscriptions), /webhooks/sandbox and the sandbox's hosted checkout page
-(/sandbox/checkout/{id}), /healthz, /metrics, /static (GraphiQL's own files); and the wiring of
-settings, database, schema and the event broker, done once here."""
+(/sandbox/checkout/{id}), the hosted invoice page (/invoices/{token}), /healthz, /metrics,
+/static (GraphiQL's and the pages' own files); and the wiring of settings, database, schema
+and the event broker, done once here."""
 
 import asyncio
 import gc
@@ -21,6 +22,7 @@ from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database, connect
 from billgraph.graphql.view import GraphQLApp
 from billgraph.http.checkout import CheckoutRoutes
+from billgraph.http.invoices import InvoiceRoutes
 from billgraph.http.middleware import (
     BodySizeLimit,
     RateLimit,
@@ -67,6 +69,7 @@ def create_app(
         database, settings, broker, tracing.tracer if tracing else None, providers=providers
     )
     checkout = CheckoutRoutes(database, providers)
+    invoice_pages = InvoiceRoutes(database)
     toss = TossRoutes(database, providers)
 
     async def healthz(_: Request) -> Response:
@@ -118,6 +121,7 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             Route("/webhooks/{provider}", checkout.webhook, methods=["POST"]),
             Route("/sandbox/checkout/{session_id}", checkout.sandbox_page, methods=["GET", "POST"]),
+            Route("/invoices/{token}", invoice_pages.page, methods=["GET"]),
             # Toss's redirects first: "success" and "fail" are not orderIds.
             Route("/checkout/toss/success", toss.success, methods=["GET"]),
             Route("/checkout/toss/fail", toss.fail, methods=["GET"]),

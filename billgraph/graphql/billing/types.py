@@ -172,9 +172,9 @@ class Invoice(Node):
         return [InvoiceLine.from_model(r) for r in rows]
 
     @strawberry.field(
-        description="The invoice's page for the customer: an unguessable address, no API key "
-        "needed. The page itself is not served yet (it comes with the hosted invoice page); "
-        "the address is final."
+        description="The invoice's printable page for the customer, served by billgraph: an "
+        "unguessable address, no API key needed; it shows what the invoice shows and nothing "
+        "more."
     )
     def hosted_url(self, info: Info) -> str:
         base = info.context.settings.public_url.rstrip("/")
