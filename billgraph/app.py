@@ -5,6 +5,7 @@ subscriptions), /webhooks/sandbox and the sandbox's hosted checkout page
 and the event broker, done once here."""
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from billgraph.billing.run import bill_every
 from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database, connect
 from billgraph.graphql.view import GraphQLApp
@@ -105,9 +107,24 @@ def create_app(
         # passes, which otherwise pause a process holding many sockets for hundreds of ms.
         gc.collect()
         gc.freeze()
+        # The billing job (BILLGRAPH_BILLING_INTERVAL_SECONDS > 0): every worker may run it,
+        # concurrent runs share the work; a failed run is logged and the next one goes on.
+        stop_billing = asyncio.Event()
+        billing: asyncio.Task[None] | None = None
+        if settings.billing_interval_seconds > 0:
+            billing = asyncio.create_task(
+                bill_every(database, providers, settings.billing_interval_seconds, stop_billing),
+                name="billgraph-billing",
+            )
         try:
             yield
         finally:
+            if billing is not None:
+                # A run cut short rolls back its step; the next run (anywhere) redoes it once.
+                stop_billing.set()
+                billing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await billing
             database.events.attach(None)
             await broker.stop()  # uvicorn has closed the sockets by now (1012)
             await providers.close()

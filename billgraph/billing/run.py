@@ -455,9 +455,9 @@ async def bill_every(
     database: Database, providers: Providers, interval_seconds: float, stop: asyncio.Event
 ) -> None:
     """Bill what is due every `interval_seconds` until `stop` is set: the job `billgraph
-    serve` is to run with BILLGRAPH_BILLING_INTERVAL_SECONDS > 0 (not wired into the app
-    yet). Replicas may all run it: concurrent runs share the work. A failed run is logged and
-    the next one goes on."""
+    serve` runs (the app's lifespan) with BILLGRAPH_BILLING_INTERVAL_SECONDS > 0. Replicas
+    may all run it: concurrent runs share the work. A failed run is logged and the next one
+    goes on."""
     while not stop.is_set():
         try:
             summary = await bill(database, providers)
