@@ -1,7 +1,7 @@
 """`billgraph serve`'s billing job, on SQLite and PostgreSQL: an app whose settings say
 BILLGRAPH_BILLING_INTERVAL_SECONDS=1 bills a due subscription by itself, with nobody calling
 bill, goes on after a run that failed, and stops with the app; at 0 (the default) it never
-starts."""
+starts; and a real `billgraph serve` started with the variable renews a due subscription."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -14,6 +14,7 @@ from billgraph.billing import run
 from billgraph.db.engine import connect
 from billgraph.settings import Settings
 from tests.billing.helpers import Org
+from tests.support.server import live_server
 
 
 async def _wait_for(predicate: Callable[[], Awaitable[bool]], seconds: float = 15) -> bool:
@@ -84,3 +85,17 @@ async def test_at_zero_the_app_runs_no_billing_job(
     async with app.router.lifespan_context(app):
         await asyncio.sleep(0.5)
     assert calls == []
+
+
+async def test_a_real_billgraph_serve_bills_on_its_interval(org: Org, database_url: str) -> None:
+    customer = await org.customer(credit=2000)
+    plan = await org.plan(amount=1000)
+    created = await org.subscribe(customer, plan, now=datetime.now(UTC) - timedelta(days=35))
+    subscription = created.subscription.id
+
+    async def renewed() -> bool:
+        return len(await org.invoices(subscription)) == 2
+
+    with live_server(database_url, env={"BILLGRAPH_BILLING_INTERVAL_SECONDS": "1"}):
+        assert await _wait_for(renewed)
+    assert await org.balance(customer) == 0
