@@ -59,11 +59,13 @@ def page_policy(row: CheckoutSession | None) -> str:
 
 
 def format_amount(amount: int, currency: str) -> str:
+    """Minor units as people read them: 1,234.50 USD, -2.50 USD, 15,000 KRW."""
     exponent = CURRENCIES[currency].exponent
+    sign = "-" if amount < 0 else ""
     if exponent == 0:
-        return f"{amount:,} {currency}"
-    whole, minor = divmod(amount, 10**exponent)
-    return f"{whole:,}.{minor:0{exponent}d} {currency}"
+        return f"{sign}{abs(amount):,} {currency}"
+    whole, minor = divmod(abs(amount), 10**exponent)
+    return f"{sign}{whole:,}.{minor:0{exponent}d} {currency}"
 
 
 def _request_id(request: Request) -> str | None:

@@ -73,9 +73,8 @@ def _date(value: datetime | None) -> str:
 
 
 def _money(amount: int, currency: str) -> str:
-    """Signed amounts (a proration credit line, what a discount takes off) as -1,234.50 USD."""
-    sign = "-" if amount < 0 else ""
-    return html.escape(sign + format_amount(abs(amount), currency))
+    """Signed amounts too (a proration credit line, what a discount takes off)."""
+    return html.escape(format_amount(amount, currency))
 
 
 def _invoice(
