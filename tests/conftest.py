@@ -20,6 +20,9 @@ from tests.support.graph import Tenant, new_tenant
 from tests.support.ledger import ledger_violations
 
 BACKENDS = ["sqlite", "postgresql"]
+# For what only a PostgreSQL deployment does (several processes on one database, its
+# LISTEN/NOTIFY broker): the test runs once, on PostgreSQL, and never skips.
+postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from billgraph.app import create_app
 from billgraph.db.engine import Database, connect
 from billgraph.db.models import ApiKey, Organization
 from billgraph.settings import Settings
+from tests.conftest import postgresql_only
 from tests.support.graph import Tenant, new_tenant
 from tests.support.ledger import count_statements
 
@@ -38,8 +39,6 @@ async def replicas(
 ) -> AsyncIterator[list[Replica]]:
     """Two gateways on one PostgreSQL, each with its own event listener, as two replicas
     are; keys are believed for a minute, so only a revocation can evict them."""
-    if database.is_sqlite:
-        pytest.skip("SQLite's broker is in process: keys are not cached there")
     monkeypatch.setattr(key_cache, "CACHE_SECONDS", 60.0)
     async with AsyncExitStack() as stack:
         replicas = []
@@ -62,6 +61,7 @@ async def _status(client: httpx.AsyncClient, secret: str) -> int:
     return response.status_code
 
 
+@postgresql_only  # SQLite's broker is in process: keys are not cached there
 async def test_a_cached_key_costs_no_lookup_and_is_refused_once_revoked_on_every_replica(
     replicas: list[Replica], database: Database
 ) -> None:

@@ -17,7 +17,7 @@ from billgraph.billing import repository, run
 from billgraph.core.unit import unit_of_work
 from billgraph.db.models import LedgerEntry
 from tests.billing.helpers import Org, at
-from tests.conftest import assert_ledger_invariant
+from tests.conftest import assert_ledger_invariant, postgresql_only
 from tests.support.server import cli
 
 
@@ -156,9 +156,8 @@ async def test_billgraph_bill_prints_a_summary(org: Org, database_url: str) -> N
     await assert_ledger_invariant(org.database)
 
 
+@postgresql_only  # several billing processes at once is a PostgreSQL deployment
 async def test_two_billgraph_bill_processes_at_once(org: Org, database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("several billing processes at once is a PostgreSQL deployment")
     subscriptions = await _era_subscriptions(org, 1991, 8)
     command = [sys.executable, "-m", "billgraph", "bill", "--now", "1991-03-01T00:00:00Z"]
     processes = [
@@ -179,9 +178,8 @@ async def test_two_billgraph_bill_processes_at_once(org: Org, database_url: str)
     await assert_ledger_invariant(org.database)
 
 
+@postgresql_only  # kill -9 mid-transaction is exercised on PostgreSQL
 async def test_a_billgraph_bill_killed_mid_run_then_rerun(org: Org, database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("kill -9 mid-transaction is exercised on PostgreSQL")
     subscriptions = await _era_subscriptions(org, 1990, 30)
     before = await org.invoice_count()
     process = subprocess.Popen(
