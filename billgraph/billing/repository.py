@@ -23,6 +23,7 @@ from billgraph.db.models import (
     TestClock,
     UTCDateTime,
 )
+from billgraph.db.queries import by_ids
 
 _Query = TypeVar("_Query", bound=Select[Any])
 
@@ -331,37 +332,28 @@ async def events_page(
 # --- the graph's batched reads: by ids, and newest-first pages of many owners at once ------
 
 
-async def _by_ids(
-    session: AsyncSession, model: Any, organization_id: int, ids: Sequence[int]
-) -> dict[int, Any]:
-    rows = await session.scalars(
-        select(model).where(model.organization_id == organization_id, model.id.in_(ids))
-    )
-    return {row.id: row for row in rows}
-
-
 async def plans_by_ids(
     session: AsyncSession, organization_id: int, ids: Sequence[int]
 ) -> dict[int, Plan]:
-    return await _by_ids(session, Plan, organization_id, ids)
+    return await by_ids(session, Plan, organization_id, ids)
 
 
 async def clocks_by_ids(
     session: AsyncSession, organization_id: int, ids: Sequence[int]
 ) -> dict[int, TestClock]:
-    return await _by_ids(session, TestClock, organization_id, ids)
+    return await by_ids(session, TestClock, organization_id, ids)
 
 
 async def subscriptions_by_ids(
     session: AsyncSession, organization_id: int, ids: Sequence[int]
 ) -> dict[int, Subscription]:
-    return await _by_ids(session, Subscription, organization_id, ids)
+    return await by_ids(session, Subscription, organization_id, ids)
 
 
 async def invoices_by_ids(
     session: AsyncSession, organization_id: int, ids: Sequence[int]
 ) -> dict[int, Invoice]:
-    return await _by_ids(session, Invoice, organization_id, ids)
+    return await by_ids(session, Invoice, organization_id, ids)
 
 
 async def lines_by_invoice_ids(

@@ -19,6 +19,7 @@ from billgraph.db.models import (
     Refund,
     WebhookEvent,
 )
+from billgraph.db.queries import by_ids
 
 
 def _insert(unit: UnitOfWork, model: type[Any]) -> Any:
@@ -40,12 +41,7 @@ async def session_by_key(
 async def sessions_by_ids(
     session: AsyncSession, organization_id: int, ids: Sequence[int]
 ) -> dict[int, CheckoutSession]:
-    rows = await session.scalars(
-        select(CheckoutSession).where(
-            CheckoutSession.organization_id == organization_id, CheckoutSession.id.in_(ids)
-        )
-    )
-    return {row.id: row for row in rows}
+    return await by_ids(session, CheckoutSession, organization_id, ids)
 
 
 async def session_by_id(
@@ -275,7 +271,4 @@ async def refunds_by_session_ids(
 async def refunds_by_ids(
     session: AsyncSession, organization_id: int, ids: Sequence[int]
 ) -> dict[int, Refund]:
-    rows = await session.scalars(
-        select(Refund).where(Refund.organization_id == organization_id, Refund.id.in_(ids))
-    )
-    return {row.id: row for row in rows}
+    return await by_ids(session, Refund, organization_id, ids)
