@@ -61,6 +61,7 @@ async def _bill(url: str, now: str | None) -> str:
 
     from billgraph.billing.run import bill
     from billgraph.checkout.providers import Providers
+    from billgraph.live.brokers import create_publisher
 
     moment = None
     if now is not None:
@@ -80,10 +81,18 @@ async def _bill(url: str, now: str | None) -> str:
         if tty:
             print(f"\rbillgraph: {count} subscriptions", end="", file=sys.stderr, flush=True)
 
+    # The gateways' subscribers hear of what this run changes (on PostgreSQL).
+    publisher = create_publisher(database, url)
     try:
         await upgrade(database)
+        if publisher is not None:
+            await publisher.start()
+            database.events.attach(publisher.publish)
         summary = await bill(database, providers, moment, progress=progress)
     finally:
+        if publisher is not None:
+            database.events.attach(None)
+            await publisher.stop()  # sends what was committed (FLUSH_TIMEOUT at most)
         await providers.close()
         await database.dispose()
     if tty and summary.subscriptions:

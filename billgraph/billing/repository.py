@@ -9,6 +9,7 @@ from sqlalchemy import Select, and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billgraph.billing import announcements
 from billgraph.core.unit import UnitOfWork
 from billgraph.db.models import (
     CustomerTestClock,
@@ -134,14 +135,18 @@ async def customer_has_subscriptions(session: AsyncSession, customer_id: int) ->
 
 
 async def insert_subscription(unit: UnitOfWork, values: dict[str, object]) -> int | None:
-    """The new subscription's id; None if the organization's key was taken meanwhile."""
+    """The new subscription's id; None if the organization's key was taken meanwhile.
+    Announced (a status change from none) once the unit commits."""
     statement = (
         _insert(unit, Subscription)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["organization_id", "idempotency_key"])
         .returning(Subscription.id)
     )
-    return await unit.session.scalar(statement)  # type: ignore[no-any-return]
+    new_id: int | None = await unit.session.scalar(statement)
+    if new_id is not None:
+        announcements.subscription_inserted(unit, new_id, values)
+    return new_id
 
 
 def _due(now: datetime, test_clock_id: int | None) -> list[Any]:

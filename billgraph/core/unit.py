@@ -6,12 +6,16 @@ events, key revocations) is held by the unit and published after the commit, or 
 rollback: a subscriber never hears of a write that did not happen.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from billgraph.db.engine import Database
+
+# Where a unit's session names its unit (for flush hooks, see `of_session`).
+_UNIT = "billgraph.unit"
 
 
 class UnitOfWork:
@@ -20,6 +24,14 @@ class UnitOfWork:
         # The transaction's session: flushes go into the transaction, never a commit.
         self.session = session
         self._announcements: list[object] = []
+        self._announcers: list[Callable[[], Iterable[object]]] = []
+        session.info[_UNIT] = self
+
+    @staticmethod
+    def of_session(session: Session) -> "UnitOfWork | None":
+        """The unit whose transaction `session` (an ORM event's sync session) is, if any."""
+        unit = session.info.get(_UNIT)
+        return unit if isinstance(unit, UnitOfWork) else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -29,10 +41,21 @@ class UnitOfWork:
         """Announce `event` once this unit has committed; dropped if it rolls back."""
         self._announcements.append(event)
 
+    def after_commit_from(self, announcer: Callable[[], Iterable[object]]) -> None:
+        """Announce what `announcer()` returns once this unit has committed: for what is
+        known only when the last statement has run (what flush hooks collected; the commit
+        itself flushes). Called after the plain announcements; dropped if the unit rolls
+        back."""
+        self._announcers.append(announcer)
+
     def _publish(self) -> None:
         for event in self._announcements:
             self.database.events.publish(event)
         self._announcements.clear()
+        for announcer in self._announcers:
+            for event in announcer():
+                self.database.events.publish(event)
+        self._announcers.clear()
 
 
 @asynccontextmanager

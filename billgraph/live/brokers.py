@@ -21,7 +21,15 @@ from sqlalchemy.engine import make_url
 
 from billgraph.db.engine import Database
 from billgraph.db.models import utcnow
-from billgraph.live.events import ApiKeyRevoked, BalanceChanged, Event, decode, encode
+from billgraph.live.events import (
+    ApiKeyRevoked,
+    BalanceChanged,
+    Event,
+    InvoiceUpdated,
+    SubscriptionStatusChanged,
+    decode,
+    encode,
+)
 from billgraph.live.hub import Hub
 from billgraph.logs import get_logger
 
@@ -88,8 +96,14 @@ class InProcessBroker(Broker):
 
 
 class PostgresBroker(Broker):
-    def __init__(self, hub: Hub, database_url: str, *, check_interval: float = 2.0) -> None:
+    """`listen=False`: a process that only writes (`billgraph bill`) and has no subscribers
+    publishes without holding a listening connection."""
+
+    def __init__(
+        self, hub: Hub, database_url: str, *, check_interval: float = 2.0, listen: bool = True
+    ) -> None:
         super().__init__(hub)
+        self._listen_too = listen
         url = make_url(database_url).set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
         self._check_interval = check_interval
@@ -106,10 +120,10 @@ class PostgresBroker(Broker):
 
     async def start(self) -> None:
         await super().start()
-        self._tasks = [
-            asyncio.create_task(self._listen(), name="billgraph-listener"),
-            asyncio.create_task(self._publish_loop(), name="billgraph-publisher"),
-        ]
+        self._tasks = [asyncio.create_task(self._publish_loop(), name="billgraph-publisher")]
+        if not self._listen_too:
+            return
+        self._tasks.append(asyncio.create_task(self._listen(), name="billgraph-listener"))
         try:  # serve even if the database is late: the listener keeps trying
             await asyncio.wait_for(self._listening.wait(), timeout=10)
         except TimeoutError:
@@ -134,9 +148,14 @@ class PostgresBroker(Broker):
 
     def publish(self, event: Event) -> None:
         self._revoked(event)  # committed: this process forgets the key before answering
-        # "b<organization id>:" (or "k" for a key) ahead of the JSON lets a receiver skip
-        # balance events nobody in its process watches without decoding them.
-        kind = "b" if isinstance(event, BalanceChanged) else "k"
+        # "b<organization id>:" ("s" for billing, "k" for a key) ahead of the JSON lets a
+        # receiver skip events nobody in its process watches without decoding them.
+        if isinstance(event, BalanceChanged):
+            kind = "b"
+        elif isinstance(event, SubscriptionStatusChanged | InvoiceUpdated):
+            kind = "s"
+        else:
+            kind = "k"
         payload = f"{kind}{event.organization_id}:{encode(event)}"
         if len(payload.encode()) > MAX_PAYLOAD_BYTES and isinstance(event, BalanceChanged):
             # receivers read the entry back
@@ -194,6 +213,8 @@ class PostgresBroker(Broker):
         try:
             head, _, body = text.partition(":")
             if head[:1] == "b" and not self.hub.watches(int(head[1:])):
+                return
+            if head[:1] == "s" and not self.hub.watches_billing(int(head[1:])):
                 return
             event = decode(body)
         except (ValueError, KeyError, TypeError):
@@ -253,3 +274,12 @@ def create_broker(database: Database, database_url: str, *, kind: str, queue_siz
             raise ValueError("the postgres event broker needs a PostgreSQL database")
         return PostgresBroker(hub, database_url)
     return InProcessBroker(hub)
+
+
+def create_publisher(database: Database, database_url: str) -> Broker | None:
+    """What a process without subscribers (`billgraph bill`) announces its commits through:
+    PostgreSQL's NOTIFY, which every gateway on the database listens to; None on SQLite,
+    where events stay in the process that wrote them."""
+    if database.is_sqlite:
+        return None
+    return PostgresBroker(Hub(database, queue_size=1), database_url, listen=False)

@@ -1,4 +1,5 @@
-"""Live events: what the ledger announces after a commit, and how it reaches subscribers.
+"""Live events: what the ledger and billing announce after a commit, and how it reaches
+subscribers.
 
 Events are state, not the source of truth: a balance event carries the wallet as it was right
 after one ledger entry, and the entry's sequence is the wallet's version. A subscriber ignores
@@ -7,6 +8,10 @@ ledger (see hub.py). Writers publish only after their transaction commits.
 
 brokers.py carries events between processes: PostgreSQL LISTEN/NOTIFY by default, or in
 process on SQLite; hub.py fans them out to the subscribers of this process.
+
+Billing events carry ids and statuses only: each receiving process reads the subscription or
+invoice back once (live/billing.py), so they are never too large for the wire, and what a
+subscriber gets is the committed state when the event reached its process.
 """
 
 import json
@@ -94,13 +99,63 @@ class ApiKeyRevoked:
     api_key_id: int
 
 
-Event = BalanceChanged | ApiKeyRevoked
+@dataclass(frozen=True)
+class SubscriptionStatusChanged:
+    """A subscription's status changed (`previous_status` None: it was created), and the
+    SubscriptionEvent that recorded the change, if one did."""
+
+    organization_id: int
+    customer_id: int
+    subscription_id: int
+    previous_status: str | None
+    status: str
+    event_id: int | None
+
+
+@dataclass(frozen=True)
+class InvoiceUpdated:
+    """An invoice was issued, or what it shows changed (status, amounts, attempts)."""
+
+    organization_id: int
+    customer_id: int
+    invoice_id: int
+    status: str
+
+
+BillingEvent = SubscriptionStatusChanged | InvoiceUpdated
+Event = BalanceChanged | ApiKeyRevoked | SubscriptionStatusChanged | InvoiceUpdated
+
+
+def _compact(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
 def encode(event: Event, *, with_entry: bool = True) -> str:
     if isinstance(event, ApiKeyRevoked):
         message = {"type": "key_revoked", "org": event.organization_id, "key": event.api_key_id}
         return json.dumps(message)
+    if isinstance(event, SubscriptionStatusChanged):
+        return _compact(
+            {
+                "type": "subscription_status",
+                "org": event.organization_id,
+                "customer": event.customer_id,
+                "subscription": event.subscription_id,
+                "previous": event.previous_status,
+                "status": event.status,
+                "event": event.event_id,
+            }
+        )
+    if isinstance(event, InvoiceUpdated):
+        return _compact(
+            {
+                "type": "invoice",
+                "org": event.organization_id,
+                "customer": event.customer_id,
+                "invoice": event.invoice_id,
+                "status": event.status,
+            }
+        )
     wallet: dict[str, Any] = {f: getattr(event.wallet, f) for f in _WALLET_FIELDS}
     wallet["updated_at"] = event.wallet.updated_at.isoformat()
     entry: dict[str, Any] | None = None
@@ -111,11 +166,32 @@ def encode(event: Event, *, with_entry: bool = True) -> str:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
 def decode(payload: str) -> Event:
     """The event in `payload`; raises ValueError (or KeyError/TypeError) if malformed."""
     message = json.loads(payload)
     if message["type"] == "key_revoked":
         return ApiKeyRevoked(organization_id=int(message["org"]), api_key_id=int(message["key"]))
+    if message["type"] == "subscription_status":
+        previous = message["previous"]
+        return SubscriptionStatusChanged(
+            organization_id=int(message["org"]),
+            customer_id=int(message["customer"]),
+            subscription_id=int(message["subscription"]),
+            previous_status=None if previous is None else str(previous),
+            status=str(message["status"]),
+            event_id=_optional_int(message["event"]),
+        )
+    if message["type"] == "invoice":
+        return InvoiceUpdated(
+            organization_id=int(message["org"]),
+            customer_id=int(message["customer"]),
+            invoice_id=int(message["invoice"]),
+            status=str(message["status"]),
+        )
     if message["type"] != "balance":
         raise ValueError(f"unknown event type {message['type']!r}")
     wallet = dict(message["wallet"])

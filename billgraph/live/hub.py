@@ -10,6 +10,10 @@ Each subscriber has a bounded queue. When it is full, the queue coalesces to the
 per wallet (the subscriber sees the version jump); a subscriber that falls behind on more
 wallets than its queue holds is ended, and its client re-reads. A slow dashboard costs its own
 queue, never the ledger's writers or other subscribers.
+
+Billing events (subscription status changes, invoice updates) go to billing subscribers
+(live/billing.py): the rows they name are read back once per event, and only when someone
+here watches their organization and customer.
 """
 
 import asyncio
@@ -22,8 +26,15 @@ from prometheus_client import Counter, Gauge
 
 from billgraph.db.engine import Database
 from billgraph.db.models import LedgerEntry, Wallet, utcnow
-from billgraph.live import repository
-from billgraph.live.events import ApiKeyRevoked, BalanceChanged, Event
+from billgraph.live import billing, repository
+from billgraph.live.billing import BillingSubscriber, Topic
+from billgraph.live.events import (
+    ApiKeyRevoked,
+    BalanceChanged,
+    Event,
+    InvoiceUpdated,
+    SubscriptionStatusChanged,
+)
 from billgraph.logs import get_logger
 
 log = get_logger(__name__)
@@ -149,6 +160,9 @@ class Hub:
         self._by_organization: dict[int, set[Subscriber]] = defaultdict(set)
         self._organizations: dict[int, int] = defaultdict(int)  # subscribers per organization
         self._sockets: dict[int, set[SocketCloser]] = defaultdict(set)  # per API key
+        # Billing subscribers by (topic, organization); each filters by customer itself.
+        self._billing: dict[tuple[Topic, int], set[BillingSubscriber]] = defaultdict(set)
+        self._billing_organizations: dict[int, int] = defaultdict(int)
         self._versions: OrderedDict[int, int] = OrderedDict()
         self._inbox: asyncio.Queue[Event] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -165,6 +179,9 @@ class Hub:
             for group in subscribers.values():
                 for subscriber in group:
                     subscriber.end("The server is shutting down.")
+        for billing_group in self._billing.values():
+            for billing_subscriber in billing_group:
+                billing_subscriber.end("The server is shutting down.")
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
@@ -174,6 +191,10 @@ class Hub:
         """Whether anyone here subscribes to the organization's balances. Events of the
         others can be ignored: a first event after a subscription reads back what it needs."""
         return organization_id in self._organizations
+
+    def watches_billing(self, organization_id: int) -> bool:
+        """Whether anyone here subscribes to the organization's subscriptions or invoices."""
+        return organization_id in self._billing_organizations
 
     def receive(self, event: Event) -> None:
         self._inbox.put_nowait(event)
@@ -213,6 +234,28 @@ class Hub:
             self._organizations[organization_id] -= 1
             if not self._organizations[organization_id]:
                 del self._organizations[organization_id]
+
+    @contextmanager
+    def subscribe_billing(
+        self, topic: Topic, organization_id: int, *, customer_id: int | None = None
+    ) -> Iterator[BillingSubscriber]:
+        subscriber = BillingSubscriber(
+            topic, organization_id, customer_id=customer_id, capacity=self.queue_size
+        )
+        key = (topic, organization_id)
+        self._billing[key].add(subscriber)
+        self._billing_organizations[organization_id] += 1
+        SUBSCRIBERS.inc()
+        try:
+            yield subscriber
+        finally:
+            SUBSCRIBERS.dec()
+            self._billing[key].discard(subscriber)
+            if not self._billing[key]:
+                del self._billing[key]
+            self._billing_organizations[organization_id] -= 1
+            if not self._billing_organizations[organization_id]:
+                del self._billing_organizations[organization_id]
 
     def add_socket(self, api_key_id: int, close: SocketCloser) -> Callable[[], None]:
         """Register an open socket of `api_key_id`, closed if the key is revoked. Returns the
@@ -264,6 +307,9 @@ class Hub:
             EVENTS.labels("key_revoked").inc()
             self._key_revoked(event.api_key_id)
             return
+        if isinstance(event, SubscriptionStatusChanged | InvoiceUpdated):
+            await self._dispatch_billing(event)
+            return
         EVENTS.labels("balance").inc()
         last = self._versions.get(event.wallet_id)
         if last is not None and event.version <= last:
@@ -285,6 +331,19 @@ class Hub:
             for each in events:
                 if subscriber.matches(each):
                     subscriber.offer(each)
+
+    async def _dispatch_billing(self, event: SubscriptionStatusChanged | InvoiceUpdated) -> None:
+        topic = billing.topic_of(event)
+        EVENTS.labels(topic.value).inc()
+        group = self._billing.get((topic, event.organization_id), set())
+        watchers = [subscriber for subscriber in group if subscriber.matches(event)]
+        if not watchers:
+            return
+        delivery = await billing.read_back(self._database, event)
+        if delivery is None:
+            return
+        for subscriber in watchers:
+            subscriber.offer(delivery, too_slow=SLOW_SUBSCRIBER)
 
     def _watchers(self, event: BalanceChanged) -> set[Subscriber]:
         wallet = event.wallet

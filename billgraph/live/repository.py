@@ -1,5 +1,6 @@
 """Reads behind live events: the ledger as the source of truth for what an event stream
-missed, and the revocations a reconnected listener may have missed."""
+missed, the revocations a reconnected listener may have missed, and the billing rows a
+billing event names."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -7,7 +8,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billgraph.db.models import ApiKey, LedgerEntry, Wallet
+from billgraph.db.models import (
+    ApiKey,
+    Invoice,
+    LedgerEntry,
+    Subscription,
+    SubscriptionEvent,
+    Wallet,
+)
 
 
 async def entries_after(
@@ -72,3 +80,27 @@ async def revoked_api_key_ids(session: AsyncSession, ids: Sequence[int]) -> list
         select(ApiKey.id).where(ApiKey.id.in_(ids), ApiKey.revoked_at.is_not(None))
     )
     return list(rows)
+
+
+async def subscription_with_event(
+    session: AsyncSession, subscription_id: int, event_id: int | None
+) -> tuple[Subscription, SubscriptionEvent | None] | None:
+    """The subscription and, if `event_id` is given, that event of it: one statement."""
+    if event_id is None:
+        subscription = await session.get(Subscription, subscription_id)
+        return None if subscription is None else (subscription, None)
+    query = (
+        select(Subscription, SubscriptionEvent)
+        .outerjoin(
+            SubscriptionEvent,
+            (SubscriptionEvent.subscription_id == Subscription.id)
+            & (SubscriptionEvent.id == event_id),
+        )
+        .where(Subscription.id == subscription_id)
+    )
+    row = (await session.execute(query)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def invoice(session: AsyncSession, invoice_id: int) -> Invoice | None:
+    return await session.get(Invoice, invoice_id)

@@ -16,9 +16,21 @@ from graphql import GraphQLError
 from billgraph.core.errors import ValidationError
 from billgraph.graphql.context import Context, Info
 from billgraph.graphql.errors import graphql_error
-from billgraph.graphql.live.types import WalletBalanceChanged, WalletLowBalance
+from billgraph.graphql.live.types import (
+    InvoiceUpdated,
+    SubscriptionStatusChanged,
+    WalletBalanceChanged,
+    WalletLowBalance,
+)
 from billgraph.graphql.node import db_id_of
 from billgraph.live import repository
+from billgraph.live.billing import (
+    BillingEnded,
+    BillingSubscriber,
+    InvoiceDelivery,
+    StatusDelivery,
+    Topic,
+)
 from billgraph.live.events import BalanceChanged
 from billgraph.live.hub import Subscriber, SubscriptionEnded
 from billgraph.wallets.repository import WalletRow
@@ -62,6 +74,40 @@ class SubscriptionRoot:
         self, info: Info, customer_id: strawberry.ID | None = None
     ) -> AsyncGenerator[WalletLowBalance, None]:
         return await wallet_low_balance(info, customer_id=customer_id)
+
+    @strawberry.subscription(
+        description="One event per committed status change of the organization's "
+        "subscriptions (or `customerId`'s), a new subscription included (previousStatus "
+        "null), from whichever process made it (a `billgraph bill` run on PostgreSQL too). "
+        "A subscriber that falls behind gets one change per subscription spanning those it "
+        "skipped."
+    )
+    async def subscription_status_changed(
+        self, info: Info, customer_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[SubscriptionStatusChanged, None]:
+        subscriber = await _billing_subscriber(info, Topic.SUBSCRIPTION_STATUS, customer_id)
+
+        def payload(delivery: StatusDelivery | InvoiceDelivery) -> SubscriptionStatusChanged:
+            assert isinstance(delivery, StatusDelivery)
+            return SubscriptionStatusChanged.from_delivery(delivery)
+
+        return _billing_stream(info.context, subscriber, payload)
+
+    @strawberry.subscription(
+        description="One event per committed change of an invoice of the organization (or "
+        "of `customerId`): issued, an attempt started or failed, paid, voided. The invoice is "
+        "read when the event arrives: several changes in quick succession may show as one."
+    )
+    async def invoice_updated(
+        self, info: Info, customer_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[InvoiceUpdated, None]:
+        subscriber = await _billing_subscriber(info, Topic.INVOICE, customer_id)
+
+        def payload(delivery: StatusDelivery | InvoiceDelivery) -> InvoiceUpdated:
+            assert isinstance(delivery, InvoiceDelivery)
+            return InvoiceUpdated.from_delivery(delivery)
+
+        return _billing_stream(info.context, subscriber, payload)
 
 
 async def wallet_balance_changed(
@@ -130,6 +176,33 @@ async def _stream(
                 raise graphql_error(str(ended), ended.code) from None
             context.fresh_loaders()
             yield payload(event)
+
+
+async def _billing_subscriber(
+    info: Info, topic: Topic, customer_id: strawberry.ID | None
+) -> AbstractContextManager[BillingSubscriber]:
+    context = info.context
+    customer_db_id = await _customer(context, customer_id) if customer_id is not None else None
+    hub = context.hub
+    assert hub is not None
+    return hub.subscribe_billing(topic, context.organization_id, customer_id=customer_db_id)
+
+
+async def _billing_stream(
+    context: Context,
+    subscription: AbstractContextManager[BillingSubscriber],
+    payload: Callable[[StatusDelivery | InvoiceDelivery], T],
+) -> AsyncGenerator[T, None]:
+    with subscription as subscriber:
+        while True:
+            try:
+                delivery = await subscriber.next()
+            except BillingEnded as ended:
+                if ended.code is None:  # the server is stopping: complete the stream
+                    return
+                raise graphql_error(str(ended), ended.code) from None
+            context.fresh_loaders()
+            yield payload(delivery)
 
 
 def _catch_up(
