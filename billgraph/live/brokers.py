@@ -7,6 +7,8 @@ One small interface: `publish` (after commit; never blocks, never raises), `star
   inside the ledger transaction would serialize every commit on PostgreSQL's notification
   queue lock (bench/RESULTS.md has the measurement). Each process keeps one listening
   connection, which reconnects by itself and then has the hub re-send what it may have missed.
+  A process that only writes (`billgraph bill`, see `create_publisher`) publishes without
+  listening, so the gateways' subscribers hear of its commits too.
 """
 
 import asyncio
