@@ -2,8 +2,9 @@
 
 Services write through a unit and never commit; the boundary that owns the request, the
 webhook or the job opens the unit, and its end commits. What a service announces (live balance
-events, key revocations) is held by the unit and published after the commit, or dropped with a
-rollback: a subscriber never hears of a write that did not happen.
+events, key revocations, the billing changes billing/announcements.py sees in its flushes) is
+held by the unit and published after the commit, or dropped with a rollback: a subscriber
+never hears of a write that did not happen.
 """
 
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -13,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from billgraph.db.engine import Database
+from billgraph.logs import get_logger
+
+log = get_logger(__name__)
 
 # Where a unit's session names its unit (for flush hooks, see `of_session`).
 _UNIT = "billgraph.unit"
@@ -53,7 +57,12 @@ class UnitOfWork:
             self.database.events.publish(event)
         self._announcements.clear()
         for announcer in self._announcers:
-            for event in announcer():
+            try:
+                events = list(announcer())
+            except Exception:  # committed: failing to announce must not fail the writer
+                log.exception("building a unit's announcements failed")
+                continue
+            for event in events:
                 self.database.events.publish(event)
         self._announcers.clear()
 

@@ -214,9 +214,11 @@ class PostgresBroker(Broker):
         text = str(payload)
         try:
             head, _, body = text.partition(":")
-            if head[:1] == "b" and not self.hub.watches(int(head[1:])):
-                return
-            if head[:1] == "s" and not self.hub.watches_billing(int(head[1:])):
+            kind = head[:1]
+            if kind == "b":
+                if not self.hub.watches(int(head[1:])):
+                    return
+            elif kind == "s" and not self.hub.watches_billing(int(head[1:])):
                 return
             event = decode(body)
         except (ValueError, KeyError, TypeError):

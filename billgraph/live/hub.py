@@ -307,7 +307,7 @@ class Hub:
             EVENTS.labels("key_revoked").inc()
             self._key_revoked(event.api_key_id)
             return
-        if isinstance(event, SubscriptionStatusChanged | InvoiceUpdated):
+        if not isinstance(event, BalanceChanged):  # one class check: balances are the busy path
             await self._dispatch_billing(event)
             return
         EVENTS.labels("balance").inc()
