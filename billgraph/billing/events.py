@@ -31,8 +31,9 @@ def record(
     at: datetime,
     invoice_id: int | None = None,
 ) -> None:
-    """Add the event to the unit (flushed with its next statement). Live delivery
-    (subscriptionStatusChanged) will hang off this one place."""
+    """Add the event to the unit (flushed with its next statement). A status change the
+    unit makes is announced live linked to the event recorded for it here (see
+    announcements.py)."""
     unit.session.add(
         SubscriptionEvent(
             organization_id=subscription.organization_id,
