@@ -485,7 +485,8 @@ class Invoice(Base):
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
     # The secret part of the hosted invoice page's address.
     hosted_token: Mapped[str] = mapped_column(String(64))
-    # The wallet debit that applied credit to it; NULL when none was applied.
+    # The wallet's entry: the debit that applied credit to it, or the credit a prorated
+    # downgrade gave back; NULL when there is none.
     ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
