@@ -5,12 +5,12 @@ every refusal."""
 
 from typing import Any
 
+from billgraph.billing import dunning, proration, run
 from billgraph.billing import payment_methods as methods
-from billgraph.billing import run
 from billgraph.checkout.providers import Providers
 from billgraph.core.unit import unit_of_work
 from billgraph.db.engine import Database
-from tests.billing.helpers import DECLINING_CARD, GOOD_CARD
+from tests.billing.helpers import DECLINING_CARD, GOOD_CARD, Org, at
 from tests.billing.test_graph import (
     ERRORS,
     INVOICE,
@@ -253,3 +253,30 @@ async def test_prorated_changes_that_cannot_be_made_are_refused_and_write_nothin
     assert (late["__typename"], late["field"]) == ("ConflictError", "subscriptionId")
     assert len(invoices_of(await detail(tenant, sid))) == 2
     await assert_ledger_invariant(database)
+
+
+async def test_a_crash_between_the_switch_and_the_charge_charges_once(org: Org) -> None:
+    clock = await org.clock(at(2030, 4, 1))
+    customer = await org.customer(credit=3000, clock=clock)
+    card = await org.card(customer)
+    sub = (await org.subscribe(customer, await org.plan(3000), method=card)).subscription
+    pro = await org.plan(4995)
+    await org.advance(clock, at(2030, 4, 11, 8))
+    # The change's unit commits, then the process dies before the provider is asked.
+    async with unit_of_work(org.database) as unit:
+        invoice, attempt_id = await proration._switch(
+            unit, org.id, sub.id, pro, None, dunning.policy(org.providers.settings)
+        )
+    assert invoice is not None and attempt_id is not None
+    # The change asked again: done already, nothing more is invoiced.
+    again = await proration.change_now(org.database, org.providers, org.id, sub.id, pro)
+    assert again.invoice is None and again.subscription.plan_id == pro
+    # The next billing run finishes the charge, once.
+    summary = await org.advance(clock, at(2030, 4, 11, 8))
+    assert summary.charged == 1
+    invoices = await org.invoices(sub.id)
+    assert [(i.total, i.status) for i in invoices] == [(3000, "PAID"), (1308, "PAID")]
+    [attempt] = await org.attempts(invoices[1].id)
+    assert (attempt.outcome, attempt.amount) == ("SUCCEEDED", 1308)
+    assert await org.balance(customer) == 0
+    await assert_ledger_invariant(org.database)
