@@ -9,13 +9,13 @@ import strawberry
 
 from billgraph.billing import coupons, repository
 from billgraph.billing.clock import customer_clock, system_now
-from billgraph.core import errors
+from billgraph.core import errors, validation
 from billgraph.core.unit import unit_of_work
 from billgraph.customers import repository as customer_repository
 from billgraph.db import models
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
-from billgraph.graphql.errors import result
+from billgraph.graphql.errors import graphql_error, result
 from billgraph.graphql.node import (
     Node,
     db_id_of,
@@ -305,7 +305,7 @@ class CouponQueries:
         description="Whether createSubscription would take the code on the plan now. With "
         "customerId, at the customer's time (its test clock's) and for that customer "
         "(firstTimeOnly codes); without, firstTimeOnly is not checked. The last redemption "
-        "may still go to someone else first."
+        "may still go to someone else first. A malformed id is BAD_USER_INPUT."
     )
     async def validate_promotion_code(
         self,
@@ -317,14 +317,13 @@ class CouponQueries:
         context = info.context
         organization_id = context.organization_id
         try:
+            validation.storable(code, "code")
             plan_db_id = db_id_of(plan_id, "Plan", "planId")
             customer_db_id = (
                 None if customer_id is None else db_id_of(customer_id, "Customer", "customerId")
             )
-        except errors.ValidationError as exc:
-            return PromotionCodeValidation(
-                valid=False, reason=exc.message, coupon=None, description=None
-            )
+        except errors.ValidationError as exc:  # as every query field answers a malformed id
+            raise graphql_error(exc.message, "BAD_USER_INPUT") from None
         async with context.database.sessions() as session:
             offer = await coupons.find(session, organization_id, code)
             if offer is None:
