@@ -248,6 +248,7 @@ async def create_promotion_code(unit: UnitOfWork, request: PromotionCodeRequest)
             first_time_only=request.first_time_only,
             minimum_amount=request.minimum_amount,
             minimum_amount_currency=request.minimum_amount_currency,
+            active=True,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["organization_id", "lookup"])
@@ -257,6 +258,25 @@ async def create_promotion_code(unit: UnitOfWork, request: PromotionCodeRequest)
         raise ConflictError(f"The code {request.code!r} is in use already.", "code")
     row = await session.get(PromotionCode, new_id)
     assert row is not None
+    return row
+
+
+async def archive_promotion_code(
+    unit: UnitOfWork, organization_id: int, promotion_code_id: int
+) -> PromotionCode:
+    """No new redemptions of the code; subscriptions that took it keep their discount.
+    Archiving twice is fine. Raises NotFoundError."""
+    row = await unit.session.scalar(
+        select(PromotionCode).where(
+            PromotionCode.organization_id == organization_id,
+            PromotionCode.id == promotion_code_id,
+        )
+    )
+    if row is None:
+        raise NotFoundError("Promotion code not found.")
+    if row.active:
+        row.active = False
+        await unit.session.flush()
     return row
 
 
@@ -301,6 +321,8 @@ def refusal(offer: Offer, plan: Plan, at: datetime, *, returning_customer: bool)
     """Why the code cannot be redeemed on `plan` at `at` (None: it can). `returning_customer`:
     the customer had a subscription before (False when unknown)."""
     code, coupon = offer.promotion_code, offer.coupon
+    if not code.active:
+        return "The promotion code is archived."
     if code.expires_at is not None and code.expires_at <= at:
         return f"The promotion code expired on {code.expires_at:%Y-%m-%d}."
     if coupon.redeem_by is not None and coupon.redeem_by <= at:

@@ -611,7 +611,7 @@ class PromotionCode(Base):
     """A code customers type to get a coupon. `lookup` is the code upper-cased: codes are
     unique per organization and matched case-insensitively. `minimum_amount` is in
     `minimum_amount_currency` (as Stripe's): only a plan in that currency, of at least that
-    amount, takes the code."""
+    amount, takes the code. An archived code (`active` false) takes no new redemptions."""
 
     __tablename__ = "promotion_codes"
     __table_args__ = (
@@ -640,6 +640,7 @@ class PromotionCode(Base):
     first_time_only: Mapped[bool] = mapped_column(default=False)
     minimum_amount: Mapped[int | None] = mapped_column(BigInteger)
     minimum_amount_currency: Mapped[str | None] = mapped_column(String(3))
+    active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -455,3 +455,36 @@ async def test_two_codes_racing_for_the_last_redemption_of_their_coupon(
     counts = [await times_redeemed(tenant, c["id"], CODE_COUNT) for c in (one, two)]
     assert sorted(counts) == [0, 1]  # the loser's count was rolled back with it
     await assert_ledger_invariant(database)
+
+
+ARCHIVE_CODE = f"""mutation($id: ID!) {{ archivePromotionCode(id: $id) {{ __typename
+  ... on ArchivePromotionCodeSuccess {{ promotionCode {{ id active }} }} {ERRORS} }} }}"""
+
+
+async def test_an_archived_code_takes_no_new_redemptions_and_its_discounts_go_on(
+    tenant: Tenant, other_tenant: Tenant, database: Database
+) -> None:
+    clock = await create_clock(tenant, "2030-08-01T00:00:00Z")
+    plan = await create_plan(tenant, 1000)
+    coupon = await create_coupon(tenant, percentOff=20)
+    code = await create_code(tenant, coupon["id"], code="GONE")
+    taker = await funded_customer(tenant, 10_000, testClockId=clock["id"])
+    subscription = await subscribed(tenant, taker, plan["id"], promotionCode="GONE")
+    assert (await mutate(other_tenant, ARCHIVE_CODE, {"id": code["id"]}))["__typename"] == (
+        "NotFoundError"
+    )
+    archived = await mutate(tenant, ARCHIVE_CODE, {"id": code["id"]})
+    assert archived["promotionCode"] == {"id": code["id"], "active": False}
+    assert (await mutate(tenant, ARCHIVE_CODE, {"id": code["id"]}))["promotionCode"]["active"] is (
+        False
+    )
+    answer = await validate(tenant, "GONE", plan["id"])
+    assert (answer["valid"], answer["reason"]) == (False, "The promotion code is archived.")
+    late = await subscribe(
+        tenant, await funded_customer(tenant, 5000), plan["id"], promotionCode="GONE"
+    )
+    assert (late["__typename"], late["field"]) == ("ValidationError", "promotionCode")
+    await advance(tenant, clock["id"], "2030-09-01T00:00:00Z")
+    assert totals(await detail(tenant, subscription["id"])) == [(1000, 200, 800)] * 2
+    assert await times_redeemed(tenant, coupon["id"]) == 1
+    await assert_ledger_invariant(database)

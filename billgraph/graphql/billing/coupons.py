@@ -93,6 +93,10 @@ class PromotionCode(Node):
     minimum_amount_currency: Currency | None = strawberry.field(
         description="A plan in another currency does not take the code."
     )
+    active: bool = strawberry.field(
+        description="False once archived: no new redemptions; subscriptions that took it "
+        "keep their discount."
+    )
     created_at: datetime
 
     @classmethod
@@ -112,6 +116,7 @@ class PromotionCode(Node):
                 if row.minimum_amount_currency is None
                 else Currency(row.minimum_amount_currency)
             ),
+            active=row.active,
             created_at=row.created_at,
         )
 
@@ -246,6 +251,11 @@ class CreatePromotionCodeSuccess:
     promotion_code: PromotionCode
 
 
+@strawberry.type
+class ArchivePromotionCodeSuccess:
+    promotion_code: PromotionCode
+
+
 def _currency(value: Currency | None) -> str | None:
     return None if value is None else value.value
 
@@ -297,6 +307,25 @@ class CouponMutations:
         async with unit_of_work(context.database) as unit:
             row = await coupons.create_promotion_code(unit, request)
         return CreatePromotionCodeSuccess(promotion_code=PromotionCode.from_model(row))
+
+    @strawberry.mutation(
+        description="No new redemptions of the code; subscriptions that took it keep their "
+        "discount. Archiving twice is fine."
+    )
+    @result(
+        "ArchivePromotionCodeResult",
+        ArchivePromotionCodeSuccess,
+        errors.NotFoundError,
+        errors.ValidationError,
+    )
+    async def archive_promotion_code(
+        self, info: Info, id: strawberry.ID
+    ) -> ArchivePromotionCodeSuccess:
+        context = info.context
+        code_id = input_id(id, "PromotionCode", "id", "Promotion code not found.")
+        async with unit_of_work(context.database) as unit:
+            row = await coupons.archive_promotion_code(unit, context.organization_id, code_id)
+        return ArchivePromotionCodeSuccess(promotion_code=PromotionCode.from_model(row))
 
 
 @strawberry.type

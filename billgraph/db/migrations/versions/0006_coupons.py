@@ -101,6 +101,7 @@ def upgrade() -> None:
         sa.Column("first_time_only", sa.Boolean(), nullable=False),
         sa.Column("minimum_amount", sa.BigInteger(), nullable=True),
         sa.Column("minimum_amount_currency", sa.String(length=3), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "times_redeemed >= 0 AND (max_redemptions IS NULL OR "
