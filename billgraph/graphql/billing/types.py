@@ -115,7 +115,10 @@ class Invoice(Node):
     currency: Currency
     subtotal: BigInt = strawberry.field(description="The lines' sum.")
     discount: BigInt
-    wallet_credit_applied: BigInt = strawberry.field(description="Paid from the wallet.")
+    wallet_credit_applied: BigInt = strawberry.field(
+        description="Paid from the wallet; negative when a prorated downgrade's negative total "
+        "was credited to it (then amountDue is 0)."
+    )
     total: BigInt = strawberry.field(description="subtotal - discount.")
     amount_due: BigInt = strawberry.field(
         description="total - walletCreditApplied: what the payment method owes."
