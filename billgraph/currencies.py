@@ -39,3 +39,13 @@ CURRENCIES: dict[str, Currency] = {
 
 # The codes as an enum: the GraphQL Currency enum is this one.
 CurrencyCode = Enum("CurrencyCode", {code: code for code in CURRENCIES}, type=str)  # type: ignore[misc]
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """Minor units as people read them: 1,234.50 USD, -2.50 USD, 15,000 KRW."""
+    exponent = CURRENCIES[currency].exponent
+    sign = "-" if amount < 0 else ""
+    if exponent == 0:
+        return f"{sign}{abs(amount):,} {currency}"
+    whole, minor = divmod(abs(amount), 10**exponent)
+    return f"{sign}{whole:,}.{minor:0{exponent}d} {currency}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from billgraph.billing import events, repository
+from billgraph.billing import coupons, events, repository
 from billgraph.billing.dunning import Policy, SubscriptionStatus
 from billgraph.billing.events import EventType
 from billgraph.core.errors import BillingError
@@ -71,6 +71,10 @@ async def issue(
     existing = await repository.invoice_for_period(unit.session, subscription.id, period_start)
     if existing is not None:
         return Issued(existing, None, created=False)
+    # The subscription's coupon, if it has one and it has not ended (coupons.py).
+    discount = await coupons.invoice_discount(
+        unit.session, subscription.id, plan.currency, plan.amount, period_start
+    )
     invoice = Invoice(
         organization_id=subscription.organization_id,
         customer_id=subscription.customer_id,
@@ -79,10 +83,10 @@ async def issue(
         status=InvoiceStatus.OPEN.value,
         currency=plan.currency,
         subtotal=plan.amount,
-        discount=0,
+        discount=discount,
         wallet_credit_applied=0,
-        total=plan.amount,
-        amount_due=plan.amount,
+        total=plan.amount - discount,
+        amount_due=plan.amount - discount,
         amount_paid=0,
         attempt_count=0,
         due_at=now,
@@ -106,6 +110,82 @@ async def issue(
     )
     attempt = await start_attempt(unit, subscription, invoice, now)
     return Issued(invoice, attempt, created=True)
+
+
+async def issue_proration(
+    unit: UnitOfWork,
+    subscription: Subscription,
+    *,
+    old: Plan,
+    new: Plan,
+    credit: int,
+    charge: int,
+    at: datetime,
+) -> Invoice:
+    """A prorated change's invoice (proration.py), from `at` to the period's end: a credit
+    line for `old`'s unused time, a charge line for `new`'s, no discount. OPEN when it
+    totals 0 or more (the caller starts its payment); a negative total (a downgrade) is
+    credited to the wallet at once, one ledger credit whose key derives from the invoice:
+    wallet_credit_applied = total < 0, nothing due, PAID."""
+    end = subscription.current_period_end
+    total = charge - credit
+    refund = total < 0
+    invoice = Invoice(
+        organization_id=subscription.organization_id,
+        customer_id=subscription.customer_id,
+        subscription_id=subscription.id,
+        number=await repository.next_invoice_number(unit, subscription.organization_id),
+        status=(InvoiceStatus.PAID if refund else InvoiceStatus.OPEN).value,
+        currency=new.currency,
+        subtotal=total,
+        discount=0,
+        wallet_credit_applied=total if refund else 0,
+        total=total,
+        amount_due=0 if refund else total,
+        amount_paid=0,
+        attempt_count=0,
+        due_at=at,
+        paid_at=at if refund else None,
+        period_start=at,
+        period_end=end,
+        hosted_token=secrets.token_urlsafe(32),
+        created_at=at,
+        updated_at=utcnow(),
+    )
+    unit.session.add(invoice)
+    await unit.session.flush()
+    span = _span(at, end)
+    for description, amount in (
+        (f"Unused time on {old.name} ({span})", -credit),
+        (f"Remaining time on {new.name} ({span})", charge),
+    ):
+        unit.session.add(
+            InvoiceLine(
+                invoice_id=invoice.id,
+                description=description,
+                amount=amount,
+                quantity=1,
+                period_start=at,
+                period_end=end,
+            )
+        )
+    if refund:
+        posting = await ledger.post_entry(
+            unit,
+            ledger.entry_request(
+                invoice.organization_id,
+                customer_id=invoice.customer_id,
+                currency=invoice.currency,
+                entry_type=EntryType.CREDIT,
+                amount=-total,
+                reason=f"Invoice {invoice_number(invoice)}: unused time credited",
+                idempotency_key=f"{ledger.RESERVED_KEY_PREFIX}invoice:{invoice.id}:proration",
+                reserved_key=True,
+            ),
+        )
+        invoice.ledger_entry_id = posting.entry.id
+    await unit.session.flush()
+    return invoice
 
 
 def _span(start: datetime, end: datetime) -> str:

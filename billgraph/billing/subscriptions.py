@@ -6,7 +6,7 @@
   charged to the payment method. Paid: ACTIVE; not paid: INCOMPLETE until a payment method
   pays it (`attach_payment_method`).
 - `cancel` (at period end, or now), `resume` (undoes a pending cancel), `change_plan` (from
-  the next period) each take a unit of work.
+  the next period) each take a unit of work; a prorated change now is proration.py's.
 """
 
 import hashlib
@@ -18,7 +18,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.adapters.base import Provider
-from billgraph.billing import charges, dunning, events, invoices, periods, repository
+from billgraph.billing import charges, coupons, dunning, events, invoices, periods, repository
 from billgraph.billing.clock import customer_clock, subscription_now, system_now
 from billgraph.billing.dunning import SubscriptionStatus
 from billgraph.billing.events import EventType
@@ -33,7 +33,7 @@ from billgraph.core.errors import (
 from billgraph.core.unit import UnitOfWork, unit_of_work
 from billgraph.customers import repository as customer_repository
 from billgraph.db.engine import Database
-from billgraph.db.models import Invoice, Subscription, utcnow
+from billgraph.db.models import Invoice, Plan, Subscription, utcnow
 from billgraph.ledger import service as ledger
 
 TOSS_CURRENCY = "KRW"
@@ -50,6 +50,7 @@ class SubscriptionRequest:
     payment_method_id: int | None
     trial_days: int | None  # None: the plan's
     idempotency_key: str
+    promotion_code: str | None = None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -61,6 +62,8 @@ class SubscriptionRequest:
             self.payment_method_id,
             self.trial_days,
         ]
+        if self.promotion_code is not None:  # so the keys of requests without one still match
+            payload.append(self.promotion_code.upper())
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
@@ -80,6 +83,7 @@ def subscription_request(
     payment_method_id: int | None = None,
     trial_days: int | None = None,
     idempotency_key: str,
+    promotion_code: str | None = None,
 ) -> SubscriptionRequest:
     """The checked request; raises ValidationError naming the field at fault."""
     key = validation.text(idempotency_key, "idempotencyKey", max_length=255, required=True)
@@ -101,6 +105,7 @@ def subscription_request(
         payment_method_id=payment_method_id,
         trial_days=trial_days,
         idempotency_key=key,
+        promotion_code=validation.text(promotion_code, "promotionCode", max_length=64),
     )
 
 
@@ -117,7 +122,9 @@ async def create(
     Raises NotFoundError (the customer, plan or payment method is unknown or another
     organization's), ValidationError (an archived plan, a payment method of another provider
     or customer, a provider other than the sandbox for a test-clock customer, a currency the
-    provider does not take), IdempotencyConflictError; in each case nothing is written. A
+    provider does not take, a promotion code that is unknown or cannot be redeemed, or whose
+    last redemption went to a racing request), IdempotencyConflictError; in each case nothing
+    is written. A
     declined first charge is no error: the subscription is INCOMPLETE.
     """
     policy = dunning.policy(providers.settings)
@@ -184,6 +191,7 @@ async def _start(
         raise ValidationError("A test-clock customer can use the sandbox only.", "provider")
     start = clock.frozen_time if clock is not None else system_now(now)
     trial_days = plan.trial_days if request.trial_days is None else request.trial_days
+    offer = await _offer(session, request, customer.id, plan, start)
     trial_end = periods.trial_end(start, trial_days) if trial_days > 0 else None
     period_end = trial_end or periods.next_boundary(
         start, plan.interval, plan.interval_count, start
@@ -222,11 +230,36 @@ async def _start(
     subscription = await repository.subscription_by_id(session, org, new_id)
     assert subscription is not None
     events.record(unit, subscription, EventType.CREATED, f"Subscribed to {plan.name}.", start)
+    if offer is not None:  # counted here, so the first invoice is discounted
+        await coupons.redeem(unit, offer, subscription, plan, start)
     issued = None
     if trial_end is None:
         issued = await invoices.issue(unit, subscription, plan, start, period_end, start)
     await charges.reschedule(unit, subscription)
     return subscription, issued, False
+
+
+async def _offer(
+    session: AsyncSession,
+    request: SubscriptionRequest,
+    customer_id: int,
+    plan: Plan,
+    at: datetime,
+) -> coupons.Offer | None:
+    """The request's promotion code, if it may be redeemed at `at` (the subscription's
+    start); a ValidationError (field promotionCode) saying why not."""
+    if request.promotion_code is None:
+        return None
+    offer = await coupons.find(session, request.organization_id, request.promotion_code)
+    if offer is None:
+        raise ValidationError("No such promotion code.", "promotionCode")
+    returning = offer.promotion_code.first_time_only and (
+        await repository.customer_has_subscriptions(session, customer_id)
+    )
+    reason = coupons.refusal(offer, plan, at, returning_customer=returning)
+    if reason is not None:
+        raise ValidationError(reason, "promotionCode")
+    return offer
 
 
 async def get(session: AsyncSession, organization_id: int, subscription_id: int) -> Subscription:
@@ -339,14 +372,11 @@ async def change_plan(
     subscription_id: int,
     plan_id: int,
     *,
-    prorate: bool = False,
     now: datetime | None = None,
 ) -> Subscription:
-    """Switch to `plan_id` from the next period (its next invoice is the new plan's).
-    Raises NotFoundError, ValidationError (prorate, which is not available yet; an archived
-    plan; another currency), ConflictError (canceled)."""
-    if prorate:
-        raise ValidationError("Prorated plan changes are not available yet.", "prorate")
+    """Switch to `plan_id` from the next period (its next invoice is the new plan's; to
+    switch now, prorated, see proration.change_now). Raises NotFoundError, ValidationError
+    (an archived plan; another currency), ConflictError (canceled)."""
     row = await _locked(unit, organization_id, subscription_id)
     if row.status == SubscriptionStatus.CANCELED:
         raise ConflictError("The subscription is canceled.", "subscriptionId")

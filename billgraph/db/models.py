@@ -435,7 +435,8 @@ class Invoice(Base):
     """What a period of a subscription costs and how it was paid: `subtotal` (the lines),
     `total` = subtotal - discount, `wallet_credit_applied` (debited from the wallet first),
     `amount_due` = total - wallet credit (what the payment method owes), `amount_paid` (what
-    it has paid). PAID when amount_paid == amount_due. One invoice per subscription period."""
+    it has paid). PAID when amount_paid == amount_due. One invoice per subscription period,
+    plus one per prorated change of plan (its period starts at the change)."""
 
     __tablename__ = "invoices"
     __table_args__ = (
@@ -445,10 +446,13 @@ class Invoice(Base):
         CheckConstraint(
             "status IN ('DRAFT', 'OPEN', 'PAID', 'VOID', 'UNCOLLECTIBLE')", name="status_known"
         ),
+        # Negative only for a prorated downgrade: what it credits goes back to the wallet
+        # (wallet_credit_applied = total < 0), and nothing is due.
         CheckConstraint(
-            "subtotal >= 0 AND discount >= 0 AND wallet_credit_applied >= 0 AND total >= 0 "
-            "AND amount_due >= 0 AND amount_paid >= 0",
-            name="amounts_not_negative",
+            "discount >= 0 AND amount_due >= 0 AND amount_paid >= 0 AND ("
+            "(subtotal >= 0 AND total >= 0 AND wallet_credit_applied >= 0) "
+            "OR (total < 0 AND wallet_credit_applied = total))",
+            name="amounts_in_range",
         ),
         CheckConstraint("total = subtotal - discount", name="total_is_subtotal_less_discount"),
         CheckConstraint(
@@ -481,7 +485,8 @@ class Invoice(Base):
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
     # The secret part of the hosted invoice page's address.
     hosted_token: Mapped[str] = mapped_column(String(64))
-    # The wallet debit that applied credit to it; NULL when none was applied.
+    # The wallet's entry: the debit that applied credit to it, or the credit a prorated
+    # downgrade gave back; NULL when there is none.
     ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -555,3 +560,100 @@ class SubscriptionEvent(Base):
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     # The subscription's time (its test clock's, if it has one).
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- billing: coupons and promotion codes ----------------------------------------------------
+
+
+class Coupon(Base):
+    """A discount: `percent_off` (whole percent) or `amount_off` in `currency`, for the first
+    invoice (ONCE), the invoices of `duration_in_months` months (REPEATING) or all (FOREVER).
+    `times_redeemed` counts the subscriptions that took it, never past `max_redemptions`."""
+
+    __tablename__ = "coupons"
+    __table_args__ = (
+        CheckConstraint(
+            "(percent_off IS NOT NULL AND amount_off IS NULL AND currency IS NULL) OR "
+            "(percent_off IS NULL AND amount_off IS NOT NULL AND currency IS NOT NULL)",
+            name="percent_or_amount",
+        ),
+        CheckConstraint("percent_off BETWEEN 1 AND 100", name="percent_off_in_range"),
+        CheckConstraint("amount_off > 0", name="amount_off_positive"),
+        CheckConstraint("duration IN ('ONCE', 'REPEATING', 'FOREVER')", name="duration_known"),
+        CheckConstraint(
+            "(duration = 'REPEATING' AND duration_in_months >= 1) OR "
+            "(duration <> 'REPEATING' AND duration_in_months IS NULL)",
+            name="months_for_repeating",
+        ),
+        CheckConstraint(
+            "times_redeemed >= 0 AND (max_redemptions IS NULL OR "
+            "(max_redemptions >= 1 AND times_redeemed <= max_redemptions))",
+            name="redemptions_within_max",
+        ),
+        Index("ix_coupons_organization_id_id", "organization_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    percent_off: Mapped[int | None] = mapped_column(Integer)
+    amount_off: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    duration: Mapped[str] = mapped_column(String(16))
+    duration_in_months: Mapped[int | None] = mapped_column(Integer)
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    times_redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    redeem_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PromotionCode(Base):
+    """A code customers type to get a coupon. `lookup` is the code upper-cased: codes are
+    unique per organization and matched case-insensitively. `minimum_amount` is in
+    `minimum_amount_currency` (as Stripe's): only a plan in that currency, of at least that
+    amount, takes the code. An archived code (`active` false) takes no new redemptions."""
+
+    __tablename__ = "promotion_codes"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "lookup"),
+        CheckConstraint(
+            "times_redeemed >= 0 AND (max_redemptions IS NULL OR "
+            "(max_redemptions >= 1 AND times_redeemed <= max_redemptions))",
+            name="redemptions_within_max",
+        ),
+        CheckConstraint(
+            "(minimum_amount IS NULL AND minimum_amount_currency IS NULL) OR "
+            "(minimum_amount > 0 AND minimum_amount_currency IS NOT NULL)",
+            name="minimum_with_currency",
+        ),
+        Index("ix_promotion_codes_organization_id_id", "organization_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    lookup: Mapped[str] = mapped_column(String(64))
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    times_redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_time_only: Mapped[bool] = mapped_column(default=False)
+    minimum_amount: Mapped[int | None] = mapped_column(BigInteger)
+    minimum_amount_currency: Mapped[str | None] = mapped_column(String(3))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubscriptionDiscount(Base):
+    """The coupon a subscription redeemed (through a promotion code) and when it stops:
+    invoices whose period starts before `ends_at` are discounted; NULL ends_at is for ever.
+    A table of its own: subscriptions' rows stay as they are."""
+
+    __tablename__ = "subscription_discounts"
+
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id"))
+    promotion_code_id: Mapped[int | None] = mapped_column(ForeignKey("promotion_codes.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -10,6 +10,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from billgraph.graphql.api_keys.mutations import ApiKeyMutations
+from billgraph.graphql.billing.coupons import CouponMutations, CouponQueries
 from billgraph.graphql.billing.mutations import BillingMutations
 from billgraph.graphql.checkout.mutations import CheckoutMutations
 from billgraph.graphql.currencies import CurrencyQueries
@@ -31,7 +32,14 @@ from billgraph.settings import Settings
 
 # Each domain brings its part of the roots, listed in this order.
 @strawberry.type
-class Query(NodeQueries, OrganizationQueries, CustomerQueries, WalletQueries, CurrencyQueries):
+class Query(
+    NodeQueries,
+    OrganizationQueries,
+    CustomerQueries,
+    WalletQueries,
+    CurrencyQueries,
+    CouponQueries,
+):
     pass
 
 
@@ -41,6 +49,7 @@ class Mutation(
     LedgerMutations,
     CheckoutMutations,
     BillingMutations,
+    CouponMutations,
     WalletMutations,
     ApiKeyMutations,
 ):

@@ -15,11 +15,11 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from billgraph.billing import repository
+from billgraph.billing import coupons, repository
 from billgraph.billing.invoices import invoice_number
+from billgraph.currencies import format_amount
 from billgraph.db.engine import Database
-from billgraph.db.models import Customer, Invoice, InvoiceLine, Organization
-from billgraph.http.checkout import format_amount
+from billgraph.db.models import Coupon, Customer, Invoice, InvoiceLine, Organization
 
 # secrets.token_urlsafe(32) makes 43 characters; the column holds up to 64.
 TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
@@ -60,10 +60,13 @@ class InvoiceRoutes:
             organization = await session.get(Organization, invoice.organization_id)
             customer = await session.get(Customer, invoice.customer_id)
             lines = await repository.invoice_lines(session, [invoice.id])
+            coupon = None
+            if invoice.discount and invoice.subscription_id is not None:
+                coupon = await coupons.subscription_coupon(session, invoice.subscription_id)
         org_name = organization.name if organization is not None else ""
         return _page(
             f"Invoice {invoice_number(invoice)}",
-            _invoice(invoice, org_name, customer, lines),
+            _invoice(invoice, org_name, customer, lines, coupon),
             200,
         )
 
@@ -78,7 +81,11 @@ def _money(amount: int, currency: str) -> str:
 
 
 def _invoice(
-    invoice: Invoice, org_name: str, customer: Customer | None, lines: list[InvoiceLine]
+    invoice: Invoice,
+    org_name: str,
+    customer: Customer | None,
+    lines: list[InvoiceLine],
+    coupon: Coupon | None = None,
 ) -> str:
     esc = html.escape
     number = invoice_number(invoice)
@@ -107,12 +114,17 @@ def _invoice(
         for line in lines
     )
     # In the order of the arithmetic: total = subtotal - discount, amount due = total -
-    # wallet credit (what the payment method owes), then what it has paid.
+    # wallet credit (what the payment method owes), then what it has paid. A negative total
+    # (a prorated downgrade) went back to the wallet.
+    discount = "Discount" if coupon is None else f"Discount ({coupon.name})"
+    credit = "Wallet credit applied"
+    if invoice.wallet_credit_applied < 0:
+        credit = "Credited to the wallet"
     totals = [
         ("Subtotal", invoice.subtotal, ""),
-        ("Discount", -invoice.discount, ""),
+        (discount, -invoice.discount, ""),
         ("Total", invoice.total, ' class="total"'),
-        ("Wallet credit applied", -invoice.wallet_credit_applied, ""),
+        (credit, -invoice.wallet_credit_applied, ""),
         ("Amount due", invoice.amount_due, ' class="due"'),
         ("Amount paid", invoice.amount_paid, ""),
     ]

@@ -86,6 +86,26 @@ def _id_arguments(root: graphql.GraphQLObjectType) -> list[tuple[str, str]]:
 QUERY_ID_ARGUMENTS = _id_arguments(SCHEMA.query_type)  # type: ignore[arg-type]
 
 
+def _call(field: str, argument: str) -> str:
+    """`field(argument: $v, ...)` with the field's other required arguments given well-formed
+    values (a string; the id of nothing), so only `argument` is at fault."""
+    others = [
+        f'{name}: "{"X" if graphql.get_named_type(arg.type) is graphql.GraphQLString else NOTHING}"'
+        for name, arg in SCHEMA.query_type.fields[field].args.items()  # type: ignore[union-attr]
+        if name != argument and graphql.is_non_null_type(arg.type)
+    ]
+    return f"{field}({', '.join([f'{argument}: $v', *others])})"
+
+
+def _failed(field: str) -> dict[str, None] | None:
+    """What `data` is when the field fails: the field null, or all of it for a non-null one."""
+    kind = SCHEMA.query_type.fields[field].type  # type: ignore[union-attr]
+    return None if graphql.is_non_null_type(kind) else {field: None}
+
+
+NOTHING = to_global_id("Nothing", 1)
+
+
 def test_the_query_id_arguments_are_all_found() -> None:
     assert {"node", "customer", "wallet"} <= {field for field, _ in QUERY_ID_ARGUMENTS}
 
@@ -121,10 +141,10 @@ async def test_malformed_id_in_a_query_field_is_bad_user_input(
     customers = await customer_count(funded.tenant)
     body = await send(
         funded.tenant,
-        f"query($v: ID!) {{ {field}({argument}: $v) {{ __typename }} }}",
+        f"query($v: ID!) {{ {_call(field, argument)} {{ __typename }} }}",
         {"v": MALFORMED_IDS[malformed]},
     )
-    assert body["data"] == {field: None}, body
+    assert body.get("data") == _failed(field), body
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], body
     assert body["errors"][0]["path"] == [field], body
     await nothing_written(funded, customers)
@@ -134,8 +154,9 @@ async def test_malformed_id_in_a_query_field_is_bad_user_input(
 async def test_empty_id_literal_in_a_query_field_is_bad_user_input(
     funded: Funded, field: str, argument: str
 ) -> None:
-    body = await send(funded.tenant, f'{{ {field}({argument}: "") {{ __typename }} }}')
-    assert body["data"] == {field: None}, body
+    call = _call(field, argument).replace("$v", '""')
+    body = await send(funded.tenant, f"{{ {call} {{ __typename }} }}")
+    assert body.get("data") == _failed(field), body
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], body
 
 
@@ -198,6 +219,8 @@ CHANGE_PLAN = _refused("changeSubscriptionPlan", "ChangeSubscriptionPlanInput!")
 PAY_INVOICE = _refused("payInvoice", "PayInvoiceInput!")
 CREATE_TEST_CLOCK = _refused("createTestClock", "CreateTestClockInput!")
 ADVANCE_TEST_CLOCK = _refused("advanceTestClock", "AdvanceTestClockInput!")
+CREATE_COUPON = _refused("createCoupon", "CreateCouponInput!")
+CREATE_PROMOTION_CODE = _refused("createPromotionCode", "CreatePromotionCodeInput!")
 # Well-formed ids of nothing: the input is refused before anything is looked up.
 NO_PLAN = to_global_id("Plan", 2**40)
 NO_SUBSCRIPTION = to_global_id("Subscription", 2**40)
@@ -445,6 +468,16 @@ STORED_STRINGS = {
         lambda f, t: {"v": {"invoiceId": to_global_id("Invoice", 2**40), "idempotencyKey": t}},
         "idempotencyKey",
     ),
+    "createCoupon.name": (
+        CREATE_COUPON,
+        lambda f, t: {"v": {"name": t, "percentOff": 10, "duration": "ONCE"}},
+        "name",
+    ),
+    "createPromotionCode.code": (
+        CREATE_PROMOTION_CODE,
+        lambda f, t: {"v": {"couponId": to_global_id("Coupon", 2**40), "code": t}},
+        "code",
+    ),
     "createTestClock.name": (
         CREATE_TEST_CLOCK,
         lambda f, t: {"v": {"frozenTime": "2030-01-01T00:00:00Z", "name": t}},
@@ -516,6 +549,15 @@ QUERY_STRINGS = {
         "query($w: ID!, $v: String) { wallet(id: $w) { ledgerEntries(after: $v) "
         "{ edges { cursor } } } }",
         lambda t: f"bG{t}",
+    ),
+    "Organization.coupons.after": (
+        "query($v: String) { viewer { coupons(after: $v) { edges { cursor } } } }",
+        lambda t: f"Y2{t}",
+    ),
+    "Query.validatePromotionCode.code": (
+        f'query($v: String!) {{ validatePromotionCode(code: $v, planId: "{NOTHING}") '
+        "{ valid } }",
+        lambda t: t,
     ),
     "Organization.plans.after": (
         "query($v: String) { viewer { plans(after: $v) { edges { cursor } } } }",

@@ -43,7 +43,10 @@ class CreateSubscriptionInput:
         default=None, description="Overrides the plan's trial (0: none)."
     )
     promotion_code: str | None = strawberry.field(
-        default=None, description="Not available yet: a ValidationError when given."
+        default=None,
+        description="A promotion code (any case): its coupon discounts the subscription's "
+        "invoices. One that cannot be redeemed is a ValidationError (see "
+        "validatePromotionCode); the redemption counts when the subscription is created.",
     )
     success_url: str | None = strawberry.field(
         default=None,
@@ -72,8 +75,11 @@ class ChangeSubscriptionPlanInput:
     plan_id: strawberry.ID = strawberry.field(description="An active plan in the same currency.")
     prorate: bool = strawberry.field(
         default=False,
-        description="False: the new plan from the next period. True (switch now, prorated) "
-        "is not available yet: a ValidationError.",
+        description="False: the new plan from the next period. True: switch now (an ACTIVE "
+        "subscription; a trial switches without an invoice) and invoice the rest of the "
+        "period at once, paid as any invoice: a credit for the old plan's unused time and a "
+        "charge for the new plan's, by the seconds left, each rounded half up. The new plan "
+        "must have the same billing period. A negative total is credited to the wallet.",
     )
 
 

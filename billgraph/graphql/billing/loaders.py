@@ -9,13 +9,16 @@ from typing import NamedTuple, TypeVar
 
 from aiodataloader import DataLoader
 
-from billgraph.billing import repository
+from billgraph.billing import coupons, repository
 from billgraph.db.engine import Database
 from billgraph.db.models import (
+    Coupon,
     Invoice,
     InvoiceLine,
     Plan,
+    PromotionCode,
     Subscription,
+    SubscriptionDiscount,
     SubscriptionEvent,
     TestClock,
 )
@@ -88,6 +91,19 @@ class BillingLoaders:
     @cached_property
     def test_clock(self) -> "DataLoader[int, TestClock | None]":
         return by_id(self.database, self.organization_id, repository.clocks_by_ids)
+
+    @cached_property
+    def coupon(self) -> "DataLoader[int, Coupon | None]":
+        return by_id(self.database, self.organization_id, coupons.coupons_by_ids)
+
+    @cached_property
+    def promotion_code(self) -> "DataLoader[int, PromotionCode | None]":
+        return by_id(self.database, self.organization_id, coupons.promotion_codes_by_ids)
+
+    @cached_property
+    def subscription_discount(self) -> "DataLoader[int, SubscriptionDiscount | None]":
+        """By subscription id."""
+        return by_id(self.database, self.organization_id, coupons.discounts_by_subscription_ids)
 
     @cached_property
     def invoice_lines(self) -> "DataLoader[int, list[InvoiceLine]]":

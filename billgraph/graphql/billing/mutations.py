@@ -4,7 +4,7 @@ payInvoice, voidInvoice, createTestClock and advanceTestClock."""
 
 import strawberry
 
-from billgraph.billing import plans, repository, run, subscriptions, test_clocks
+from billgraph.billing import plans, proration, repository, run, subscriptions, test_clocks
 from billgraph.checkout import service as checkout
 from billgraph.core import errors
 from billgraph.core.unit import unit_of_work
@@ -108,9 +108,8 @@ class BillingMutations:
             provider=input.provider,
             trial_days=input.trial_days,
             idempotency_key=input.idempotency_key,
+            promotion_code=input.promotion_code,
         )
-        if input.promotion_code is not None:
-            raise errors.ValidationError("Promotion codes are not available yet.", "promotionCode")
         if input.success_url is not None:
             checkout.redirect_url(input.success_url, "successUrl")
         if input.cancel_url is not None:
@@ -165,7 +164,7 @@ class BillingMutations:
 
     @strawberry.mutation(
         description="Move the subscription to another plan of the same currency from its next "
-        "period."
+        "period, or now with prorate (see its input)."
     )
     @result(
         "ChangeSubscriptionPlanResult",
@@ -173,6 +172,9 @@ class BillingMutations:
         errors.NotFoundError,
         errors.ValidationError,
         errors.ConflictError,
+        errors.ProviderError,
+        errors.InsufficientBalanceError,
+        errors.IdempotencyConflictError,
     )
     async def change_subscription_plan(
         self, info: Info, input: ChangeSubscriptionPlanInput
@@ -180,9 +182,21 @@ class BillingMutations:
         context = info.context
         subscription_id = _subscription_id(input.subscription_id, "subscriptionId")
         plan_id = _plan_id(input.plan_id, "planId")
+        if input.prorate:
+            change = await proration.change_now(
+                context.database,
+                context.payment_providers,
+                context.organization_id,
+                subscription_id,
+                plan_id,
+            )
+            return ChangeSubscriptionPlanSuccess(
+                subscription=Subscription.from_model(change.subscription),
+                invoice=None if change.invoice is None else Invoice.from_model(change.invoice),
+            )
         async with unit_of_work(context.database) as unit:
             row = await subscriptions.change_plan(
-                unit, context.organization_id, subscription_id, plan_id, prorate=input.prorate
+                unit, context.organization_id, subscription_id, plan_id
             )
         return ChangeSubscriptionPlanSuccess(subscription=Subscription.from_model(row))
 

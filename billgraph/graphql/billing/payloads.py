@@ -42,6 +42,11 @@ class ResumeSubscriptionSuccess:
 @strawberry.type
 class ChangeSubscriptionPlanSuccess:
     subscription: Subscription
+    invoice: Invoice | None = strawberry.field(
+        default=None,
+        description="With prorate: the invoice of the rest of the period (a credit for the "
+        "old plan's unused time, a charge for the new plan's); null when nothing was prorated.",
+    )
 
 
 @strawberry.type

@@ -9,6 +9,7 @@ import strawberry
 
 from billgraph.billing import invoices, plans
 from billgraph.db import models
+from billgraph.graphql.billing.coupons import SubscriptionDiscount, subscription_discount
 from billgraph.graphql.billing.enums import InvoiceStatus, PlanInterval, SubscriptionStatus
 from billgraph.graphql.billing.loaders import PageKey
 from billgraph.graphql.checkout.enums import PaymentProvider
@@ -114,7 +115,10 @@ class Invoice(Node):
     currency: Currency
     subtotal: BigInt = strawberry.field(description="The lines' sum.")
     discount: BigInt
-    wallet_credit_applied: BigInt = strawberry.field(description="Paid from the wallet.")
+    wallet_credit_applied: BigInt = strawberry.field(
+        description="Paid from the wallet; negative when a prorated downgrade's negative total "
+        "was credited to it (then amountDue is 0)."
+    )
     total: BigInt = strawberry.field(description="subtotal - discount.")
     amount_due: BigInt = strawberry.field(
         description="total - walletCreditApplied: what the payment method owes."
@@ -257,6 +261,10 @@ class Subscription(Node):
     @strawberry.field(description="The plan billed now (a change of plan applies next period).")
     async def plan(self, info: Info) -> Plan:
         return cast(Plan, await load_existing(info, "Plan", self.plan_db_id))
+
+    @strawberry.field(description="The coupon it redeemed with a promotion code, if any.")
+    async def discount(self, info: Info) -> SubscriptionDiscount | None:
+        return await subscription_discount(info, self.db_id)
 
     @strawberry.field(description="The subscription's invoices, newest first.")
     async def invoices(

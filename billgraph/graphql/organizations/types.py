@@ -6,6 +6,7 @@ import strawberry
 
 from billgraph.db import models
 from billgraph.graphql.api_keys.types import ApiKey, api_keys_of
+from billgraph.graphql.billing.coupons import Coupon, coupon_page
 from billgraph.graphql.billing.types import Plan, plan_page
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
@@ -55,6 +56,12 @@ class Organization(Node):
         active: bool | None = None,
     ) -> Connection[Plan]:
         return await plan_page(info, first=first, after=after, active=active)
+
+    @strawberry.field(description="The organization's coupons in creation order.")
+    async def coupons(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Coupon]:
+        return await coupon_page(info, first=first, after=after)
 
     @strawberry.field(description="The organization's API keys, without their secrets.")
     async def api_keys(self, info: Info) -> list[ApiKey]:
