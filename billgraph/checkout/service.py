@@ -122,7 +122,8 @@ def checkout_request(
     key = validation.text(idempotency_key, "idempotencyKey", max_length=255, required=True)
     assert key is not None
     if mode is CheckoutMode.SUBSCRIPTION:
-        raise ValidationError("Subscription checkouts are not available yet.", "mode")
+        # billing.collect opens those (createCheckoutSession dispatches on the mode).
+        raise ValidationError("A SUBSCRIPTION checkout names its subscriptionId.", "mode")
     return CheckoutRequest(
         organization_id=organization_id,
         customer_id=customer_id,
