@@ -6,12 +6,15 @@ once, a card saved but declined leaves the subscription INCOMPLETE, and
 createCheckoutSession(mode: SUBSCRIPTION) collects or replaces the method of an existing
 subscription; every bad input is a typed error that writes nothing."""
 
+import asyncio
 import itertools
 from typing import Any
 
 import httpx
 import pytest
 
+from billgraph.billing import subscriptions
+from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database
 from billgraph.graphql.node import from_global_id
 from billgraph.settings import Settings
@@ -250,6 +253,53 @@ async def test_urls_missing_when_a_session_is_needed_write_nothing(
     made = await _subscribe(tenant, customer, plan, idempotencyKey=key)
     assert made["__typename"] == "CreateSubscriptionSuccess" and not made["replayed"]
     assert made["checkoutSession"]["amount"] == 600
+    await assert_ledger_invariant(database)
+
+
+async def test_a_subscription_written_without_its_session_gets_it_on_replay(
+    tenant: Tenant, database: Database, settings: Settings
+) -> None:
+    """As if the gateway stopped between the subscription's unit and opening its session (or
+    the provider failed then): the same request again opens it, once."""
+    customer = await _customer(tenant)
+    plan = await _plan(tenant, 1000)
+    key = f"sub-{next(_keys)}"
+    request = subscriptions.subscription_request(
+        from_global_id(tenant.organization_id)[1],
+        customer_id=from_global_id(customer)[1],
+        plan_id=from_global_id(plan)[1],
+        idempotency_key=key,
+        success_url=SUCCESS_URL,
+        cancel_url=CANCEL_URL,
+        for_checkout=True,
+    )
+    written = await subscriptions.create(database, Providers(database, settings), request)
+    assert written.subscription.status == "INCOMPLETE"
+    assert await sessions_of(tenant, customer) == []
+    replay = await _subscribe(tenant, customer, plan, idempotencyKey=key)
+    assert replay["replayed"] and replay["checkoutSession"]["status"] == "OPEN"
+    again = await _subscribe(tenant, customer, plan, idempotencyKey=key)
+    assert again["checkoutSession"]["id"] == replay["checkoutSession"]["id"]
+    assert len(await sessions_of(tenant, customer)) == 1
+    await assert_ledger_invariant(database)
+
+
+async def test_racing_creations_with_one_key_make_one_subscription_and_one_session(
+    tenant: Tenant, database: Database
+) -> None:
+    customer = await _customer(tenant, credit=300)
+    plan = await _plan(tenant, 1000)
+    key = f"sub-{next(_keys)}"
+    results = await asyncio.gather(
+        *(_subscribe(tenant, customer, plan, idempotencyKey=key) for _ in range(6))
+    )
+    assert {r["__typename"] for r in results} == {"CreateSubscriptionSuccess"}, results
+    assert len({r["subscription"]["id"] for r in results}) == 1
+    assert len({r["checkoutSession"]["id"] for r in results}) == 1
+    assert [r["replayed"] for r in results].count(False) == 1
+    assert len(await sessions_of(tenant, customer)) == 1
+    assert await _subscription_count(tenant, customer) == 1
+    assert await _balance(tenant, customer) == 0  # the credit was taken once
     await assert_ledger_invariant(database)
 
 
