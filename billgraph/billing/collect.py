@@ -109,12 +109,6 @@ def subscription_key(subscription_id: int) -> str:
     return f"{ledger.RESERVED_KEY_PREFIX}subscription:{subscription_id}:checkout"
 
 
-def check_provider(provider: Provider) -> None:
-    """Only the sandbox and Toss collect a payment method here for now."""
-    if provider is Provider.STRIPE:
-        raise ValidationError("Stripe subscription checkouts are not available yet.", "provider")
-
-
 # --- createSubscription -------------------------------------------------------------------
 
 
@@ -145,6 +139,8 @@ async def subscribe(
     key = subscription_key(subscription.id)
     async with database.sessions() as session:
         row = await checkout_repository.session_by_key(session, request.organization_id, key)
+    if row is not None and row.subscription_id != subscription.id:
+        row = None  # not this subscription's (keys with billgraph's prefix are refused)
     if (
         row is None
         and awaits_payment_method(subscription, created.invoice)
@@ -357,6 +353,13 @@ async def _open(
         row = await checkout_repository.session_by_id(unit.session, org, new_id)
         assert row is not None
     return CreatedSession(session=row, replayed=False)
+
+
+def check_provider(provider: Provider) -> None:
+    """Refused before anything is written: a provider `_open_at_provider` has no branch for
+    (Stripe's subscription checkout is still to come)."""
+    if provider is Provider.STRIPE:
+        raise ValidationError("Stripe subscription checkouts are not available yet.", "provider")
 
 
 async def _open_at_provider(

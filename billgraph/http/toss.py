@@ -111,7 +111,7 @@ class TossRoutes:
         if not (PAYMENT_KEY.fullmatch(payment_key) and toss.ORDER_ID.fullmatch(order_id)):
             log.warning("toss redirect refused", reason="malformed", request_id=request_id)
             return _page("Payment not verified", _notice(UNVERIFIED), 400)
-        row = await self._session(order_id)
+        row = await self._top_up(order_id)
         if row is None:
             return _not_found()
         if row.status == checkout.CheckoutStatus.COMPLETE:  # a reload: confirmed already
@@ -138,7 +138,7 @@ class TossRoutes:
         if not (TOSS_CODE.fullmatch(code) and toss.ORDER_ID.fullmatch(order_id)):
             log.warning("toss fail redirect refused", reason="malformed", request_id=request_id)
             return _page("Payment not completed", _notice("The payment was not completed."), 400)
-        row = await self._session(order_id)
+        row = await self._top_up(order_id)
         if row is None:
             return _not_found()
         if code != CANCELED_BY_CUSTOMER:
@@ -282,6 +282,11 @@ class TossRoutes:
         async with unit_of_work(self.database) as unit:
             await checkout.record_payment_error(unit, Provider.TOSS, row.provider_session_id, error)
         return _redirect(row.cancel_url)
+
+    async def _top_up(self, order_id: str) -> CheckoutSession | None:
+        """A TOP_UP session: nothing is paid through a SUBSCRIPTION session's orderId."""
+        row = await self._session(order_id)
+        return row if row is not None and row.mode == checkout.CheckoutMode.TOP_UP else None
 
     async def _session(self, order_id: str) -> CheckoutSession | None:
         if not toss.ORDER_ID.fullmatch(order_id):

@@ -285,6 +285,13 @@ async def test_forged_unknown_and_malformed_callbacks_issue_nothing(
     )
     order_id = top_up["checkoutSession"]["providerSessionId"]
     assert (await toss_client.get(_success(order_id, "bln_x"))).status_code == 404
+    # ... nor is a subscription checkout's customerKey a top-up's orderId.
+    paid = fake_toss.start_payment(customer_key, 9900)
+    top_up_success = "/checkout/toss/success?" + urlencode(
+        {"paymentKey": paid, "orderId": customer_key, "amount": 9900}
+    )
+    assert (await toss_client.get(top_up_success)).status_code == 404
+    assert fake_toss.confirms(paid) == 0
     # An authKey Toss did not give for this customerKey: refused by Toss, recorded, no method.
     stolen = fake_toss.authorize_billing(str(uuid.uuid4()))
     forged = await toss_client.get(_success(customer_key, stolen))

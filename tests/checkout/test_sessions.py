@@ -88,6 +88,7 @@ BAD_INPUT: list[tuple[dict[str, Any], str]] = [
     ({"mode": "SUBSCRIPTION"}, "subscriptionId"),  # SUBSCRIPTION names its subscription
     ({"subscriptionId": "U3Vic2NyaXB0aW9uOjE"}, "subscriptionId"),  # TOP_UP names none
     ({"amount": None}, "amount"),
+    ({"idempotencyKey": "billgraph:subscription:1:checkout"}, "idempotencyKey"),
     ({"currency": None}, "currency"),
 ]
 
