@@ -16,7 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from billgraph.adapters.base import Provider
 from billgraph.app import create_app
+from billgraph.billing import collect, subscriptions
+from billgraph.checkout.providers import Providers
+from billgraph.core.errors import ProviderError
 from billgraph.core.secrets import Vault
 from billgraph.db.engine import Database
 from billgraph.db.models import PaymentMethod
@@ -331,3 +335,54 @@ async def test_the_fail_redirect_records_the_error_on_the_session(
     assert "Bad card" in page.text and "Register card" in page.text
     assert (await toss_client.get("/checkout/toss/billing/fail?code=X")).status_code == 400
     assert await sessions_of(shop, created["customer"]) != []
+
+
+async def test_toss_without_an_encryption_key_refuses_a_checkout_and_writes_nothing(
+    shop: Tenant,
+    database: Database,
+    settings: Settings,
+    fake_toss: FakeToss,  # noqa: F811
+) -> None:
+    """A billing key could not be stored: refused before anything is written when a checkout
+    is needed; a subscription credit pays in full needs none and starts."""
+    unkeyed = settings.model_copy(
+        update={
+            "toss_secret_key": SECRET_KEY,
+            "toss_client_key": CLIENT_KEY,
+            "toss_api_base": fake_toss.url,
+            "encryption_key": None,
+        }
+    )
+    providers = Providers(database, unkeyed)
+    org = from_global_id(shop.organization_id)[1]
+    plan = from_global_id(await _plan(shop, 5000))[1]
+    poor = (await shop.create_customer())["customer"]["id"]
+    rich = (await shop.create_customer())["customer"]["id"]
+    await shop.post(rich, 5000, currency="KRW")
+
+    def request(customer: str) -> subscriptions.SubscriptionRequest:
+        return subscriptions.subscription_request(
+            org,
+            customer_id=from_global_id(customer)[1],
+            plan_id=plan,
+            provider=Provider.TOSS,
+            success_url=SUCCESS_URL,
+            cancel_url=CANCEL_URL,
+            idempotency_key=f"unkeyed-{next(_keys)}",
+        )
+
+    try:
+        with pytest.raises(ProviderError) as refused:
+            await collect.subscribe(database, providers, request(poor), expires_minutes=60)
+        assert refused.value.code == "provider_not_configured"
+        data = await shop.data(
+            "query($id: ID!) { customer(id: $id) { subscriptions(first: 5) { edges { node { id } } } } }",
+            {"id": poor},
+        )
+        assert data["customer"]["subscriptions"]["edges"] == []
+        assert await sessions_of(shop, poor) == []
+        started = await collect.subscribe(database, providers, request(rich), expires_minutes=60)
+        assert started.subscription.status == "ACTIVE" and started.checkout_session is None
+    finally:
+        await providers.close()
+    await assert_ledger_invariant(database)
