@@ -38,6 +38,7 @@ from billgraph.checkout.service import (
     CheckoutStatus,
     CreatedSession,
     effective_status,
+    record_payment_error,
     redirect_url,
 )
 from billgraph.core import validation
@@ -439,12 +440,9 @@ async def complete_with_billing_key(
         issued = await providers.toss().issue_billing_key(auth_key, customer_key)
     except ProviderError as exc:
         if exc.code not in ("provider_unavailable", "provider_not_configured"):
-            await record_error(
-                database,
-                Provider.TOSS,
-                customer_key,
-                PaymentError(exc.code, exc.message, exc.decline_code),
-            )
+            error = PaymentError(exc.code, exc.message, exc.decline_code)
+            async with unit_of_work(database) as unit:
+                await record_payment_error(unit, Provider.TOSS, customer_key, error)
         raise
     if issued.customer_key != customer_key:
         raise ProviderError(
@@ -458,20 +456,6 @@ async def complete_with_billing_key(
         return method.id
 
     return await _complete(database, providers, Provider.TOSS, customer_key, save)
-
-
-async def record_error(
-    database: Database, provider: Provider, provider_session_id: str, error: PaymentError
-) -> None:
-    """A failed attempt at the provider's page: the session stays OPEN and carries it."""
-    async with unit_of_work(database) as unit:
-        row = await checkout_repository.session_by_provider_id(
-            unit.session, provider.value, provider_session_id, lock=True
-        )
-        if row is not None and row.status == CheckoutStatus.OPEN:
-            row.last_payment_error_code = error.code[:64]
-            row.last_payment_error_message = error.message[:500]
-            row.updated_at = utcnow()
 
 
 def _check_open(row: CheckoutSession) -> None:

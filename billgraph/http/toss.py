@@ -212,7 +212,8 @@ class TossRoutes:
             return _not_found()
         if code != CANCELED_BY_CUSTOMER:
             error = toss.payment_error(code, query.get("message", "")[:500] or None)
-            await collect.record_error(self.database, Provider.TOSS, customer_key, error)
+            async with unit_of_work(self.database) as unit:
+                await checkout.record_payment_error(unit, Provider.TOSS, customer_key, error)
         log.info(
             "toss billing authorization failed",
             code=code,

@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from billgraph.billing import subscriptions
 from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database
+from billgraph.db.models import PaymentMethod
 from billgraph.graphql.node import from_global_id
 from billgraph.settings import Settings
 from tests.conftest import assert_ledger_invariant
@@ -515,4 +517,23 @@ async def test_a_suspended_subscription_is_recovered_through_a_checkout(
     after = await _subscription(tenant, subscription)
     assert after["status"] == "ACTIVE" and after["invoices"][0]["status"] == "PAID"
     assert from_global_id(recovering["checkoutSession"]["subscription"]["id"])[0] == "Subscription"
+    await assert_ledger_invariant(database)
+
+
+async def test_racing_form_posts_save_one_card_and_charge_once(
+    tenant: Tenant, client: httpx.AsyncClient, database: Database
+) -> None:
+    customer = await _customer(tenant)
+    plan = await _plan(tenant, 1000)
+    created = await _subscribe(tenant, customer, plan)
+    session = created["checkoutSession"]
+    answers = await asyncio.gather(*(_type_card(client, session, GOOD_CARD) for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [303, 409, 409, 409]
+    [invoice] = (await _subscription(tenant, created["subscription"]["id"]))["invoices"]
+    assert (invoice["status"], invoice["attemptCount"]) == ("PAID", 1)
+    async with database.sessions() as db:
+        methods = await db.scalars(
+            select(PaymentMethod).where(PaymentMethod.customer_id == from_global_id(customer)[1])
+        )
+        assert len(list(methods)) == 1
     await assert_ledger_invariant(database)
