@@ -17,7 +17,11 @@
   the invoice's attempt and on the session's last payment error, and the subscription stays
   INCOMPLETE (a trial is charged nothing). A SUBSCRIPTION session never credits a wallet.
 
-The provider is chosen in one place, `_open_at_provider`.
+The provider is chosen in one place, `_open_at_provider` (with `check_provider`, which
+refuses before anything is written what it cannot open: Stripe, for now). A Toss session's
+provider id is a customerKey of its own (a random UUID), so the billing redirect, which
+carries only customerKey and authKey, names exactly one session; the billing key is stored
+with it.
 """
 
 import hashlib

@@ -244,7 +244,8 @@ class CheckoutRoutes:
                     '<p class="error" role="alert">The payment was declined: '
                     f"{html.escape(row.last_payment_error_message)}</p>"
                 )
-            parts.append(f'<p><a href="{html.escape(row.success_url)}">Continue</a></p>')
+            landing = row.success_url.replace("{CHECKOUT_SESSION_ID}", row.provider_session_id)
+            parts.append(f'<p><a href="{html.escape(landing)}">Continue</a></p>')
         elif state is checkout.CheckoutStatus.COMPLETE:
             parts.append(_notice("This checkout session is paid."))
             parts.append(f'<p><a href="{html.escape(row.success_url)}">Continue</a></p>')

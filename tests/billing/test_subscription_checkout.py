@@ -328,6 +328,7 @@ async def test_a_card_saved_but_declined_completes_the_session_and_leaves_it_inc
     declined = await _type_card(client, session, DECLINING_CARD)
     assert declined.status_code == 402
     assert "The payment was declined" in declined.text and 'role="alert"' in declined.text
+    assert f'href="{_landing(session)}"' in declined.text  # Continue, to the successUrl
     done = await _session(tenant, session["id"])
     assert done["status"] == "COMPLETE"
     assert done["lastPaymentError"]["code"] == "card_declined"
