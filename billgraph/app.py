@@ -141,6 +141,8 @@ def create_app(
             Route("/invoices/{token}", invoice_pages.page, methods=["GET"]),
             # Toss's redirects first: "success" and "fail" are not orderIds.
             Route("/checkout/toss/success", toss.success, methods=["GET"]),
+            Route("/checkout/toss/billing/success", toss.billing_success, methods=["GET"]),
+            Route("/checkout/toss/billing/fail", toss.billing_fail, methods=["GET"]),
             Route("/checkout/toss/fail", toss.fail, methods=["GET"]),
             Route("/checkout/toss/{order_id}", toss.page, methods=["GET"]),
             Route("/healthz", healthz),

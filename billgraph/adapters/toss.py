@@ -246,6 +246,22 @@ class TossProvider:
             provider_session_id=order_id, url=f"{self.public_url}/checkout/toss/{order_id}"
         )
 
+    async def open_billing_authorization(self, request: SessionRequest) -> ProviderSession:
+        """No call to Toss: a card registration (requestBillingAuth) on billgraph's page, under
+        a customerKey of its own (a random UUID, unguessable), which the success redirect
+        carries back and the billing key is issued for."""
+        if request.currency != CURRENCY:
+            raise ProviderError(
+                "invalid_request",
+                f"Toss Payments takes {CURRENCY} only, not {request.currency}.",
+                TOSS,
+            )
+        customer_key = str(uuid.uuid4())
+        return ProviderSession(
+            provider_session_id=customer_key,
+            url=f"{self.public_url}/checkout/toss/{customer_key}",
+        )
+
     async def confirm(self, payment_key: str, order_id: str, amount: int) -> WebhookEvent:
         """Confirm the payment the widget started (nothing is charged before). Its
         Idempotency-Key derives from the paymentKey, so a retry, a reload of the success page

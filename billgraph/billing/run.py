@@ -432,23 +432,42 @@ async def attach_payment_method(
     it has one) and pay its oldest open invoice with it, credit first. Raises NotFoundError,
     ValidationError (another customer's or provider's method), ConflictError (canceled)."""
     policy = dunning.policy(providers.settings)
-    attempt_id = None
     async with unit_of_work(database) as unit:
-        subscription = await subscriptions.set_payment_method(
-            unit, organization_id, subscription_id, payment_method_id
+        attempt_id = await start_with_payment_method(
+            unit, organization_id, subscription_id, payment_method_id, now=now
         )
-        at = await subscription_now(unit.session, subscription.test_clock_id, now)
-        open_rows = await repository.open_invoices(unit.session, subscription.id, lock=True)
-        if open_rows and await repository.pending_attempt(unit.session, open_rows[0].id) is None:
-            attempt = await invoices.start_attempt(unit, subscription, open_rows[0], at)
-            attempt_id = attempt.id if attempt else None
-        await charges.reschedule(unit, subscription)
     if attempt_id is not None:
         await charges.charge(database, providers, attempt_id, policy, now)
     async with database.sessions() as session:
         row = await repository.subscription_by_id(session, organization_id, subscription_id)
         assert row is not None
     return row
+
+
+async def start_with_payment_method(
+    unit: UnitOfWork,
+    organization_id: int,
+    subscription_id: int,
+    payment_method_id: int,
+    *,
+    now: datetime | None = None,
+) -> int | None:
+    """attach_payment_method's writes, in the caller's unit (a checkout that saved the method
+    completes in the same one): the method made the subscription's and its oldest open invoice
+    paid by credit first; the PENDING attempt to charge once the unit commits (None: nothing
+    to charge, or a charge is in progress already). A crash before that charge leaves the
+    attempt to the billing run."""
+    subscription = await subscriptions.set_payment_method(
+        unit, organization_id, subscription_id, payment_method_id
+    )
+    at = await subscription_now(unit.session, subscription.test_clock_id, now)
+    attempt_id = None
+    open_rows = await repository.open_invoices(unit.session, subscription.id, lock=True)
+    if open_rows and await repository.pending_attempt(unit.session, open_rows[0].id) is None:
+        attempt = await invoices.start_attempt(unit, subscription, open_rows[0], at)
+        attempt_id = attempt.id if attempt else None
+    await charges.reschedule(unit, subscription)
+    return attempt_id
 
 
 async def bill_every(

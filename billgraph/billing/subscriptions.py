@@ -4,14 +4,16 @@
   and finishes a charge a crash left unfinished). A plan with a trial starts TRIALING with no
   payment method; otherwise the first invoice is issued at once: wallet credit first, the rest
   charged to the payment method. Paid: ACTIVE; not paid: INCOMPLETE until a payment method
-  pays it (`attach_payment_method`).
+  pays it (`attach_payment_method`). A request made `for_checkout` (collect.subscribe, which
+  then opens the checkout session collecting that method) needs successUrl and cancelUrl
+  exactly then, checked before the unit commits.
 - `cancel` (at period end, or now), `resume` (undoes a pending cancel), `change_plan` (from
   the next period) each take a unit of work; a prorated change now is proration.py's.
 """
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
@@ -23,11 +25,13 @@ from billgraph.billing.clock import customer_clock, subscription_now, system_now
 from billgraph.billing.dunning import SubscriptionStatus
 from billgraph.billing.events import EventType
 from billgraph.checkout.providers import Providers
+from billgraph.checkout.service import redirect_url
 from billgraph.core import validation
 from billgraph.core.errors import (
     ConflictError,
     IdempotencyConflictError,
     NotFoundError,
+    ProviderError,
     ValidationError,
 )
 from billgraph.core.unit import UnitOfWork, unit_of_work
@@ -51,11 +55,18 @@ class SubscriptionRequest:
     trial_days: int | None  # None: the plan's
     idempotency_key: str
     promotion_code: str | None = None
+    # Where the checkout collecting a payment method sends the customer back (see collect).
+    success_url: str | None = None
+    cancel_url: str | None = None
+    for_checkout: bool = False  # the URLs are required when a payment method is needed
+    # Why no checkout can be opened (the provider is not configured here): raised, before
+    # anything is written, if one is needed.
+    checkout_unavailable: ProviderError | None = field(default=None, compare=False)
 
     @cached_property
     def fingerprint(self) -> str:
         """What a replay must match: every parameter except the key itself."""
-        payload = [
+        payload: list[object] = [
             self.customer_id,
             self.plan_id,
             self.provider.value,
@@ -64,6 +75,8 @@ class SubscriptionRequest:
         ]
         if self.promotion_code is not None:  # so the keys of requests without one still match
             payload.append(self.promotion_code.upper())
+        if self.success_url is not None or self.cancel_url is not None:
+            payload += [self.success_url, self.cancel_url]  # requests without keep their hash
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
@@ -84,6 +97,9 @@ def subscription_request(
     trial_days: int | None = None,
     idempotency_key: str,
     promotion_code: str | None = None,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
+    for_checkout: bool = False,
 ) -> SubscriptionRequest:
     """The checked request; raises ValidationError naming the field at fault."""
     key = validation.text(idempotency_key, "idempotencyKey", max_length=255, required=True)
@@ -106,6 +122,9 @@ def subscription_request(
         trial_days=trial_days,
         idempotency_key=key,
         promotion_code=validation.text(promotion_code, "promotionCode", max_length=64),
+        success_url=None if success_url is None else redirect_url(success_url, "successUrl"),
+        cancel_url=None if cancel_url is None else redirect_url(cancel_url, "cancelUrl"),
+        for_checkout=for_checkout,
     )
 
 
@@ -235,6 +254,10 @@ async def _start(
     issued = None
     if trial_end is None:
         issued = await invoices.issue(unit, subscription, plan, start, period_end, start)
+        if request.for_checkout and awaits_payment_method(subscription, issued.invoice):
+            _check_checkout_urls(request)  # raised here, the unit writes nothing
+            if request.checkout_unavailable is not None:
+                raise request.checkout_unavailable
     await charges.reschedule(unit, subscription)
     return subscription, issued, False
 
@@ -260,6 +283,27 @@ async def _offer(
     if reason is not None:
         raise ValidationError(reason, "promotionCode")
     return offer
+
+
+def awaits_payment_method(subscription: Subscription, invoice: Invoice | None) -> bool:
+    """The subscription's first invoice is left for a payment method it does not have: what
+    a checkout session in mode SUBSCRIPTION collects."""
+    return (
+        subscription.payment_method_id is None
+        and subscription.status == SubscriptionStatus.INCOMPLETE
+        and invoice is not None
+        and invoice.status == invoices.InvoiceStatus.OPEN
+    )
+
+
+def _check_checkout_urls(request: SubscriptionRequest) -> None:
+    for value, name in ((request.success_url, "successUrl"), (request.cancel_url, "cancelUrl")):
+        if value is None:
+            raise ValidationError(
+                f"{name} is required: credit does not pay the first invoice, and a checkout "
+                "session collects the payment method.",
+                name,
+            )
 
 
 async def get(session: AsyncSession, organization_id: int, subscription_id: int) -> Subscription:

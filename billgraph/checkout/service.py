@@ -41,6 +41,7 @@ from billgraph.core.unit import UnitOfWork, unit_of_work
 from billgraph.customers import repository as customer_repository
 from billgraph.db.engine import Database
 from billgraph.db.models import CheckoutSession, Customer, utcnow
+from billgraph.ledger.service import RESERVED_KEY_PREFIX
 
 MAX_URL_LENGTH = 2000
 
@@ -121,8 +122,14 @@ def checkout_request(
     """The checked request; raises ValidationError naming the field at fault."""
     key = validation.text(idempotency_key, "idempotencyKey", max_length=255, required=True)
     assert key is not None
+    if key.startswith(RESERVED_KEY_PREFIX):  # billgraph keys the sessions it opens itself
+        raise ValidationError(
+            f"Idempotency keys starting with {RESERVED_KEY_PREFIX!r} are reserved.",
+            "idempotencyKey",
+        )
     if mode is CheckoutMode.SUBSCRIPTION:
-        raise ValidationError("Subscription checkouts are not available yet.", "mode")
+        # billing.collect opens those (createCheckoutSession dispatches on the mode).
+        raise ValidationError("A SUBSCRIPTION checkout names its subscriptionId.", "mode")
     return CheckoutRequest(
         organization_id=organization_id,
         customer_id=customer_id,

@@ -19,7 +19,7 @@ from enum import StrEnum
 from billgraph.adapters.base import EventKind, InvalidWebhook, Provider, WebhookEvent
 from billgraph.checkout import refunds, repository
 from billgraph.checkout.providers import Providers
-from billgraph.checkout.service import CheckoutStatus
+from billgraph.checkout.service import CheckoutMode, CheckoutStatus
 from billgraph.core.errors import BillingError
 from billgraph.core.unit import UnitOfWork, unit_of_work
 from billgraph.db.engine import Database
@@ -130,7 +130,11 @@ async def process(unit: UnitOfWork, event: WebhookEvent) -> Outcome:
 
 async def _act(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent) -> Outcome:
     outcome = Outcome.IGNORED
-    if event.kind is EventKind.PAID:
+    if event.kind is EventKind.PAID and row.mode == CheckoutMode.SUBSCRIPTION:
+        # A subscription's checkout collects a payment method: what it pays is its invoice's
+        # (billing.collect), never a wallet credit.
+        log.warning("paid event for a subscription checkout ignored", checkout_session_id=row.id)
+    elif event.kind is EventKind.PAID:
         if event.amount != row.amount or event.currency != row.currency:
             raise WebhookRefused(
                 422,

@@ -160,19 +160,26 @@ class LedgerEntry(Base):
 
 
 class CheckoutSession(Base):
-    """A customer's payment at a provider that credits a wallet once the provider confirms it.
+    """A customer's payment at a provider that credits a wallet once the provider confirms it
+    (mode TOP_UP), or the collection of a subscription's payment method (mode SUBSCRIPTION,
+    `subscription_id` set: its amount is what the subscription's open invoice owed, 0 if none,
+    and it credits nothing).
 
-    `provider_session_id` is the provider's name for it (Stripe's `cs_...`, Toss's orderId, the
-    sandbox's own token, which is also the secret part of its hosted page's address).
+    `provider_session_id` is the provider's name for it (Stripe's `cs_...`, Toss's orderId or,
+    for a billing authorization, its customerKey, the sandbox's own token, which is also the
+    secret part of its hosted page's address).
     """
 
     __tablename__ = "checkout_sessions"
     __table_args__ = (
         UniqueConstraint("organization_id", "idempotency_key"),
         UniqueConstraint("provider", "provider_session_id"),
-        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(
+            "amount > 0 OR (mode = 'SUBSCRIPTION' AND amount = 0)", name="amount_by_mode"
+        ),
         CheckConstraint("status IN ('OPEN', 'COMPLETE', 'EXPIRED', 'FAILED')", name="status_known"),
         Index("ix_checkout_sessions_customer_id_id", "customer_id", "id"),
+        Index("ix_checkout_sessions_subscription_id", "subscription_id"),
         Index("ix_checkout_sessions_provider_payment_id", "provider", "provider_payment_id"),
     )
 
@@ -202,6 +209,10 @@ class CheckoutSession(Base):
     # The provider's id of the payment, once paid (Stripe's payment_intent, Toss's paymentKey):
     # what a refund names and what a dashboard refund's event carries.
     provider_payment_id: Mapped[str | None] = mapped_column(String(255))
+    # Mode SUBSCRIPTION: the subscription whose payment method the session collects, and the
+    # payment method it saved once complete.
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
 
 
 class ProviderCustomer(Base):

@@ -7,6 +7,12 @@ request id, and nothing is written. The hosted page is plain HTML with no script
 stylesheet and a self-only Content-Security-Policy; its address is the secret (an
 unguessable session id), as at the providers. Paying there runs the signed event it emits
 through the same pipeline as an outside delivery, before the browser is redirected.
+
+A SUBSCRIPTION session's page saves the card instead (billing.collect): the card becomes the
+subscription's payment method and pays its open invoice; no event, no wallet credit. Saved,
+the session is COMPLETE even if that first charge is declined: the page then says so (402)
+and links on to the successUrl, and the subscription stays INCOMPLETE with the failed attempt
+on its invoice. A reload, or the form posted again, finds the session COMPLETE.
 """
 
 import html
@@ -18,10 +24,11 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from billgraph.adapters import sandbox
 from billgraph.adapters.base import PaymentError, Provider
+from billgraph.billing import collect
 from billgraph.checkout import repository, webhooks
 from billgraph.checkout import service as checkout
 from billgraph.checkout.providers import Providers
-from billgraph.core.errors import ProviderError
+from billgraph.core.errors import BillingError, ProviderError
 from billgraph.core.unit import unit_of_work
 from billgraph.currencies import CURRENCIES
 from billgraph.db.engine import Database
@@ -126,19 +133,38 @@ class CheckoutRoutes:
         card = "".join(ch for ch in form.get("card_number", "") if ch not in " -")
         if not card.isdigit() or not 12 <= len(card) <= 19:
             return self._checkout_page(row, "Enter a card number of 12 to 19 digits.", 400)
+        subscribing = row.mode == checkout.CheckoutMode.SUBSCRIPTION
         outcome = sandbox.card_outcome(card)
         if outcome == sandbox.THREE_D_SECURE:
             answer = form.get("authentication")
             if answer is None:
                 return self._authentication_page(row, card)
             outcome = None if answer == "complete" else sandbox.AUTHENTICATION_FAILED
+        elif subscribing:  # saved, not paid here: a card that declines charges may be saved
+            outcome = sandbox.can_save(card)
         if isinstance(outcome, PaymentError):
             async with unit_of_work(self.database) as unit:
                 await checkout.record_payment_error(
                     unit, Provider.SANDBOX, row.provider_session_id, outcome
                 )
             return self._checkout_page(row, outcome.message, 402)
+        if subscribing:
+            return await self._save_card(row, card)
         return await self._pay(request, row)
+
+    async def _save_card(self, row: CheckoutSession, card: str) -> Response:
+        try:
+            done = await collect.complete_with_card(
+                self.database, self.providers, row.provider_session_id, card
+            )
+        except BillingError as exc:  # canceled meanwhile, expired, a card it cannot save
+            return self._checkout_page(row, exc.message, 409)
+        if done.replayed:
+            return self._checkout_page(done.session, status=409)
+        if done.declined is not None:
+            return self._checkout_page(done.session, status=402)
+        target = row.success_url.replace("{CHECKOUT_SESSION_ID}", row.provider_session_id)
+        return RedirectResponse(target, status_code=303, headers=_headers(row))
 
     async def _pay(self, request: Request, row: CheckoutSession) -> Response:
         adapter = await self.providers.sandbox()
@@ -174,27 +200,52 @@ class CheckoutRoutes:
     ) -> Response:
         amount = html.escape(format_amount(row.amount, row.currency))
         state = checkout.effective_status(row)
+        subscribing = row.mode == checkout.CheckoutMode.SUBSCRIPTION
         parts = [f'<p class="amount">{amount}</p>']
-        if error:
+        if subscribing and state is checkout.CheckoutStatus.OPEN:
+            parts.append(
+                _notice(
+                    "The card is saved as your subscription's payment method"
+                    + (" and pays this amount now." if row.amount else "; nothing is charged now.")
+                )
+            )
+        if subscribing and state is checkout.CheckoutStatus.COMPLETE:
+            pass  # the outcome below says what happened
+        elif error:
             parts.append(f'<p class="error" role="alert">{html.escape(error)}</p>')
         elif row.last_payment_error_message and state is checkout.CheckoutStatus.OPEN:
             parts.append(
                 f'<p class="error" role="alert">{html.escape(row.last_payment_error_message)}</p>'
             )
         if state is checkout.CheckoutStatus.OPEN:
+            button = ("Save card and pay" if row.amount else "Save card") if subscribing else "Pay"
+            saved_cards = (
+                "; 4000 0000 0000 0341 is saved, but every charge to it is declined"
+                if subscribing
+                else ""
+            )
             parts.append(
                 '<form method="post">'
                 '<label for="card_number">Card number</label>'
                 '<input id="card_number" name="card_number" type="text" inputmode="numeric" '
                 'autocomplete="cc-number" required autofocus maxlength="23" '
                 'placeholder="4242 4242 4242 4242">'
-                '<button type="submit">Pay</button>'
+                f'<button type="submit">{button}</button>'
                 "</form>"
                 f'<p><a href="{html.escape(row.cancel_url)}">Cancel and go back</a></p>'
                 '<p class="cards">Sandbox test cards: 4242 4242 4242 4242 pays; '
                 "4000 0000 0000 9995 is declined (insufficient funds); 4000 0000 0000 0069 "
-                "is an expired card; 4000 0025 0000 3155 asks for 3-D Secure.</p>"
+                f"is an expired card; 4000 0025 0000 3155 asks for 3-D Secure{saved_cards}.</p>"
             )
+        elif state is checkout.CheckoutStatus.COMPLETE and subscribing:
+            parts.append(_notice("Your card is saved as the subscription's payment method."))
+            if row.last_payment_error_message:
+                parts.append(
+                    '<p class="error" role="alert">The payment was declined: '
+                    f"{html.escape(row.last_payment_error_message)}</p>"
+                )
+            landing = row.success_url.replace("{CHECKOUT_SESSION_ID}", row.provider_session_id)
+            parts.append(f'<p><a href="{html.escape(landing)}">Continue</a></p>')
         elif state is checkout.CheckoutStatus.COMPLETE:
             parts.append(_notice("This checkout session is paid."))
             parts.append(f'<p><a href="{html.escape(row.success_url)}">Continue</a></p>')

@@ -11,6 +11,18 @@ and the two redirects Toss sends the customer back with.
 - GET /checkout/toss/fail?code&message&orderId: the attempt's error is recorded on the session
   (it stays payable) and the customer goes back to the cancelUrl.
 
+A SUBSCRIPTION session (billing.collect) registers a card for auto-pay instead, on the same
+page address (its customerKey, a random UUID, in place of the orderId):
+- the page asks Toss for a billing authorization (requestBillingAuth);
+- GET /checkout/toss/billing/success?customerKey&authKey: a customerKey that names no open
+  SUBSCRIPTION session is refused before Toss is asked anything; otherwise the billing key is
+  issued server-side, stored encrypted, made the subscription's payment method and charged
+  for its open invoice (credit first), and the customer goes on to the successUrl (or, when
+  that first charge is declined, sees so: the card stays saved, the subscription INCOMPLETE).
+  A reload finds the session COMPLETE and issues nothing again;
+- GET /checkout/toss/billing/fail?customerKey&code&message: the error is recorded on the
+  session (it stays OPEN) and the customer goes back to the cancelUrl.
+
 The orderId in these addresses is the session's secret (unguessable, as the sandbox's session
 id is); logs name the session by billgraph's id, never by Toss's keys.
 """
@@ -24,10 +36,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from billgraph.adapters import toss
 from billgraph.adapters.base import EventKind, PaymentError, Provider
 from billgraph.adapters.toss import TossProvider
+from billgraph.billing import collect
 from billgraph.checkout import repository, webhooks
 from billgraph.checkout import service as checkout
 from billgraph.checkout.providers import Providers
-from billgraph.core.errors import ProviderError
+from billgraph.core.errors import ConflictError, NotFoundError, ProviderError
 from billgraph.core.unit import unit_of_work
 from billgraph.db.engine import Database
 from billgraph.db.models import CheckoutSession
@@ -44,6 +57,7 @@ AMOUNT = re.compile(r"[0-9]{1,16}")
 TOSS_CODE = re.compile(r"[A-Z0-9_]{1,64}")
 CANCELED_BY_CUSTOMER = "PAY_PROCESS_CANCELED"  # nothing failed: no error to record
 UNVERIFIED = "The payment could not be verified, and nothing was charged."
+UNREGISTERED = "The card could not be registered, and nothing was charged."
 
 
 def _request_id(request: Request) -> str | None:
@@ -69,6 +83,9 @@ class TossRoutes:
             status=state.value,
             request_id=_request_id(request),
         )
+        subscribing = row.mode == checkout.CheckoutMode.SUBSCRIPTION
+        if state is checkout.CheckoutStatus.COMPLETE and subscribing:
+            return _registered(row, 200)
         if state is checkout.CheckoutStatus.COMPLETE:
             body = _notice("This checkout session is paid.") + _link(_success_url(row), "Continue")
             return _page("Checkout paid", _amount_line(row) + body, 200)
@@ -78,6 +95,8 @@ class TossRoutes:
             adapter = self.providers.toss()
         except ProviderError:
             return _unavailable("Toss Payments is not available on this gateway.")
+        if subscribing:
+            return _billing_page(row, adapter)
         async with self.database.sessions() as session:
             customer_key = await repository.provider_customer_id(
                 session, row.customer_id, Provider.TOSS.value
@@ -92,7 +111,7 @@ class TossRoutes:
         if not (PAYMENT_KEY.fullmatch(payment_key) and toss.ORDER_ID.fullmatch(order_id)):
             log.warning("toss redirect refused", reason="malformed", request_id=request_id)
             return _page("Payment not verified", _notice(UNVERIFIED), 400)
-        row = await self._session(order_id)
+        row = await self._top_up(order_id)
         if row is None:
             return _not_found()
         if row.status == checkout.CheckoutStatus.COMPLETE:  # a reload: confirmed already
@@ -119,7 +138,7 @@ class TossRoutes:
         if not (TOSS_CODE.fullmatch(code) and toss.ORDER_ID.fullmatch(order_id)):
             log.warning("toss fail redirect refused", reason="malformed", request_id=request_id)
             return _page("Payment not completed", _notice("The payment was not completed."), 400)
-        row = await self._session(order_id)
+        row = await self._top_up(order_id)
         if row is None:
             return _not_found()
         if code != CANCELED_BY_CUSTOMER:
@@ -128,6 +147,78 @@ class TossRoutes:
                 await checkout.record_payment_error(unit, Provider.TOSS, order_id, error)
         log.info(
             "toss payment failed", code=code, checkout_session_id=row.id, request_id=request_id
+        )
+        return _redirect(row.cancel_url)
+
+    async def billing_success(self, request: Request) -> Response:
+        """GET /checkout/toss/billing/success: issue the billing key, save and attach it once."""
+        request_id = _request_id(request)
+        query = request.query_params
+        customer_key, auth_key = query.get("customerKey", ""), query.get("authKey", "")
+        if not (toss.ORDER_ID.fullmatch(customer_key) and PAYMENT_KEY.fullmatch(auth_key)):
+            log.warning("toss billing redirect refused", reason="malformed", request_id=request_id)
+            return _page("Card not registered", _notice(UNREGISTERED), 400)
+        row = await collect.subscription_session(self.database, Provider.TOSS, customer_key)
+        if row is None:
+            log.warning("toss billing redirect refused", reason="unknown", request_id=request_id)
+            return _not_found()
+        if row.status == checkout.CheckoutStatus.COMPLETE:  # a reload: issued already
+            return _redirect(_success_url(row))
+        try:
+            done = await collect.complete_with_billing_key(
+                self.database, self.providers, customer_key, auth_key
+            )
+        except NotFoundError:
+            return _not_found()
+        except ConflictError:
+            return _closed(row, checkout.effective_status(row), 409)
+        except ProviderError as exc:
+            log.warning(
+                "toss billing key not issued",
+                code=exc.code,
+                decline_code=exc.decline_code,
+                checkout_session_id=row.id,
+                request_id=request_id,
+            )
+            if exc.code == "provider_unavailable":
+                return _unavailable(
+                    "Toss Payments did not answer, and the card is not registered yet. Try "
+                    "again in a moment: reload this page."
+                )
+            if exc.code == "provider_not_configured":
+                return _unavailable("Toss Payments is not available on this gateway.")
+            return _redirect(row.cancel_url)  # the error is on the session
+        log.info(
+            "toss billing key registered",
+            declined=done.declined is not None,
+            replayed=done.replayed,
+            checkout_session_id=row.id,
+            request_id=request_id,
+        )
+        if done.declined is not None and not done.replayed:
+            return _registered(done.session, 402)
+        return _redirect(_success_url(done.session))
+
+    async def billing_fail(self, request: Request) -> Response:
+        """GET /checkout/toss/billing/fail: record the error, back to the cancelUrl."""
+        request_id = _request_id(request)
+        query = request.query_params
+        code, customer_key = query.get("code", ""), query.get("customerKey", "")
+        if not (TOSS_CODE.fullmatch(code) and toss.ORDER_ID.fullmatch(customer_key)):
+            log.warning("toss billing fail refused", reason="malformed", request_id=request_id)
+            return _page("Card not registered", _notice(UNREGISTERED), 400)
+        row = await collect.subscription_session(self.database, Provider.TOSS, customer_key)
+        if row is None:
+            return _not_found()
+        if code != CANCELED_BY_CUSTOMER:
+            error = toss.payment_error(code, query.get("message", "")[:500] or None)
+            async with unit_of_work(self.database) as unit:
+                await checkout.record_payment_error(unit, Provider.TOSS, customer_key, error)
+        log.info(
+            "toss billing authorization failed",
+            code=code,
+            checkout_session_id=row.id,
+            request_id=request_id,
         )
         return _redirect(row.cancel_url)
 
@@ -193,6 +284,11 @@ class TossRoutes:
             await checkout.record_payment_error(unit, Provider.TOSS, row.provider_session_id, error)
         return _redirect(row.cancel_url)
 
+    async def _top_up(self, order_id: str) -> CheckoutSession | None:
+        """A TOP_UP session: nothing is paid through a SUBSCRIPTION session's orderId."""
+        row = await self._session(order_id)
+        return row if row is not None and row.mode == checkout.CheckoutMode.TOP_UP else None
+
     async def _session(self, order_id: str) -> CheckoutSession | None:
         if not toss.ORDER_ID.fullmatch(order_id):
             return None
@@ -228,6 +324,49 @@ def _widget_page(row: CheckoutSession, adapter: TossProvider, customer_key: str 
         '<script src="/static/toss/checkout.js" defer></script>'
     )
     return _page("Pay with Toss Payments", body, 200, scripts=scripts, widget=True)
+
+
+def _billing_page(row: CheckoutSession, adapter: TossProvider) -> Response:
+    base = adapter.public_url
+    key = row.provider_session_id
+    data = {
+        "client-key": adapter.client_key,
+        "customer-key": key,
+        "success-url": f"{base}/checkout/toss/billing/success",
+        "fail-url": f"{base}/checkout/toss/billing/fail?customerKey={key}",
+    }
+    attributes = " ".join(f'data-{name}="{html.escape(value)}"' for name, value in data.items())
+    error = row.last_payment_error_message
+    charge = (
+        "The card is registered for your subscription's payments and pays this amount now."
+        if row.amount
+        else "The card is registered for your subscription's payments; nothing is charged now."
+    )
+    body = (
+        _amount_line(row)
+        + _notice(charge)
+        + (f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "")
+        + f'<div id="toss-billing" {attributes}></div>'
+        '<button id="register" type="button" disabled>Register card</button>'
+        '<p id="toss-error" class="error" role="alert" hidden></p>'
+        + _link(row.cancel_url, "Cancel and go back")
+    )
+    scripts = (
+        f'<script src="{WIDGET_SCRIPT}" defer></script>'
+        '<script src="/static/toss/billing.js" defer></script>'
+    )
+    return _page("Register a card with Toss Payments", body, 200, scripts=scripts, widget=True)
+
+
+def _registered(row: CheckoutSession, status: int) -> Response:
+    """A SUBSCRIPTION session that saved its card: and whether the first charge was declined."""
+    body = _notice("Your card is registered as the subscription's payment method.")
+    if row.last_payment_error_message:
+        body += (
+            '<p class="error" role="alert">The payment was declined: '
+            f"{html.escape(row.last_payment_error_message)}</p>"
+        )
+    return _page("Card registered", body + _link(_success_url(row), "Continue"), status)
 
 
 def _success_url(row: CheckoutSession) -> str:

@@ -104,6 +104,8 @@ async def subscribe(
     tenant: Tenant, customer_id: str, plan_id: str, **fields: Any
 ) -> dict[str, Any]:
     fields.setdefault("idempotencyKey", f"sub-{next(_keys)}")
+    fields.setdefault("successUrl", "https://shop.example/subscribed")
+    fields.setdefault("cancelUrl", "https://shop.example/cancelled")
     return await mutate(
         tenant,
         CREATE_SUBSCRIPTION,

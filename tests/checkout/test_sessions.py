@@ -85,7 +85,11 @@ BAD_INPUT: list[tuple[dict[str, Any], str]] = [
     ({"cancelUrl": "https://shop.example/" + "x" * 2000}, "cancelUrl"),
     ({"cancelUrl": "https://shop.example/\x00"}, "cancelUrl"),
     ({"idempotencyKey": "  "}, "idempotencyKey"),
-    ({"mode": "SUBSCRIPTION"}, "mode"),
+    ({"mode": "SUBSCRIPTION"}, "subscriptionId"),  # SUBSCRIPTION names its subscription
+    ({"subscriptionId": "U3Vic2NyaXB0aW9uOjE"}, "subscriptionId"),  # TOP_UP names none
+    ({"amount": None}, "amount"),
+    ({"idempotencyKey": "billgraph:subscription:1:checkout"}, "idempotencyKey"),
+    ({"currency": None}, "currency"),
 ]
 
 

@@ -198,7 +198,8 @@ def seed_billing(send: Any, seeds: Seeds) -> None:
     ):
         made = send(
             f"""mutation {{ createSubscription(input: {{customerId: "{customer}",
-                planId: "{plan}", idempotencyKey: "seed-subscription-{number}"}}) {{
+                planId: "{plan}", idempotencyKey: "seed-subscription-{number}",
+                successUrl: "https://shop.example/ok", cancelUrl: "https://shop.example/no"}}) {{
                 ... on CreateSubscriptionSuccess {{ subscription {{ id
                   invoices(first: 5) {{ edges {{ node {{ id }} }} }} }} }} }} }}"""
         )["createSubscription"]["subscription"]

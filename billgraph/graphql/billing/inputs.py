@@ -50,11 +50,14 @@ class CreateSubscriptionInput:
     )
     success_url: str | None = strawberry.field(
         default=None,
-        description="Where a checkout collecting the payment method sends the customer once "
-        "done (absolute http(s) URL).",
+        description="Where the checkout collecting the payment method sends the customer once "
+        "done (absolute http(s) URL): required when one is needed (no trial, and credit does "
+        "not pay the first invoice), checked whenever given.",
     )
     cancel_url: str | None = strawberry.field(
-        default=None, description="Where that checkout sends the customer on cancelling."
+        default=None,
+        description="Where that checkout sends the customer on cancelling: required with "
+        "successUrl.",
     )
 
 

@@ -4,8 +4,7 @@ payInvoice, voidInvoice, createTestClock and advanceTestClock."""
 
 import strawberry
 
-from billgraph.billing import plans, proration, repository, run, subscriptions, test_clocks
-from billgraph.checkout import service as checkout
+from billgraph.billing import collect, plans, proration, repository, run, subscriptions, test_clocks
 from billgraph.core import errors
 from billgraph.core.unit import unit_of_work
 from billgraph.graphql.billing.inputs import (
@@ -31,7 +30,7 @@ from billgraph.graphql.billing.payloads import (
     VoidInvoiceSuccess,
 )
 from billgraph.graphql.billing.types import Invoice, Plan, Subscription, TestClock
-from billgraph.graphql.checkout.types import PaymentError
+from billgraph.graphql.checkout.types import CheckoutSession, PaymentError
 from billgraph.graphql.context import Info
 from billgraph.graphql.errors import result
 from billgraph.graphql.node import input_id
@@ -82,8 +81,9 @@ class BillingMutations:
     @strawberry.mutation(
         description="Put a customer on a plan, idempotently. A plan with a trial starts "
         "TRIALING; otherwise the first invoice is issued at once and wallet credit pays what "
-        "it can: paid in full, the subscription is ACTIVE; else INCOMPLETE until a payment "
-        "method pays it."
+        "it can: paid in full, the subscription is ACTIVE; else INCOMPLETE, and checkoutSession "
+        "(mode SUBSCRIPTION, which needs successUrl and cancelUrl) collects the payment method "
+        "that pays it."
     )
     @result(
         "CreateSubscriptionResult",
@@ -109,15 +109,20 @@ class BillingMutations:
             trial_days=input.trial_days,
             idempotency_key=input.idempotency_key,
             promotion_code=input.promotion_code,
+            success_url=input.success_url,
+            cancel_url=input.cancel_url,
+            for_checkout=True,
         )
-        if input.success_url is not None:
-            checkout.redirect_url(input.success_url, "successUrl")
-        if input.cancel_url is not None:
-            checkout.redirect_url(input.cancel_url, "cancelUrl")
-        created = await subscriptions.create(context.database, context.payment_providers, request)
+        created = await collect.subscribe(
+            context.database,
+            context.payment_providers,
+            request,
+            expires_minutes=context.settings.checkout_expires_minutes,
+        )
+        session = created.checkout_session
         return CreateSubscriptionSuccess(
             subscription=Subscription.from_model(created.subscription),
-            checkout_session=None,
+            checkout_session=None if session is None else CheckoutSession.from_model(session),
             replayed=created.replayed,
         )
 

@@ -8,8 +8,9 @@ from billgraph.checkout import refunds, service
 strawberry.enum(base.Provider, name="PaymentProvider", description="Where a customer pays.")
 strawberry.enum(
     service.CheckoutMode,
-    description="TOP_UP credits the wallet with the amount paid; SUBSCRIPTION is not available "
-    "yet (a ValidationError).",
+    description="TOP_UP credits the wallet with the amount paid; SUBSCRIPTION collects (or "
+    "replaces) a subscription's payment method and pays its open invoice with it (SANDBOX and "
+    "TOSS; it credits no wallet).",
 )
 strawberry.enum(
     service.CheckoutStatus,

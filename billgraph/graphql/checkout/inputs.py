@@ -8,8 +8,16 @@ from billgraph.graphql.scalars import BigInt
 @strawberry.input
 class CreateCheckoutSessionInput:
     customer_id: strawberry.ID
-    amount: BigInt = strawberry.field(description="Positive, in the currency's minor unit.")
-    currency: Currency
+    amount: BigInt | None = strawberry.field(
+        default=None,
+        description="TOP_UP (required): positive, in the currency's minor unit. SUBSCRIPTION: "
+        "what the subscription's oldest open invoice still owes (0 if none); leave it out, or "
+        "send that amount.",
+    )
+    currency: Currency | None = strawberry.field(
+        default=None,
+        description="TOP_UP: required. SUBSCRIPTION: the plan's; leave it out, or send that one.",
+    )
     success_url: str = strawberry.field(
         description="Where the customer lands once paid (absolute http(s) URL; "
         "{CHECKOUT_SESSION_ID} is replaced by the provider's session id)."
@@ -20,8 +28,16 @@ class CreateCheckoutSessionInput:
         "original session (replayed: true) and creates nothing at the provider; with other "
         "input it is an IdempotencyConflictError."
     )
-    provider: PaymentProvider = PaymentProvider.SANDBOX
+    provider: PaymentProvider = strawberry.field(
+        default=PaymentProvider.SANDBOX,
+        description="SUBSCRIPTION: the subscription's provider (SANDBOX or TOSS).",
+    )
     mode: CheckoutMode = CheckoutMode.TOP_UP
+    subscription_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="SUBSCRIPTION (required): the customer's subscription whose payment method "
+        "the session collects (not a CANCELED one). TOP_UP: leave it out.",
+    )
 
 
 @strawberry.input

@@ -2,6 +2,7 @@
 
 import strawberry
 
+from billgraph.billing import collect
 from billgraph.checkout import refunds
 from billgraph.checkout import service as checkout
 from billgraph.core import errors
@@ -24,8 +25,10 @@ from billgraph.graphql.wallets.types import Wallet
 @strawberry.type
 class CheckoutMutations:
     @strawberry.mutation(
-        description="Open a checkout session to top up a customer's wallet, idempotently: send "
-        "the customer to its url; the wallet is credited once the provider confirms payment."
+        description="Open a checkout session, idempotently, and send the customer to its url. "
+        "TOP_UP: the wallet is credited once the provider confirms payment. SUBSCRIPTION: the "
+        "card (or Toss billing key) given there becomes the subscription's payment method and "
+        "pays its open invoice, wallet credit first."
     )
     @result(
         "CreateCheckoutSessionResult",
@@ -34,12 +37,23 @@ class CheckoutMutations:
         errors.NotFoundError,
         errors.ValidationError,
         errors.IdempotencyConflictError,
+        errors.ConflictError,
     )
     async def create_checkout_session(
         self, info: Info, input: CreateCheckoutSessionInput
     ) -> CreateCheckoutSessionSuccess:
         context = info.context
         customer_id = input_id(input.customer_id, "Customer", "customerId", "Customer not found.")
+        if input.mode is checkout.CheckoutMode.SUBSCRIPTION:
+            return await _subscription_checkout(info, input, customer_id)
+        if input.subscription_id is not None:
+            raise errors.ValidationError(
+                "subscriptionId is for mode SUBSCRIPTION only.", "subscriptionId"
+            )
+        if input.amount is None:
+            raise errors.ValidationError("amount is required for a TOP_UP.", "amount")
+        if input.currency is None:
+            raise errors.ValidationError("currency is required for a TOP_UP.", "currency")
         request = checkout.checkout_request(
             context.organization_id,
             customer_id=customer_id,
@@ -62,7 +76,7 @@ class CheckoutMutations:
             replayed=created.replayed,
         )
 
-    @strawberry.mutation(description="An OPEN checkout session can no longer be paid.")
+    @strawberry.mutation(description="An OPEN checkout session can no longer be paid (or used).")
     @result(
         "ExpireCheckoutSessionResult",
         ExpireCheckoutSessionSuccess,
@@ -120,3 +134,36 @@ class CheckoutMutations:
             wallet=None if done.wallet is None else Wallet.from_model(done.wallet),
             replayed=done.replayed,
         )
+
+
+async def _subscription_checkout(
+    info: Info, input: CreateCheckoutSessionInput, customer_id: int
+) -> CreateCheckoutSessionSuccess:
+    context = info.context
+    subscription_id = (
+        None
+        if input.subscription_id is None
+        else input_id(
+            input.subscription_id, "Subscription", "subscriptionId", "Subscription not found."
+        )
+    )
+    request = collect.collect_request(
+        context.organization_id,
+        customer_id=customer_id,
+        subscription_id=subscription_id,
+        provider=input.provider,
+        amount=None if input.amount is None else int(input.amount),
+        currency=None if input.currency is None else input.currency.value,
+        success_url=input.success_url,
+        cancel_url=input.cancel_url,
+        idempotency_key=input.idempotency_key,
+    )
+    created = await collect.open_session(
+        context.database,
+        context.payment_providers,
+        request,
+        expires_minutes=context.settings.checkout_expires_minutes,
+    )
+    return CreateCheckoutSessionSuccess(
+        checkout_session=CheckoutSession.from_model(created.session), replayed=created.replayed
+    )

@@ -23,6 +23,7 @@ from billgraph.graphql.pagination import Connection, build_connection, decode_cu
 from billgraph.graphql.scalars import BigInt
 
 if TYPE_CHECKING:
+    from billgraph.graphql.billing.types import Subscription
     from billgraph.graphql.customers.types import Customer
 
 CHECKOUT_CURSOR = "checkout"
@@ -84,17 +85,24 @@ class ProviderCustomer:
         )
 
 
-@strawberry.type(description="A customer's payment at a provider that tops up a wallet.")
+@strawberry.type(
+    description="A customer's payment at a provider that tops up a wallet (TOP_UP), or the "
+    "collection of a subscription's payment method (SUBSCRIPTION)."
+)
 class CheckoutSession(Node):
     db_id: strawberry.Private[int]
     customer_db_id: strawberry.Private[int]
+    subscription_db_id: strawberry.Private[int | None]
     ledger_entry_db_id: strawberry.Private[int | None]
     provider: PaymentProvider
     mode: CheckoutMode
     status: CheckoutStatus = strawberry.field(
         description="An OPEN session past its expiresAt is EXPIRED."
     )
-    amount: BigInt = strawberry.field(description="In the currency's minor unit.")
+    amount: BigInt = strawberry.field(
+        description="In the currency's minor unit. SUBSCRIPTION: what the subscription's open "
+        "invoice owed when the session opened (0 if nothing)."
+    )
     currency: Currency
     url: str = strawberry.field(description="Where to send the customer to pay.")
     success_url: str
@@ -106,7 +114,9 @@ class CheckoutSession(Node):
     created_at: datetime
     completed_at: datetime | None
     last_payment_error: PaymentError | None = strawberry.field(
-        description="The last declined attempt; the session stays OPEN for another."
+        description="The last declined attempt; the session stays OPEN for another. A "
+        "SUBSCRIPTION session COMPLETE with an error saved the payment method, whose first "
+        "charge was declined (the invoice stays open)."
     )
 
     @classmethod
@@ -122,6 +132,7 @@ class CheckoutSession(Node):
             id=to_global_id("CheckoutSession", row.id),
             db_id=row.id,
             customer_db_id=row.customer_id,
+            subscription_db_id=row.subscription_id,
             ledger_entry_db_id=row.ledger_entry_id,
             provider=PaymentProvider(row.provider),
             mode=CheckoutMode(row.mode),
@@ -143,6 +154,19 @@ class CheckoutSession(Node):
         self, info: Info
     ) -> Annotated["Customer", strawberry.lazy("billgraph.graphql.customers.types")]:
         return cast("Customer", await load_existing(info, "Customer", self.customer_db_id))
+
+    @strawberry.field(
+        description="SUBSCRIPTION: the subscription whose payment method the session collects; "
+        "null for a TOP_UP."
+    )
+    async def subscription(
+        self, info: Info
+    ) -> Annotated["Subscription", strawberry.lazy("billgraph.graphql.billing.types")] | None:
+        if self.subscription_db_id is None:
+            return None
+        return cast(
+            "Subscription", await load_existing(info, "Subscription", self.subscription_db_id)
+        )
 
     @strawberry.field(description="The credit the payment produced; null until paid.")
     async def ledger_entry(self, info: Info) -> LedgerEntry | None:
