@@ -1,4 +1,5 @@
-"""Subscriptions: a customer on a plan, billed each period by billgraph (sandbox, Toss).
+"""Subscriptions: a customer on a plan, billed each period by billgraph (sandbox, Toss), or
+by Stripe and mirrored from its webhooks (provider STRIPE: billing/stripe.py).
 
 - `create` is idempotent per organization and key (a replay returns the same subscription
   and finishes a charge a crash left unfinished). A plan with a trial starts TRIALING with no
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.adapters.base import Provider
 from billgraph.billing import charges, dunning, events, invoices, periods, repository
+from billgraph.billing import stripe as stripe_billing
 from billgraph.billing.clock import customer_clock, subscription_now, system_now
 from billgraph.billing.dunning import SubscriptionStatus
 from billgraph.billing.events import EventType
@@ -33,7 +35,7 @@ from billgraph.core.errors import (
 from billgraph.core.unit import UnitOfWork, unit_of_work
 from billgraph.customers import repository as customer_repository
 from billgraph.db.engine import Database
-from billgraph.db.models import Invoice, Subscription, utcnow
+from billgraph.db.models import CheckoutSession, Invoice, Subscription, utcnow
 from billgraph.ledger import service as ledger
 
 TOSS_CURRENCY = "KRW"
@@ -69,6 +71,8 @@ class CreatedSubscription:
     subscription: Subscription
     invoice: Invoice | None  # the first invoice, when one was issued
     replayed: bool
+    # Where the customer gives the payment method first (a Stripe Checkout Session).
+    checkout_session: CheckoutSession | None = None
 
 
 def subscription_request(
@@ -89,8 +93,6 @@ def subscription_request(
             f"Idempotency keys starting with {ledger.RESERVED_KEY_PREFIX!r} are reserved.",
             "idempotencyKey",
         )
-    if provider is Provider.STRIPE:
-        raise ValidationError("Stripe subscriptions are not available yet.", "provider")
     if trial_days is not None and (isinstance(trial_days, bool) or not 0 <= trial_days <= 730):
         raise ValidationError("trialDays must be between 0 and 730.", "trialDays")
     return SubscriptionRequest(
@@ -109,6 +111,8 @@ async def create(
     providers: Providers,
     request: SubscriptionRequest,
     *,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
     now: datetime | None = None,
 ) -> CreatedSubscription:
     """Start the subscription, exactly once per idempotency key, and charge its first
@@ -118,8 +122,14 @@ async def create(
     organization's), ValidationError (an archived plan, a payment method of another provider
     or customer, a provider other than the sandbox for a test-clock customer, a currency the
     provider does not take), IdempotencyConflictError; in each case nothing is written. A
-    declined first charge is no error: the subscription is INCOMPLETE.
+    declined first charge is no error: the subscription is INCOMPLETE. Stripe subscriptions
+    (billing/stripe.py) need `success_url` and `cancel_url`, where Stripe's checkout returns.
     """
+    if request.provider is Provider.STRIPE:  # Stripe runs the cycle; billgraph mirrors it
+        row, opened, again = await stripe_billing.create(
+            database, providers, request, success_url=success_url, cancel_url=cancel_url, now=now
+        )
+        return CreatedSubscription(row, None, again, checkout_session=opened)
     policy = dunning.policy(providers.settings)
     async with unit_of_work(database) as unit:
         existing = await repository.subscription_by_key(
@@ -350,6 +360,11 @@ async def change_plan(
     row = await _locked(unit, organization_id, subscription_id)
     if row.status == SubscriptionStatus.CANCELED:
         raise ConflictError("The subscription is canceled.", "subscriptionId")
+    if row.provider == Provider.STRIPE:
+        raise ValidationError(
+            "A Stripe subscription changes plan at Stripe (its Customer Portal).",
+            "subscriptionId",
+        )
     plan = await repository.plan_by_id(unit.session, organization_id, plan_id)
     if plan is None:
         raise NotFoundError("Plan not found.")

@@ -11,6 +11,7 @@ from strawberry.types import ExecutionContext
 
 from billgraph.graphql.api_keys.mutations import ApiKeyMutations
 from billgraph.graphql.billing.mutations import BillingMutations
+from billgraph.graphql.billing.portal import BillingPortalMutations
 from billgraph.graphql.checkout.mutations import CheckoutMutations
 from billgraph.graphql.currencies import CurrencyQueries
 from billgraph.graphql.customers.mutations import CustomerMutations
@@ -41,6 +42,7 @@ class Mutation(
     LedgerMutations,
     CheckoutMutations,
     BillingMutations,
+    BillingPortalMutations,
     WalletMutations,
     ApiKeyMutations,
 ):

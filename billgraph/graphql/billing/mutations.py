@@ -5,6 +5,7 @@ payInvoice, voidInvoice, createTestClock and advanceTestClock."""
 import strawberry
 
 from billgraph.billing import plans, repository, run, subscriptions, test_clocks
+from billgraph.billing import stripe as stripe_billing
 from billgraph.checkout import service as checkout
 from billgraph.core import errors
 from billgraph.core.unit import unit_of_work
@@ -31,7 +32,7 @@ from billgraph.graphql.billing.payloads import (
     VoidInvoiceSuccess,
 )
 from billgraph.graphql.billing.types import Invoice, Plan, Subscription, TestClock
-from billgraph.graphql.checkout.types import PaymentError
+from billgraph.graphql.checkout.types import CheckoutSession, PaymentError
 from billgraph.graphql.context import Info
 from billgraph.graphql.errors import result
 from billgraph.graphql.node import input_id
@@ -115,10 +116,17 @@ class BillingMutations:
             checkout.redirect_url(input.success_url, "successUrl")
         if input.cancel_url is not None:
             checkout.redirect_url(input.cancel_url, "cancelUrl")
-        created = await subscriptions.create(context.database, context.payment_providers, request)
+        created = await subscriptions.create(
+            context.database,
+            context.payment_providers,
+            request,
+            success_url=input.success_url,
+            cancel_url=input.cancel_url,
+        )
+        opened = created.checkout_session
         return CreateSubscriptionSuccess(
             subscription=Subscription.from_model(created.subscription),
-            checkout_session=None,
+            checkout_session=None if opened is None else CheckoutSession.from_model(opened),
             replayed=created.replayed,
         )
 
@@ -132,12 +140,23 @@ class BillingMutations:
         errors.NotFoundError,
         errors.ConflictError,
         errors.ValidationError,
+        errors.ProviderError,
     )
     async def cancel_subscription(
         self, info: Info, input: CancelSubscriptionInput
     ) -> CancelSubscriptionSuccess:
         context = info.context
         subscription_id = _subscription_id(input.subscription_id, "subscriptionId")
+        at_stripe = await stripe_billing.cancel(
+            context.database,
+            context.payment_providers,
+            context.organization_id,
+            subscription_id,
+            at_period_end=input.at_period_end,
+            reason=input.reason,
+        )
+        if at_stripe is not None:
+            return CancelSubscriptionSuccess(subscription=Subscription.from_model(at_stripe))
         async with unit_of_work(context.database) as unit:
             row = await subscriptions.cancel(
                 unit,
@@ -155,10 +174,16 @@ class BillingMutations:
         errors.NotFoundError,
         errors.ConflictError,
         errors.ValidationError,
+        errors.ProviderError,
     )
     async def resume_subscription(self, info: Info, id: strawberry.ID) -> ResumeSubscriptionSuccess:
         context = info.context
         subscription_id = _subscription_id(id, "id")
+        at_stripe = await stripe_billing.resume(
+            context.database, context.payment_providers, context.organization_id, subscription_id
+        )
+        if at_stripe is not None:
+            return ResumeSubscriptionSuccess(subscription=Subscription.from_model(at_stripe))
         async with unit_of_work(context.database) as unit:
             row = await subscriptions.resume(unit, context.organization_id, subscription_id)
         return ResumeSubscriptionSuccess(subscription=Subscription.from_model(row))

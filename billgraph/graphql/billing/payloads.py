@@ -19,9 +19,9 @@ class ArchivePlanSuccess:
 class CreateSubscriptionSuccess:
     subscription: Subscription
     checkout_session: CheckoutSession | None = strawberry.field(
-        description="Where the customer gives a payment method, when one is needed first. "
-        "Always null for now: the subscription checkout is not available yet (a subscription "
-        "that credit did not pay stays INCOMPLETE)."
+        description="Where the customer gives a payment method, when one is needed first "
+        "(mode SUBSCRIPTION): for STRIPE, a Stripe Checkout Session in subscription mode, the "
+        "subscription INCOMPLETE until it completes; null once completed."
     )
     replayed: bool = strawberry.field(
         description="True when this key was already used with the same input: nothing new was "
