@@ -28,6 +28,7 @@ from billgraph.adapters.base import (
     WebhookEvent,
 )
 from billgraph.adapters.stripe_billing import (
+    WALLET_CREDIT_KEY,
     ProviderInvoice,
     ProviderSubscription,
     SubscriptionCheckoutRequest,
@@ -189,6 +190,34 @@ class StripeProvider:
         except stripe.StripeError as exc:
             raise self._provider_error(exc) from None
         return read_subscription(done.to_dict())
+
+    async def add_wallet_credit(
+        self,
+        invoice: ProviderInvoice,
+        amount: int,
+        description: str,
+        reference: str,
+        idempotency_key: str,
+    ) -> None:
+        """Take `amount` off a draft invoice: a negative invoice item on it, marked as
+        billgraph's wallet credit (`reference`: billgraph's invoice). Raises ProviderError
+        (invalid_request: the invoice is no draft any more)."""
+        if invoice.customer is None:
+            raise ProviderError("invalid_request", "The invoice has no customer.", "STRIPE")
+        try:
+            await self._client.v1.invoice_items.create_async(
+                {
+                    "customer": invoice.customer,
+                    "invoice": invoice.id,
+                    "amount": -amount,
+                    "currency": invoice.currency.lower(),
+                    "description": description,
+                    "metadata": {WALLET_CREDIT_KEY: reference},
+                },
+                {"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
 
     async def create_portal_session(self, provider_customer_id: str, return_url: str) -> str:
         """A Customer Portal session's URL (short-lived: made on each request)."""

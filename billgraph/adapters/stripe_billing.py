@@ -20,6 +20,9 @@ from billgraph.core.errors import ProviderError
 ORGANIZATION_KEY = "billgraph_organization_id"
 CUSTOMER_KEY = "billgraph_customer_id"
 SUBSCRIPTION_KEY = "billgraph_subscription_id"
+# On the negative invoice item by which wallet credit pays part of a Stripe invoice: the
+# billgraph invoice it belongs to.
+WALLET_CREDIT_KEY = "billgraph_wallet_credit"
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,12 @@ class ProviderInvoiceLine:
 @dataclass(frozen=True)
 class ProviderInvoice:
     """A Stripe Invoice as fetched (`status` is Stripe's: draft, open, paid, void,
-    uncollectible); `metadata` is its subscription's, as Stripe copies it there."""
+    uncollectible); `metadata` is its subscription's, as Stripe copies it there.
+    `wallet_credit` is what billgraph's negative items took off it (positive), not in
+    `lines`; Stripe's subtotal, total and amount_due are net of it."""
 
     id: str
+    customer: str | None
     subscription_id: str | None
     status: str
     currency: str  # upper case
@@ -87,6 +93,7 @@ class ProviderInvoice:
     billing_reason: str | None
     lines: tuple[ProviderInvoiceLine, ...]
     metadata: Mapping[str, str]
+    wallet_credit: int = 0
 
 
 def _invalid(what: str) -> ProviderError:
@@ -164,10 +171,13 @@ def read_invoice(obj: Mapping[str, Any]) -> ProviderInvoice:
         raise _invalid("something that is not an invoice")
     subscription_id, metadata = invoice_subscription(obj)
     created = _required_time(obj.get("created"), "invoice")
-    lines = []
+    lines, credit = [], 0
     listed = obj.get("lines")
     for line in (listed.get("data") if isinstance(listed, dict) else None) or []:
         if not isinstance(line, dict):
+            continue
+        if WALLET_CREDIT_KEY in _metadata(line.get("metadata")):
+            credit -= _int(line.get("amount"))
             continue
         period = line.get("period")
         if not isinstance(period, dict):
@@ -185,6 +195,7 @@ def read_invoice(obj: Mapping[str, Any]) -> ProviderInvoice:
     paid_at = transitions.get("paid_at") if isinstance(transitions, dict) else None
     return ProviderInvoice(
         id=str(obj["id"]),
+        customer=_str(obj.get("customer")),
         subscription_id=subscription_id,
         status=str(obj.get("status") or "draft"),
         currency=currency.upper(),
@@ -200,4 +211,5 @@ def read_invoice(obj: Mapping[str, Any]) -> ProviderInvoice:
         billing_reason=_str(obj.get("billing_reason")),
         lines=tuple(lines),
         metadata=metadata,
+        wallet_credit=max(credit, 0),
     )

@@ -17,6 +17,14 @@ attempts Stripe made), and SubscriptionEvents for the transitions.
   another application on the account) is acknowledged and IGNORED.
 - The subscription-mode checkout session is COMPLETE without crediting a wallet: the money
   paid the subscription's first invoice, at Stripe.
+- Wallet credit first (`credit_first`): an invoice still a draft when its event is handled
+  (a renewal's: Stripe waits about an hour before finalizing it) is paid what the wallet in
+  its currency can: a ledger debit (its key derived from billgraph's invoice, its reason the
+  invoice's number) recorded with the invoice, then a negative invoice item at Stripe (its
+  idempotency key derived from the invoice too), so Stripe charges only the rest. A failure
+  at Stripe in between is retried by Stripe's redelivery (the debit is not made twice); an
+  invoice Stripe finalized meanwhile gets its credit back. A first invoice (finalized at
+  checkout) is charged in full; a voided invoice gives its credit back.
 """
 
 import secrets
@@ -34,7 +42,7 @@ from billgraph.adapters.stripe_billing import (
     ProviderInvoice,
     ProviderSubscription,
 )
-from billgraph.billing import events, repository
+from billgraph.billing import events, invoices, repository
 from billgraph.billing.dunning import RENEWING, SubscriptionStatus
 from billgraph.billing.events import EventType
 from billgraph.billing.invoices import InvoiceStatus, invoice_number
@@ -42,6 +50,7 @@ from billgraph.checkout import repository as checkout_repository
 from billgraph.checkout import webhooks
 from billgraph.checkout.providers import Providers
 from billgraph.checkout.service import CheckoutMode, CheckoutStatus
+from billgraph.core.errors import ProviderError
 from billgraph.core.unit import UnitOfWork, unit_of_work
 from billgraph.db.engine import Database
 from billgraph.db.models import Invoice, Subscription, utcnow
@@ -102,6 +111,8 @@ async def receive(
     if event.kind is not EventKind.BILLING and event.provider_subscription_id is None:
         return await webhooks.handle(database, event)
     fetched = await fetch(adapter, event)
+    if await credit_first(database, providers, adapter, fetched):
+        fetched = await fetch(adapter, event)  # the invoice with its credit
     try:
         async with unit_of_work(database) as unit:
             outcome, session_id = await _apply_event(unit, event, fetched)
@@ -134,6 +145,62 @@ async def fetch(adapter: StripeProvider, event: WebhookEvent) -> Fetched:
         if invoice is None and subscription.latest_invoice:
             invoice = await adapter.retrieve_invoice(subscription.latest_invoice)
     return Fetched(subscription, invoice, at)
+
+
+async def credit_first(
+    database: Database, providers: Providers, adapter: StripeProvider, fetched: Fetched
+) -> bool:
+    """Pay a draft invoice from wallet credit first (see the module's docstring); True if a
+    credit was added at Stripe now. Raises ProviderError (Stripe failed: the debit stays,
+    recorded with the invoice, and the next delivery adds the credit with the same key)."""
+    found = fetched.invoice
+    if (
+        fetched.subscription is None
+        or found is None
+        or found.status != "draft"
+        or found.wallet_credit > 0  # added already
+        or found.amount_due <= 0
+        or found.subscription_id != fetched.subscription.id
+    ):
+        return False
+    async with unit_of_work(database) as unit:
+        subscription = await _linked(unit, fetched.subscription, found)
+        if subscription is None:
+            return False
+        row = await apply_invoice(unit, subscription, found, fetched.at)
+        if row is None or row.status != InvoiceStatus.DRAFT:
+            return False
+        if row.wallet_credit_applied == 0:
+            await invoices.apply_credit(unit, row, 0)
+        await unit.session.flush()
+        organization_id, invoice_id, amount = row.organization_id, row.id, row.wallet_credit_applied
+        number = invoice_number(row)
+    if amount == 0:
+        return False
+    prefix = await providers.key_prefix()
+    try:
+        await adapter.add_wallet_credit(
+            found,
+            amount,
+            f"Wallet credit (billgraph invoice {number})",
+            str(invoice_id),
+            f"{prefix}invoice-credit-{invoice_id}",
+        )
+    except ProviderError as exc:
+        if exc.code != "invalid_request":
+            raise
+        # Finalized meanwhile: Stripe charges it all, so the wallet gets its credit back.
+        log.warning("Stripe invoice finalized before its credit", invoice_id=invoice_id)
+        async with unit_of_work(database) as unit:
+            row = await repository.invoice_by_id(
+                unit.session, organization_id, invoice_id, lock=True
+            )
+            assert row is not None
+            await invoices.return_credit(unit, row)
+            row.amount_due += row.wallet_credit_applied
+            row.wallet_credit_applied = 0
+        return False
+    return True
 
 
 async def _apply_event(
@@ -283,11 +350,14 @@ async def apply_invoice(
     if row is not None and synced is not None and fetched_at < synced:
         return row
     status = INVOICE_STATUSES.get(found.status, InvoiceStatus.DRAFT)
-    # billgraph's amounts obey total = subtotal - discount, amount_due = total - credit.
-    total = max(found.total, 0)
-    subtotal = max(found.subtotal, total)
-    amount_due = total
-    amount_paid = amount_due if status is InvoiceStatus.PAID else min(found.amount_paid, total)
+    # billgraph's amounts obey total = subtotal - discount, amount_due = total - credit;
+    # Stripe's are net of the wallet credit billgraph added as an item.
+    credit = 0 if row is None else row.wallet_credit_applied
+    total = max(found.total + found.wallet_credit, credit)
+    subtotal = max(found.subtotal + found.wallet_credit, total)
+    amount_due = total - credit
+    paid = min(found.amount_paid, amount_due)
+    amount_paid = amount_due if status is InvoiceStatus.PAID else paid
     period_start, period_end = _period(found)
     now = utcnow()
     if row is None:
@@ -349,6 +419,8 @@ async def apply_invoice(
             ],
         )
     number = invoice_number(row)
+    if status is InvoiceStatus.VOID and previous_status is not InvoiceStatus.VOID:
+        await invoices.return_credit(unit, row)
     if status is InvoiceStatus.PAID and not previous_paid:
         events.record(
             unit,

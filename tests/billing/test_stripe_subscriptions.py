@@ -537,3 +537,69 @@ async def test_the_customer_portal_is_for_stripe_customers(
         "createBillingPortalSession"
     ]
     assert bad["__typename"] == "ValidationError" and bad["field"] == "returnUrl"
+
+
+@pytest.mark.parametrize(("credit", "applied", "charged"), [(500, 500, 700), (5000, 1200, 0)])
+async def test_wallet_credit_pays_a_renewal_first_while_its_invoice_is_a_draft(
+    shop: Tenant,
+    client: httpx.AsyncClient,
+    fake: FakeStripe,
+    database: Database,
+    credit: int,
+    applied: int,
+    charged: int,
+) -> None:
+    customer, subscription, sub_id = await started(shop, client, fake)  # first invoice: card
+    await shop.post(customer, credit)
+    mark = len(fake.events)
+    fake.renew(sub_id, draft=True)
+    [created] = fake.events_after(mark)
+    assert created.type == "invoice.created"
+    assert await outcomes(client, fake, [created, created]) == ["mirrored", "duplicate"]
+    draft_id = created.object_id
+    at_stripe = fake.invoices[draft_id]
+    assert at_stripe["amount_due"] == charged  # Stripe charges only what credit left
+    [credit_line] = [
+        line for line in at_stripe["lines"]["data"] if "billgraph_wallet_credit" in line["metadata"]
+    ]
+    assert credit_line["amount"] == -applied
+    node = await detail(shop, subscription)
+    draft = node["invoices"][1]
+    assert (draft["status"], draft["walletCreditApplied"], draft["amountDue"]) == (
+        "DRAFT",
+        applied,
+        charged,
+    )
+    mark = len(fake.events)
+    fake.finalize(draft_id)
+    await outcomes(client, fake, scrambled([*fake.events_after(mark), created], seed=credit))
+    node = await detail(shop, subscription)
+    renewal = node["invoices"][1]
+    assert node["status"] == "ACTIVE"
+    assert (renewal["status"], renewal["subtotal"], renewal["total"]) == ("PAID", 1200, 1200)
+    assert (renewal["walletCreditApplied"], renewal["amountDue"], renewal["amountPaid"]) == (
+        applied,
+        charged,
+        charged,
+    )
+    assert [line["amount"] for line in renewal["lines"]] == [1200]
+    assert await snapshot(shop, customer) == [("USD", credit - applied, 2, 2)]
+    await assert_ledger_invariant(database)
+
+
+async def test_a_draft_finalized_before_its_credit_gives_the_credit_back(
+    shop: Tenant, client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer, subscription, sub_id = await started(shop, client, fake)
+    await shop.post(customer, 300)
+    mark = len(fake.events)
+    fake.renew(sub_id, draft=True)
+    [created] = fake.events_after(mark)
+    # Stripe refuses the item (the invoice was finalized meanwhile): the debit is undone.
+    fake.fail_next(1, status=400, type_="invalid_request_error", path="/v1/invoiceitems")
+    assert await outcomes(client, fake, [created]) == ["mirrored"]
+    node = await detail(shop, subscription)
+    draft = node["invoices"][1]
+    assert (draft["walletCreditApplied"], draft["amountDue"]) == (0, 1200)
+    assert await snapshot(shop, customer) == [("USD", 300, 3, 3)]
+    await assert_ledger_invariant(database)

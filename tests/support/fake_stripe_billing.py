@@ -15,6 +15,10 @@ subscription in `parent.subscription_details`, with the subscription's metadata 
   subscription set to cancel at period end is canceled (customer.subscription.deleted),
   otherwise the next period's invoice is charged to the saved card: paid (active) or
   payment_failed (past_due, next_payment_attempt in 3 days);
+- `renew(..., draft=True)` stops at invoice.created with the invoice a draft, as Stripe leaves
+  a renewal's invoice for about an hour when webhooks listen (POST /v1/invoiceitems adds a
+  line to it, a negative one too); `finalize` goes on (finalized, charged, the subscription's
+  status);
 - `retry`: the open invoice's next attempt; after `invoice_attempts` failed attempts the
   subscription becomes `final_status` (unpaid, or canceled) with no next attempt;
 - DELETE /v1/subscriptions/{id} cancels now; POST /v1/subscriptions/{id} sets
@@ -38,6 +42,15 @@ RECURRING_PARAMS = {"interval", "interval_count"}
 CANCEL_PARAMS = {"invoice_now", "prorate", "cancellation_details", "expand"}
 UPDATE_PARAMS = {"cancel_at_period_end", "metadata", "cancellation_details", "expand"}
 PORTAL_PARAMS = {"customer", "return_url", "configuration", "locale", "expand"}
+INVOICE_ITEM_PARAMS = {
+    "customer",
+    "invoice",
+    "amount",
+    "currency",
+    "description",
+    "metadata",
+    "expand",
+}
 RETRY_DAYS = 3
 
 
@@ -80,6 +93,8 @@ class FakeStripeBilling:
         # What a subscription-mode session will start: {session id: (prices, trial days, metadata)}.
         self._pending: dict[str, tuple[list[dict[str, Any]], int | None, dict[str, str]]] = {}
         self._invoice_counts: dict[str, int] = {}
+        # Renewals held at their draft invoice: {invoice id: the subscription's previous state}.
+        self._drafts: dict[str, dict[str, Any]] = {}
         self.invoice_attempts = 3
         self.final_status = "unpaid"
 
@@ -282,9 +297,16 @@ class FakeStripeBilling:
         return add_months(anchor, months * periods)
 
     def _new_invoice(
-        self, sub: dict[str, Any], reason: str, now: int, *, free: bool = False
+        self,
+        sub: dict[str, Any],
+        reason: str,
+        now: int,
+        *,
+        free: bool = False,
+        finalize: bool = True,
     ) -> dict[str, Any]:
-        """The period's invoice, emitted as created (draft) then finalized (open)."""
+        """The period's invoice, emitted as created (draft) then (unless held as a draft)
+        finalized (open)."""
         invoice_id = base.random_id("in_", 24)
         lines = []
         for item in sub["items"]["data"]:
@@ -394,17 +416,23 @@ class FakeStripeBilling:
         self.invoices[invoice_id] = invoice
         sub["latest_invoice"] = invoice_id
         self._emit("invoice.created", invoice)
-        count = self._invoice_counts.get(sub["customer"], 0) + 1
-        self._invoice_counts[sub["customer"]] = count
+        if finalize:
+            self._finalize(invoice)
+        return invoice
+
+    def _finalize(self, invoice: dict[str, Any]) -> None:
+        customer = self.customers[invoice["customer"]]
+        now = int(time.time())
+        count = self._invoice_counts.get(invoice["customer"], 0) + 1
+        self._invoice_counts[invoice["customer"]] = count
         invoice.update(
             status="open",
             number=f"{customer.get('invoice_prefix') or 'FAKE'}-{count:04d}",
             effective_at=now,
-            hosted_invoice_url=f"{self.url}/i/{invoice_id}",
+            hosted_invoice_url=f"{self.url}/i/{invoice['id']}",
         )
         invoice["status_transitions"]["finalized_at"] = now
         self._emit("invoice.finalized", invoice)
-        return invoice
 
     def _collect(self, invoice: dict[str, Any]) -> bool:
         """One attempt to charge the invoice to the customer's saved card (nothing to charge:
@@ -445,9 +473,10 @@ class FakeStripeBilling:
 
     # -- the outside world: time passing, the dashboard ------------------------------------
 
-    def renew(self, sub_id: str, card: str | None = None) -> dict[str, Any]:
+    def renew(self, sub_id: str, card: str | None = None, *, draft: bool = False) -> dict[str, Any]:
         """The current period (or trial) ends: canceled if set to cancel at period end, else
-        the next period's invoice is charged to the saved card (`card` replaces it first)."""
+        the next period's invoice is charged to the saved card (`card` replaces it first);
+        with `draft`, the invoice waits as a draft for `finalize`."""
         with self._lock:
             sub = self._subscription(sub_id)
             if sub["status"] in ("canceled", "incomplete_expired"):
@@ -471,11 +500,31 @@ class FakeStripeBilling:
             end = self._period_end(recurring, anchor, periods)
             for each in sub["items"]["data"]:
                 each.update(current_period_start=start, current_period_end=end)
-            invoice = self._new_invoice(sub, "subscription_cycle", int(time.time()))
-            paid = self._collect(invoice)
-            sub["status"] = "active" if paid else "past_due"
-            self._emit("customer.subscription.updated", sub, previous)
+            invoice = self._new_invoice(
+                sub, "subscription_cycle", int(time.time()), finalize=not draft
+            )
+            if draft:
+                self._drafts[invoice["id"]] = previous
+                return copy.deepcopy(sub)
+            self._charge_renewal(sub, invoice, previous)
             return copy.deepcopy(sub)
+
+    def _charge_renewal(
+        self, sub: dict[str, Any], invoice: dict[str, Any], previous: dict[str, Any]
+    ) -> None:
+        paid = self._collect(invoice)
+        sub["status"] = "active" if paid else "past_due"
+        self._emit("customer.subscription.updated", sub, previous)
+
+    def finalize(self, invoice_id: str) -> dict[str, Any]:
+        """A renewal's draft invoice is finalized and charged (see renew's `draft`)."""
+        with self._lock:
+            invoice = self.invoices[invoice_id]
+            previous = self._drafts.pop(invoice_id)
+            sub = self.subscriptions[invoice["parent"]["subscription_details"]["subscription"]]
+            self._finalize(invoice)
+            self._charge_renewal(sub, invoice, previous)
+            return copy.deepcopy(invoice)
 
     def retry(self, sub_id: str, card: str | None = None) -> dict[str, Any]:
         """The next attempt at the subscription's open invoice (Smart Retries, simply): paid
@@ -538,6 +587,8 @@ class FakeStripeBilling:
                 return copy.deepcopy(sub)
             case "POST", ["v1", "subscriptions", sub_id]:
                 return self._update_subscription(sub_id, params)
+            case "POST", ["v1", "invoiceitems"]:
+                return self._create_invoice_item(params)
             case "POST", ["v1", "billing_portal", "sessions"]:
                 return self._portal_session(params)
             case "POST", ["v1", "test_helpers", "fake", "subscriptions", sub_id, "renew"]:
@@ -592,6 +643,76 @@ class FakeStripeBilling:
         if previous:
             self._emit("customer.subscription.updated", sub, previous)
         return copy.deepcopy(sub)
+
+    def _create_invoice_item(self, params: dict[str, Any]) -> dict[str, Any]:
+        """An item on a draft invoice (this fake takes only those), its totals recomputed."""
+        base._known(params, INVOICE_ITEM_PARAMS)
+        for name in ("customer", "amount", "currency", "invoice"):
+            if name not in params:
+                raise base.missing(name)
+        invoice = self.invoices.get(params["invoice"])
+        if invoice is None:
+            raise base.no_such("invoice", str(params["invoice"]), "invoice")
+        if invoice["customer"] != params["customer"]:
+            raise base.invalid("The invoice belongs to another customer.", "invoice")
+        if invoice["status"] != "draft":
+            raise base.invalid(
+                f"You can only add invoice items to draft invoices; {invoice['id']} is "
+                f"{invoice['status']}.",
+                "invoice",
+            )
+        if params["currency"].lower() != invoice["currency"]:
+            raise base.invalid("The currency must be the invoice's.", "currency")
+        amount = base._integer(params["amount"], "amount", -base.MAX_AMOUNT)
+        now = int(time.time())
+        item = base._template(
+            "invoiceitem",
+            id=base.random_id("ii_", 24),
+            amount=amount,
+            currency=invoice["currency"],
+            customer=invoice["customer"],
+            date=now,
+            description=params.get("description"),
+            invoice=invoice["id"],
+            livemode=False,
+            metadata=base._metadata(params.get("metadata")),
+            period={"start": now, "end": now},
+            parent=None,
+            net_amount=amount,
+            quantity_decimal="1",
+            customer_account=None,
+        )
+        line = copy.deepcopy(invoice["lines"]["data"][0])
+        line.update(
+            id=base.random_id("il_", 24),
+            amount=amount,
+            subtotal=amount,
+            description=item["description"],
+            metadata=dict(item["metadata"]),
+            period={"start": now, "end": now},
+            quantity=1,
+            parent={
+                "type": "invoice_item_details",
+                "subscription_item_details": None,
+                "invoice_item_details": {
+                    "invoice_item": item["id"],
+                    "proration": False,
+                    "proration_details": {"credited_items": None},
+                    "subscription": None,
+                },
+            },
+        )
+        invoice["lines"]["data"].append(line)
+        total = max(sum(each["amount"] for each in invoice["lines"]["data"]), 0)
+        invoice.update(
+            subtotal=total,
+            subtotal_excluding_tax=total,
+            total=total,
+            total_excluding_tax=total,
+            amount_due=total,
+            amount_remaining=total,
+        )
+        return item
 
     def _portal_session(self, params: dict[str, Any]) -> dict[str, Any]:
         base._known(params, PORTAL_PARAMS)
