@@ -5,6 +5,7 @@ bills renewals and retries, and the events it emits, signed, are delivered to PO
 /webhooks/stripe, duplicated and reordered: billgraph's subscription, invoices and events
 mirror what Stripe has, never moved backwards by a stale event, and no wallet is touched."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from billgraph.app import create_app
 from billgraph.billing import run
 from billgraph.checkout.providers import Providers
+from billgraph.core.unit import unit_of_work
 from billgraph.db.engine import Database
 from billgraph.db.models import Invoice, Subscription
 from billgraph.graphql.node import from_global_id
@@ -30,6 +32,7 @@ WEBHOOK_SECRET = "whsec_subs_" + "w" * 24
 DECLINED = "4000000000000002"
 SUCCESS_URL = "https://shop.example/subscribed?session={CHECKOUT_SESSION_ID}"
 CANCEL_URL = "https://shop.example/plans"
+ERA = datetime(1970, 3, 1, tzinfo=UTC)
 
 ERRORS = "... on UserError { code message } ... on ValidationError { field }"
 SUBSCRIPTION = """id status provider currentPeriodStart currentPeriodEnd trialEnd
@@ -493,11 +496,20 @@ async def test_the_billing_run_never_bills_a_stripe_subscription(
     stripe_settings: Settings,
 ) -> None:
     _, subscription, _ = await started(shop, client, fake)
+    db_id = from_global_id(subscription)[1]
+    async with unit_of_work(database) as unit:
+        row = await unit.session.get(Subscription, db_id)
+        assert row is not None and row.next_action_at is None  # never scheduled
+        # Even scheduled by mistake (in an era no other test bills), the run leaves it alone.
+        row.next_action_at = ERA
     providers = Providers(database, stripe_settings)
     try:
-        await run.bill(database, providers, datetime.now(UTC) + timedelta(days=400))
+        await run.bill(database, providers, ERA + timedelta(days=1))
     finally:
         await providers.close()
+    async with database.sessions() as session:
+        row = await session.get(Subscription, db_id)
+        assert row is not None and row.next_action_at == ERA  # not even looked at
     assert len((await detail(shop, subscription))["invoices"]) == 1
 
 
@@ -603,3 +615,16 @@ async def test_a_draft_finalized_before_its_credit_gives_the_credit_back(
     assert (draft["walletCreditApplied"], draft["amountDue"]) == (0, 1200)
     assert await snapshot(shop, customer) == [("USD", 300, 3, 3)]
     await assert_ledger_invariant(database)
+
+
+async def test_one_event_delivered_concurrently_is_mirrored_once(
+    shop: Tenant, client: httpx.AsyncClient, fake: FakeStripe
+) -> None:
+    customer = str((await shop.create_customer())["customer"]["id"])
+    created = await subscribe(shop, customer, await plan(shop, 800))
+    sub = fake.pay(created["checkoutSession"]["providerSessionId"])
+    paid = fake.event(fake.subscriptions[sub["id"]]["latest_invoice"], "invoice.paid")
+    responses = await asyncio.gather(*(deliver(client, fake, paid) for _ in range(5)))
+    assert sorted(r.json()["outcome"] for r in responses) == ["duplicate"] * 4 + ["mirrored"]
+    node = await detail(shop, created["subscription"]["id"])
+    assert len(node["invoices"]) == 1 and node["events"].count("payment_succeeded") == 1
