@@ -254,14 +254,16 @@ async def cancel(
     if row.provider_subscription_id is None:
         await _expire_checkout(database, providers, row)
         async with unit_of_work(database) as unit:
-            locked = await _locked(unit, row)
-            if locked.provider_subscription_id is None:  # else its checkout just completed
-                locked.cancel_reason = checked
-                locked.status = SubscriptionStatus.CANCELED.value
-                locked.canceled_at = locked.updated_at = fetched_at
-                locked.next_billing_at = None
-                events.record(unit, locked, EventType.CANCELED, "Canceled.", fetched_at)
-        return locked
+            row = await _locked(unit, row)
+            if row.provider_subscription_id is None:
+                row.cancel_reason = checked
+                row.status = SubscriptionStatus.CANCELED.value
+                row.canceled_at = row.updated_at = fetched_at
+                row.next_billing_at = None
+                events.record(unit, row, EventType.CANCELED, "Canceled.", fetched_at)
+                return row
+        # Its checkout completed meanwhile: the subscription is at Stripe, canceled there.
+    assert row.provider_subscription_id is not None
     if at_period_end and SubscriptionStatus(row.status) in RENEWING:
         found = await adapter.set_cancel_at_period_end(row.provider_subscription_id, True)
     else:
