@@ -562,7 +562,7 @@ async def test_inputs_not_available_yet_are_validation_errors(tenant: Tenant) ->
     plan = await create_plan(tenant, 1000)
     for fields, field in (
         ({"promotionCode": "WELCOME20"}, "promotionCode"),
-        ({"provider": "STRIPE"}, "provider"),
+        ({"provider": "STRIPE"}, "successUrl"),  # Stripe's checkout needs its return URLs
         ({"provider": "TOSS"}, "provider"),  # USD: Toss bills KRW only
         ({"successUrl": "not a url"}, "successUrl"),
         ({"cancelUrl": "ftp://shop.example"}, "cancelUrl"),

@@ -268,7 +268,13 @@ async def test_a_paid_renewal_adds_the_next_invoice(
     _, subscription, sub_id = await started(shop, client, fake)
     first = await detail(shop, subscription)
     mark = len(fake.events)
-    renewed = fake.renew(sub_id)
+    async with httpx.AsyncClient(base_url=fake.url) as control:  # the fake's test endpoint
+        answer = await control.post(
+            f"/v1/test_helpers/fake/subscriptions/{sub_id}/renew",
+            headers={"authorization": f"Bearer {SECRET_KEY}"},
+        )
+    assert answer.status_code == 200, answer.text
+    renewed = answer.json()
     assert await outcomes(client, fake, fake.events_after(mark)) == ["mirrored"] * 4
     node = await detail(shop, subscription)
     assert node["status"] == "ACTIVE"
