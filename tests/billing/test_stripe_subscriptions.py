@@ -254,6 +254,15 @@ async def test_a_trial_starts_trialing_after_checkout(
     assert node["status"] == "TRIALING" and node["trialEnd"] == _iso(sub["trial_end"])
     [invoice] = node["invoices"]
     assert (invoice["status"], invoice["total"], invoice["amountDue"]) == ("PAID", 0, 0)
+    notices = [fake.trial_will_end(sub["id"]), fake.trial_will_end(sub["id"])]
+    assert await outcomes(client, fake, [notices[0], notices[0], notices[1]]) == [
+        "mirrored",
+        "duplicate",
+        "mirrored",
+    ]
+    assert (await detail(shop, created["subscription"]["id"]))["events"].count(
+        "trial_will_end"
+    ) == 1  # once per trial, however often Stripe says it
     mark = len(fake.events)
     fake.renew(sub["id"])  # the trial ends: the first paid period
     await outcomes(client, fake, fake.events_after(mark))

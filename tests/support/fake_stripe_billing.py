@@ -526,6 +526,13 @@ class FakeStripeBilling:
             self._charge_renewal(sub, invoice, previous)
             return copy.deepcopy(invoice)
 
+    def trial_will_end(self, sub_id: str) -> "base.StoredEvent":
+        """Stripe's notice three days before a trial ends."""
+        with self._lock:
+            sub = self._subscription(sub_id)
+            assert sub["status"] == "trialing", sub["status"]
+            return self._emit("customer.subscription.trial_will_end", sub)  # type: ignore[no-any-return]
+
     def retry(self, sub_id: str, card: str | None = None) -> dict[str, Any]:
         """The next attempt at the subscription's open invoice (Smart Retries, simply): paid
         makes it active; the last failed attempt makes it `final_status`."""
