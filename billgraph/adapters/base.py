@@ -30,6 +30,8 @@ class EventKind(StrEnum):
     FAILED = "FAILED"  # the payment failed for good (a delayed payment method bounced)
     EXPIRED = "EXPIRED"  # the provider will not take a payment for it any more
     REFUNDED = "REFUNDED"  # the payment's refunded total is now `refunded_total`
+    # A subscription or invoice the provider runs changed (Stripe): billing fetches and mirrors it.
+    BILLING = "BILLING"
     IGNORED = "IGNORED"  # nothing billgraph acts on (acknowledged all the same)
 
 
@@ -137,6 +139,10 @@ class WebhookEvent:
     provider_payment_id: str | None = None
     # REFUNDED: the payment's cumulative refunded amount, as the provider now has it.
     refunded_total: int | None = None
+    # BILLING events, and a subscription-mode session's completion: the provider's ids of the
+    # subscription and invoice it is about (the event's snapshot may be stale: fetch them).
+    provider_subscription_id: str | None = None
+    provider_invoice_id: str | None = None
 
 
 class InvalidWebhook(Exception):

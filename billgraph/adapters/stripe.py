@@ -1,5 +1,7 @@
 """Stripe, through the official SDK's async client: customers, Checkout Sessions, refunds,
-and webhook events verified with the SDK.
+webhook events verified with the SDK, and the subscriptions Stripe runs (subscription-mode
+sessions, fetching subscriptions and invoices, cancellation, the Customer Portal; their shapes
+in stripe_billing.py).
 
 Every POST carries the idempotency key the request derives (Stripe replays the first answer
 for the same key and parameters), so the SDK's retries of a timeout or a 5xx, and our callers'
@@ -9,6 +11,7 @@ the secret key is never part of a message.
 """
 
 from collections.abc import Mapping
+from typing import Literal
 
 import stripe
 
@@ -23,6 +26,14 @@ from billgraph.adapters.base import (
     RefundRequest,
     SessionRequest,
     WebhookEvent,
+)
+from billgraph.adapters.stripe_billing import (
+    WALLET_CREDIT_KEY,
+    ProviderInvoice,
+    ProviderSubscription,
+    SubscriptionCheckoutRequest,
+    read_invoice,
+    read_subscription,
 )
 from billgraph.adapters.stripe_events import read_event
 from billgraph.core.errors import ProviderError
@@ -128,6 +139,96 @@ class StripeProvider:
             Provider.STRIPE.value,
         )
 
+    async def create_subscription_checkout(
+        self, request: SubscriptionCheckoutRequest
+    ) -> ProviderSession:
+        """A Checkout Session in subscription mode: Stripe collects the card, then starts
+        the subscription (with `metadata` on the session and the subscription)."""
+        try:
+            session = await self._client.v1.checkout.sessions.create_async(
+                _subscription_session_params(request),
+                {"idempotency_key": request.idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+        if not session.url:
+            raise ProviderError(
+                "invalid_request", "Stripe opened a session without a hosted page.", "STRIPE"
+            )
+        return ProviderSession(provider_session_id=session.id, url=session.url)
+
+    async def retrieve_subscription(self, subscription_id: str) -> ProviderSubscription:
+        try:
+            found = await self._client.v1.subscriptions.retrieve_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+        return read_subscription(found.to_dict())
+
+    async def retrieve_invoice(self, invoice_id: str) -> ProviderInvoice:
+        try:
+            found = await self._client.v1.invoices.retrieve_async(invoice_id)
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+        return read_invoice(found.to_dict())
+
+    async def cancel_subscription(self, subscription_id: str) -> ProviderSubscription:
+        """Cancel now (no proration, no final invoice)."""
+        try:
+            done = await self._client.v1.subscriptions.cancel_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+        return read_subscription(done.to_dict())
+
+    async def set_cancel_at_period_end(
+        self, subscription_id: str, cancel: bool
+    ) -> ProviderSubscription:
+        # Setting a flag is idempotent by itself (the SDK keys its own retries).
+        try:
+            done = await self._client.v1.subscriptions.update_async(
+                subscription_id, {"cancel_at_period_end": cancel}
+            )
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+        return read_subscription(done.to_dict())
+
+    async def add_wallet_credit(
+        self,
+        invoice: ProviderInvoice,
+        amount: int,
+        description: str,
+        reference: str,
+        idempotency_key: str,
+    ) -> None:
+        """Take `amount` off a draft invoice: a negative invoice item on it, marked as
+        billgraph's wallet credit (`reference`: billgraph's invoice). Raises ProviderError
+        (invalid_request: the invoice is no draft any more)."""
+        if invoice.customer is None:
+            raise ProviderError("invalid_request", "The invoice has no customer.", "STRIPE")
+        try:
+            await self._client.v1.invoice_items.create_async(
+                {
+                    "customer": invoice.customer,
+                    "invoice": invoice.id,
+                    "amount": -amount,
+                    "currency": invoice.currency.lower(),
+                    "description": description,
+                    "metadata": {WALLET_CREDIT_KEY: reference},
+                },
+                {"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+
+    async def create_portal_session(self, provider_customer_id: str, return_url: str) -> str:
+        """A Customer Portal session's URL (short-lived: made on each request)."""
+        try:
+            portal = await self._client.v1.billing_portal.sessions.create_async(
+                {"customer": provider_customer_id, "return_url": return_url}
+            )
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
+        return portal.url
+
     async def parse_webhook(
         self, body: bytes, event: object, headers: Mapping[str, str], now: float
     ) -> WebhookEvent:
@@ -183,6 +284,40 @@ def _session_params(request: SessionRequest) -> "stripe.params.checkout.SessionC
     if request.provider_customer_id:
         params["customer"] = request.provider_customer_id
     return params
+
+
+def _subscription_session_params(
+    request: SubscriptionCheckoutRequest,
+) -> "stripe.params.checkout.SessionCreateParams":
+    interval: Literal["month", "year"] = "year" if request.interval == "year" else "month"
+    subscription_data: stripe.params.checkout.SessionCreateParamsSubscriptionData = {
+        "metadata": dict(request.metadata)
+    }
+    if request.trial_days > 0:
+        subscription_data["trial_period_days"] = request.trial_days
+    return {
+        "mode": "subscription",
+        "customer": request.provider_customer_id,
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": request.currency.lower(),
+                    "unit_amount": request.amount,
+                    "product_data": {"name": request.description},
+                    "recurring": {
+                        "interval": interval,
+                        "interval_count": request.interval_count,
+                    },
+                },
+                "quantity": 1,
+            }
+        ],
+        "metadata": dict(request.metadata),
+        "subscription_data": subscription_data,
+        "success_url": request.success_url,
+        "cancel_url": request.cancel_url,
+        "expires_at": int(request.expires_at.timestamp()),
+    }
 
 
 def _signed_at(header: str) -> int:

@@ -3,7 +3,9 @@ sandbox's, whose events are shaped as Stripe's (each verifies its own signature 
 
 Read: checkout.session.completed (paid, or unpaid while a delayed payment method settles),
 checkout.session.async_payment_succeeded / _failed, checkout.session.expired and
-charge.refunded (the charge's cumulative amount_refunded); any other type is IGNORED.
+charge.refunded (the charge's cumulative amount_refunded); customer.subscription.* and
+invoice.* (but invoice.upcoming, which names no invoice) are BILLING events naming the
+subscription and invoice; any other type is IGNORED.
 """
 
 from typing import Any
@@ -16,6 +18,9 @@ ASYNC_FAILED = "checkout.session.async_payment_failed"
 EXPIRED = "checkout.session.expired"
 REFUNDED = "charge.refunded"
 SESSION_EVENTS = (COMPLETED, ASYNC_SUCCEEDED, ASYNC_FAILED, EXPIRED)
+SUBSCRIPTION_PREFIX = "customer.subscription."
+INVOICE_PREFIX = "invoice."
+UPCOMING = "invoice.upcoming"
 
 # A delayed payment method (a bank debit) that bounced after checkout: Stripe's session event
 # carries no reason, so the error says what happened in provider-neutral terms.
@@ -37,12 +42,15 @@ def read_event(event: object, provider: Provider) -> WebhookEvent:
     if not _short_text(event_type, 100):
         raise InvalidWebhook("The event has no type.", "BAD_REQUEST")
     assert isinstance(event_id, str) and isinstance(event_type, str)
-    if event_type not in (*SESSION_EVENTS, REFUNDED):
+    billing = _is_billing(event_type)
+    if event_type not in (*SESSION_EVENTS, REFUNDED) and not billing:
         return WebhookEvent(provider, event_id, event_type, EventKind.IGNORED)
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
         raise InvalidWebhook("The event has no data.object.", "BAD_REQUEST")
+    if billing:
+        return _billing_event(provider, event_id, event_type, obj)
     if event_type == REFUNDED:
         return _refunded(provider, event_id, obj)
     return _session_event(provider, event_id, event_type, obj)
@@ -76,6 +84,14 @@ def _session_event(
     # async_payment_succeeded or _failed follows).
     paid = event_type == ASYNC_SUCCEEDED or session.get("payment_status") == "paid"
     payment = session.get("payment_intent")
+    subscription = session.get("subscription") if session.get("mode") == "subscription" else None
+    subscription_mode = provider is Provider.STRIPE and session.get("mode") == "subscription"
+    if subscription_mode and not _short_text(subscription, 255):
+        # Stripe's money paid the subscription's first invoice, not a wallet top-up: what
+        # names no subscription is acknowledged and never credited.
+        return WebhookEvent(
+            provider, event_id, event_type, EventKind.IGNORED, provider_session_id=session_id
+        )
     return WebhookEvent(
         provider,
         event_id,
@@ -85,6 +101,44 @@ def _session_event(
         amount=amount,
         currency=currency.upper(),
         provider_payment_id=payment if _short_text(payment, 255) else None,
+        provider_subscription_id=subscription if _short_text(subscription, 255) else None,
+    )
+
+
+def _is_billing(event_type: str) -> bool:
+    return event_type.startswith(SUBSCRIPTION_PREFIX) or (
+        event_type.startswith(INVOICE_PREFIX) and event_type != UPCOMING
+    )
+
+
+def _billing_event(
+    provider: Provider, event_id: str, event_type: str, obj: dict[str, Any]
+) -> WebhookEvent:
+    """A subscription's or an invoice's event: only the ids are read (the snapshot may be
+    stale; billing fetches the objects)."""
+    object_id = obj.get("id")
+    kind = "subscription" if event_type.startswith(SUBSCRIPTION_PREFIX) else "invoice"
+    if obj.get("object") != kind or not _short_text(object_id, 255):
+        raise InvalidWebhook(f"data.object is not a {kind}.", "BAD_REQUEST")
+    assert isinstance(object_id, str)
+    if kind == "subscription":
+        return WebhookEvent(
+            provider, event_id, event_type, EventKind.BILLING, provider_subscription_id=object_id
+        )
+    parent = obj.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, dict) else None
+    subscription = details.get("subscription") if isinstance(details, dict) else None
+    if subscription is None:
+        subscription = obj.get("subscription")  # API versions before 2025-03-31
+    if isinstance(subscription, dict):  # expanded
+        subscription = subscription.get("id")
+    return WebhookEvent(
+        provider,
+        event_id,
+        event_type,
+        EventKind.BILLING,
+        provider_subscription_id=subscription if _short_text(subscription, 255) else None,
+        provider_invoice_id=object_id,
     )
 
 

@@ -33,6 +33,7 @@ from functools import cached_property
 
 from billgraph.adapters.base import PaymentError, Provider, ProviderSession, SessionRequest
 from billgraph.billing import charges, dunning, payment_methods, repository, run, subscriptions
+from billgraph.billing import stripe as stripe_billing
 from billgraph.billing.dunning import SubscriptionStatus
 from billgraph.billing.subscriptions import SubscriptionRequest, awaits_payment_method
 from billgraph.checkout import repository as checkout_repository
@@ -109,11 +110,6 @@ class Collected:
     replayed: bool
 
 
-def subscription_key(subscription_id: int) -> str:
-    """The idempotency key of the session createSubscription opens (clients cannot use it)."""
-    return f"{ledger.RESERVED_KEY_PREFIX}subscription:{subscription_id}:checkout"
-
-
 # --- createSubscription -------------------------------------------------------------------
 
 
@@ -131,6 +127,16 @@ async def subscribe(
     session is needed: nothing written), ProviderError (the provider is not configured:
     nothing written; or opening the session failed: the subscription is written, a replay
     opens the session)."""
+    if request.provider is Provider.STRIPE:  # Stripe runs the cycle; billgraph mirrors it
+        started, at_stripe, again = await stripe_billing.create(
+            database,
+            providers,
+            request,
+            success_url=request.success_url,
+            cancel_url=request.cancel_url,
+            now=now,
+        )
+        return Subscribed(started, None, at_stripe, again)
     unavailable = None
     if request.payment_method_id is None:
         check_provider(request.provider)
@@ -141,7 +147,7 @@ async def subscribe(
     request = replace(request, for_checkout=True, checkout_unavailable=unavailable)
     created = await subscriptions.create(database, providers, request, now=now)
     subscription = created.subscription
-    key = subscription_key(subscription.id)
+    key = subscriptions.checkout_key(subscription.id)
     async with database.sessions() as session:
         row = await checkout_repository.session_by_key(session, request.organization_id, key)
     if row is not None and row.subscription_id != subscription.id:
@@ -361,18 +367,22 @@ async def _open(
 
 
 def check_provider(provider: Provider) -> None:
-    """Refused before anything is written: a provider `_open_at_provider` has no branch for
-    (Stripe's subscription checkout is still to come)."""
+    """Refused before anything is written: a provider `_open_at_provider` has no branch for.
+    Stripe runs its subscriptions: createSubscription opens their checkout (billing/stripe.py)
+    and the customer replaces the card in Stripe's Customer Portal."""
     if provider is Provider.STRIPE:
-        raise ValidationError("Stripe subscription checkouts are not available yet.", "provider")
+        raise ValidationError(
+            "A Stripe subscription's payment method is changed in Stripe's Customer Portal "
+            "(createBillingPortalSession).",
+            "provider",
+        )
 
 
 async def _open_at_provider(
     providers: Providers, provider: Provider, request: SessionRequest
 ) -> ProviderSession:
     """Where each provider collects a payment method: the sandbox's page, a Toss billing
-    authorization (requestBillingAuth on billgraph's page). Stripe's Checkout Session in
-    subscription mode belongs here too, once it is built."""
+    authorization (requestBillingAuth on billgraph's page)."""
     if provider is Provider.SANDBOX:
         return await (await providers.sandbox()).create_checkout_session(request)
     if provider is Provider.TOSS:

@@ -5,10 +5,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, literal, or_, select, update
+from sqlalchemy import Select, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billgraph.adapters.base import Provider
 from billgraph.billing import announcements
 from billgraph.core.unit import UnitOfWork
 from billgraph.db.models import (
@@ -150,7 +151,8 @@ async def insert_subscription(unit: UnitOfWork, values: dict[str, object]) -> in
 
 
 def _due(now: datetime, test_clock_id: int | None) -> list[Any]:
-    """Subscriptions whose next action has come: by their clock's time, or by `now`."""
+    """Subscriptions whose next action has come: by their clock's time, or by `now`. Never
+    one Stripe runs (it bills them itself; billgraph only mirrors them)."""
     clock_time = (
         select(TestClock.frozen_time)
         .where(TestClock.id == Subscription.test_clock_id)
@@ -159,6 +161,7 @@ def _due(now: datetime, test_clock_id: int | None) -> list[Any]:
     conditions: list[Any] = [
         Subscription.next_action_at.is_not(None),
         Subscription.next_action_at <= func.coalesce(clock_time, literal(now, UTCDateTime())),
+        Subscription.provider != Provider.STRIPE.value,
     ]
     if test_clock_id is not None:
         conditions.append(Subscription.test_clock_id == test_clock_id)
@@ -489,3 +492,35 @@ async def subscriptions_events_pages(
         pages,
         limit=limit,
     )
+
+
+# --- what Stripe runs -----------------------------------------------------------------------
+
+
+async def subscription_by_provider_id(
+    session: AsyncSession, provider: str, provider_subscription_id: str, *, lock: bool = False
+) -> Subscription | None:
+    """The subscription mirroring the provider's (any organization: the provider's id is
+    unique)."""
+    query = select(Subscription).where(
+        Subscription.provider == provider,
+        Subscription.provider_subscription_id == provider_subscription_id,
+    )
+    return await session.scalar(_locked(query, lock))
+
+
+async def invoice_by_provider_id(
+    session: AsyncSession, provider_invoice_id: str, *, lock: bool = False
+) -> Invoice | None:
+    query = select(Invoice).where(Invoice.provider_invoice_id == provider_invoice_id)
+    return await session.scalar(_locked(query, lock))
+
+
+async def replace_invoice_lines(
+    unit: UnitOfWork, invoice_id: int, lines: Sequence[dict[str, object]]
+) -> None:
+    """The invoice's lines are `lines` from now on (a draft's, as its provider changed it)."""
+    await unit.session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id))
+    for line in lines:
+        unit.session.add(InvoiceLine(invoice_id=invoice_id, **line))
+    await unit.session.flush()

@@ -356,6 +356,11 @@ async def _locked_invoice(unit: UnitOfWork, organization_id: int, invoice_id: in
     invoice = await repository.invoice_by_id(unit.session, organization_id, invoice_id)
     if invoice is None:
         raise NotFoundError("Invoice not found.")
+    if invoice.provider_invoice_id is not None:
+        raise ConflictError(
+            "Stripe collects this invoice: it is paid or voided at Stripe (its Customer Portal).",
+            "invoiceId",
+        )
     if invoice.subscription_id is not None:
         await repository.subscription_by_id(
             unit.session, organization_id, invoice.subscription_id, lock=True

@@ -1,4 +1,5 @@
-"""Subscriptions: a customer on a plan, billed each period by billgraph (sandbox, Toss).
+"""Subscriptions: a customer on a plan, billed each period by billgraph (sandbox, Toss), or
+by Stripe and mirrored from its webhooks (provider STRIPE: billing/stripe.py).
 
 - `create` is idempotent per organization and key (a replay returns the same subscription
   and finishes a charge a crash left unfinished). A plan with a trial starts TRIALING with no
@@ -87,6 +88,12 @@ class CreatedSubscription:
     replayed: bool
 
 
+def checkout_key(subscription_id: int) -> str:
+    """The idempotency key of the checkout session billgraph opens for a new subscription
+    (reserved: no client's), whichever provider collects its payment method."""
+    return f"{ledger.RESERVED_KEY_PREFIX}subscription:{subscription_id}:checkout"
+
+
 def subscription_request(
     organization_id: int,
     *,
@@ -109,8 +116,6 @@ def subscription_request(
             f"Idempotency keys starting with {ledger.RESERVED_KEY_PREFIX!r} are reserved.",
             "idempotencyKey",
         )
-    if provider is Provider.STRIPE:
-        raise ValidationError("Stripe subscriptions are not available yet.", "provider")
     if trial_days is not None and (isinstance(trial_days, bool) or not 0 <= trial_days <= 730):
         raise ValidationError("trialDays must be between 0 and 730.", "trialDays")
     return SubscriptionRequest(
@@ -424,6 +429,11 @@ async def change_plan(
     row = await _locked(unit, organization_id, subscription_id)
     if row.status == SubscriptionStatus.CANCELED:
         raise ConflictError("The subscription is canceled.", "subscriptionId")
+    if row.provider == Provider.STRIPE:
+        raise ValidationError(
+            "A Stripe subscription changes plan at Stripe (its Customer Portal).",
+            "subscriptionId",
+        )
     plan = await repository.plan_by_id(unit.session, organization_id, plan_id)
     if plan is None:
         raise NotFoundError("Plan not found.")

@@ -40,6 +40,7 @@ class Outcome(StrEnum):
     PAYMENT_FAILED = "payment_failed"
     EXPIRED = "expired"
     IGNORED = "ignored"
+    MIRRORED = "mirrored"  # a subscription or invoice Stripe runs, mirrored (billing)
     DUPLICATE = "duplicate"  # the inbox had it: nothing done (and nothing stored)
 
 

@@ -385,7 +385,8 @@ class PaymentMethod(Base):
 
 
 class Subscription(Base):
-    """A customer on a plan, billed each period by billgraph's billing run (sandbox, Toss).
+    """A customer on a plan, billed each period by billgraph's billing run (sandbox, Toss), or
+    by Stripe (provider STRIPE: mirrored from its webhooks, never due in the run).
 
     `next_action_at` is when the run must look at it next (a reminder, a renewal, a payment
     attempt, a cancellation at period end); NULL when nothing is scheduled. `test_clock_id` is
@@ -401,6 +402,12 @@ class Subscription(Base):
         CheckConstraint("current_period_end > current_period_start", name="period_ordered"),
         Index("ix_subscriptions_customer_id_id", "customer_id", "id"),
         Index("ix_subscriptions_next_action_at", "next_action_at"),
+        Index(
+            "ix_subscriptions_provider_provider_subscription_id",
+            "provider",
+            "provider_subscription_id",
+            unique=True,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -429,6 +436,10 @@ class Subscription(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A subscription Stripe runs (provider STRIPE): its sub_... once its checkout completed,
+    # and when the Stripe object last mirrored was fetched (an older fetch is never applied).
+    provider_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    provider_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class InvoiceCounter(Base):
@@ -473,6 +484,7 @@ class Invoice(Base):
         CheckConstraint("number > 0", name="number_positive"),
         CheckConstraint("attempt_count >= 0", name="attempt_count_not_negative"),
         Index("ix_invoices_customer_id_id", "customer_id", "id"),
+        Index("ix_invoices_provider_invoice_id", "provider_invoice_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -501,6 +513,9 @@ class Invoice(Base):
     ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # An invoice of a subscription Stripe runs: its in_..., and when it was last fetched.
+    provider_invoice_id: Mapped[str | None] = mapped_column(String(255))
+    provider_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class InvoiceLine(Base):

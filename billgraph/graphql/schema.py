@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 from billgraph.graphql.api_keys.mutations import ApiKeyMutations
 from billgraph.graphql.billing.coupons import CouponMutations, CouponQueries
 from billgraph.graphql.billing.mutations import BillingMutations
+from billgraph.graphql.billing.portal import BillingPortalMutations
 from billgraph.graphql.checkout.mutations import CheckoutMutations
 from billgraph.graphql.currencies import CurrencyQueries
 from billgraph.graphql.customers.mutations import CustomerMutations
@@ -50,6 +51,7 @@ class Mutation(
     CheckoutMutations,
     BillingMutations,
     CouponMutations,
+    BillingPortalMutations,
     WalletMutations,
     ApiKeyMutations,
 ):

@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from billgraph.adapters import sandbox
 from billgraph.adapters.base import PaymentError, Provider
-from billgraph.billing import collect
+from billgraph.billing import collect, stripe_mirror
 from billgraph.checkout import repository, webhooks
 from billgraph.checkout import service as checkout
 from billgraph.checkout.providers import Providers
@@ -100,9 +100,14 @@ class CheckoutRoutes:
             log.warning("webhook refused", provider=name, code="BAD_REQUEST", request_id=request_id)
             return error_response(400, str(exc), "BAD_REQUEST", request_id)
         try:
-            outcome = await webhooks.receive(
-                self.database, self.providers, provider, body, payload, request.headers
-            )
+            if provider is Provider.STRIPE:  # its subscriptions and invoices are billing's
+                outcome = await stripe_mirror.receive(
+                    self.database, self.providers, body, payload, request.headers
+                )
+            else:
+                outcome = await webhooks.receive(
+                    self.database, self.providers, provider, body, payload, request.headers
+                )
         except webhooks.WebhookRefused as exc:
             log.warning("webhook refused", provider=name, code=exc.code, request_id=request_id)
             return error_response(exc.status, exc.message, exc.code, request_id)

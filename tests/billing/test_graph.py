@@ -553,12 +553,12 @@ async def test_void_an_open_invoice_and_archive_a_plan(tenant: Tenant, database:
     await assert_ledger_invariant(database)
 
 
-async def test_inputs_not_available_yet_are_validation_errors(tenant: Tenant) -> None:
+async def test_bad_inputs_are_validation_errors_and_change_nothing(tenant: Tenant) -> None:
     customer = await funded_customer(tenant, 1000)
     plan = await create_plan(tenant, 1000)
     for fields, field in (
-        ({"promotionCode": "WELCOME20"}, "promotionCode"),
-        ({"provider": "STRIPE"}, "provider"),
+        ({"promotionCode": "WELCOME20"}, "promotionCode"),  # no such code
+        ({"provider": "STRIPE", "successUrl": None}, "successUrl"),  # Stripe's checkout returns
         ({"provider": "TOSS"}, "provider"),  # USD: Toss bills KRW only
         ({"successUrl": "not a url"}, "successUrl"),
         ({"cancelUrl": "ftp://shop.example"}, "cancelUrl"),

@@ -328,11 +328,11 @@ class Tally:
         return sum(self.sent.values())
 
 
-def check_answer(response: schemathesis.Response, tally: Tally) -> None:
-    """The checks of every answer beyond schemathesis's own."""
+def check_answer(response: schemathesis.Response, tally: Tally, sent: str) -> None:
+    """The checks of every answer beyond schemathesis's own (`sent`: the operation)."""
     text = response.content.decode("utf-8", errors="replace")
     assert response.status_code < 500, f"HTTP {response.status_code}: {text[:2000]}"
-    assert_no_leak(text)
+    assert_no_leak(text, sent)
     body = json.loads(text)
     assert isinstance(body, dict), text[:2000]
     for error in body.get("errors") or ():
@@ -394,7 +394,7 @@ class Run:
         tally.statuses[response.status_code] += 1
         self.answers.append((operation, case, response))
         try:
-            check_answer(response, tally)
+            check_answer(response, tally, str(case.body))
             case.validate_response(response)
         except Exception as exc:  # noqa: BLE001 - every kind of failure is reported, the run goes on
             kind = f"{operation.label} {mode.value} {type(exc).__name__}"

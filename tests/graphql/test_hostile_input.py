@@ -221,6 +221,7 @@ CREATE_TEST_CLOCK = _refused("createTestClock", "CreateTestClockInput!")
 ADVANCE_TEST_CLOCK = _refused("advanceTestClock", "AdvanceTestClockInput!")
 CREATE_COUPON = _refused("createCoupon", "CreateCouponInput!")
 CREATE_PROMOTION_CODE = _refused("createPromotionCode", "CreatePromotionCodeInput!")
+CREATE_PORTAL = _refused("createBillingPortalSession", "CreateBillingPortalSessionInput!")
 # Well-formed ids of nothing: the input is refused before anything is looked up.
 NO_PLAN = to_global_id("Plan", 2**40)
 NO_SUBSCRIPTION = to_global_id("Subscription", 2**40)
@@ -457,6 +458,11 @@ STORED_STRINGS = {
         CREATE_SUBSCRIPTION,
         lambda f, t: _subscription(f, cancelUrl=f"https://shop.example/{t}"),
         "cancelUrl",
+    ),
+    "createBillingPortalSession.returnUrl": (
+        CREATE_PORTAL,
+        lambda f, t: {"v": {"customerId": f.customer_id, "returnUrl": f"https://shop.example/{t}"}},
+        "returnUrl",
     ),
     "cancelSubscription.reason": (
         CANCEL_SUBSCRIPTION,

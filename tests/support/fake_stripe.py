@@ -58,6 +58,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from tests.support.fake_stripe_billing import FakeStripeBilling
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "stripe" / "fixtures3.json"
 TEMPLATES: dict[str, dict[str, Any]] = json.loads(FIXTURES.read_text())["resources"]
 API_VERSION = stripe.api_version
@@ -112,10 +114,18 @@ SESSION_PARAMS = {
     "locale",
     "submit_type",
     "ui_mode",
+    "subscription_data",
     "expand",
 }
 LINE_ITEM_PARAMS = {"price", "price_data", "quantity"}
-PRICE_DATA_PARAMS = {"currency", "unit_amount", "product", "product_data", "tax_behavior"}
+PRICE_DATA_PARAMS = {
+    "currency",
+    "unit_amount",
+    "product",
+    "product_data",
+    "tax_behavior",
+    "recurring",
+}
 PRODUCT_DATA_PARAMS = {"name", "description", "images", "metadata"}
 REFUND_PARAMS = {"payment_intent", "charge", "amount", "reason", "metadata", "expand"}
 
@@ -314,8 +324,8 @@ def _template(kind: str, **fields: Any) -> dict[str, Any]:
     return obj
 
 
-class FakeStripe:
-    """The fake's state and its app. Handlers and the test controls share the state under a
+class FakeStripe(FakeStripeBilling):
+    """The fake's state and its app (its billing: tests/support/fake_stripe_billing.py). Handlers and the test controls share the state under a
     lock (the server runs in its own thread)."""
 
     def __init__(self, secret_key: str, webhook_secret: str) -> None:
@@ -335,6 +345,7 @@ class FakeStripe:
         self._lock = threading.RLock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._init_billing()
         self.app = Starlette(
             routes=[
                 Route("/c/pay/{session_id}", self._hosted_page, methods=["GET"]),
@@ -443,6 +454,11 @@ class FakeStripe:
                 if e.object_id == object_id and (type_ is None or e.type == type_)
             ]
 
+    def events_after(self, mark: int) -> list[StoredEvent]:
+        """The events emitted after `mark` (a len(events) taken before), in order."""
+        with self._lock:
+            return list(self.events[mark:])
+
     def event(self, object_id: str, type_: str) -> StoredEvent:
         found = self.events_for(object_id, type_)
         assert len(found) == 1, (object_id, type_, [e.type for e in self.events_for(object_id)])
@@ -468,6 +484,8 @@ class FakeStripe:
         leaves the session open and the decline in the PaymentIntent's last_payment_error."""
         with self._lock:
             session = self._open_session(session_id)
+            if session["mode"] == "subscription":
+                return self._start_subscription(session, card)
             intent = self._intent_for(session, "card")
             decline = CARDS.get(card, INCORRECT_NUMBER)
             if card == THREE_D_SECURE and not authenticate:
@@ -645,6 +663,9 @@ class FakeStripe:
                 return self._create_refund(params)
             case "GET", ["v1", "refunds", refund_id]:
                 return self._get(self.refunds, "refund", refund_id)
+        found = self._billing_route(method, parts, params)
+        if found is not None:
+            return found
         raise StripeFailure(
             404, "invalid_request_error", f"Unrecognized request URL ({method}: {path})."
         )
@@ -682,9 +703,26 @@ class FakeStripe:
             raise missing("mode")
         if params["mode"] not in ("payment", "setup", "subscription"):
             raise invalid("Invalid mode: must be one of payment, setup, or subscription", "mode")
-        if params["mode"] != "payment":
-            raise invalid("This fake Stripe takes mode=payment only.", "mode")
+        mode = params["mode"]
+        if mode == "setup":
+            raise invalid("This fake Stripe takes mode=payment or subscription only.", "mode")
         currency, amount = self._line_items(params.get("line_items"))
+        recurring = any("recurring" in item["price_data"] for item in params["line_items"])
+        if mode == "payment" and recurring:
+            raise invalid(
+                "You specified `payment` mode but passed a recurring price. Either switch to "
+                "`subscription` mode or use only one-time prices.",
+                "line_items",
+            )
+        if mode == "payment" and "subscription_data" in params:
+            raise invalid(
+                "You can not pass `subscription_data` in `payment` mode.", "subscription_data"
+            )
+        pending = None
+        if mode == "subscription":
+            pending = self._subscription_session(params, params["line_items"])
+            if pending[1] is not None:
+                amount = 0  # nothing is due until the trial ends
         now = int(time.time())
         expires_at = now + MAX_EXPIRY_SECONDS
         if "expires_at" in params:
@@ -710,7 +748,9 @@ class FakeStripe:
             "checkout.session",
             id=session_id,
             url=f"{self.url}/c/pay/{session_id}",
-            mode="payment",
+            mode=mode,
+            subscription=None,
+            invoice=None,
             status="open",
             payment_status="unpaid",
             # Since API version 2022-08-01 the PaymentIntent is made when the customer pays.
@@ -747,6 +787,8 @@ class FakeStripe:
             discounts=[],
         )
         self.sessions[session_id] = session
+        if pending is not None:
+            self._pending[session_id] = pending
         return copy.deepcopy(session)
 
     def _line_items(self, items: Any) -> tuple[str, int]:

@@ -36,8 +36,9 @@ class CreateSubscriptionInput:
     )
     provider: PaymentProvider = strawberry.field(
         default=PaymentProvider.SANDBOX,
-        description="Who charges what credit does not cover: SANDBOX or TOSS (KRW plans); "
-        "STRIPE is not available yet. A test-clock customer uses the sandbox.",
+        description="Who charges what credit does not cover: SANDBOX or TOSS (KRW plans); or "
+        "STRIPE, which runs the subscription itself (billgraph mirrors it from Stripe's "
+        "webhooks; successUrl and cancelUrl required). A test-clock customer uses the sandbox.",
     )
     trial_days: int | None = strawberry.field(
         default=None, description="Overrides the plan's trial (0: none)."

@@ -5,6 +5,7 @@ payInvoice, voidInvoice, createTestClock and advanceTestClock."""
 import strawberry
 
 from billgraph.billing import collect, plans, proration, repository, run, subscriptions, test_clocks
+from billgraph.billing import stripe as stripe_billing
 from billgraph.core import errors
 from billgraph.core.unit import unit_of_work
 from billgraph.graphql.billing.inputs import (
@@ -136,12 +137,23 @@ class BillingMutations:
         errors.NotFoundError,
         errors.ConflictError,
         errors.ValidationError,
+        errors.ProviderError,
     )
     async def cancel_subscription(
         self, info: Info, input: CancelSubscriptionInput
     ) -> CancelSubscriptionSuccess:
         context = info.context
         subscription_id = _subscription_id(input.subscription_id, "subscriptionId")
+        at_stripe = await stripe_billing.cancel(
+            context.database,
+            context.payment_providers,
+            context.organization_id,
+            subscription_id,
+            at_period_end=input.at_period_end,
+            reason=input.reason,
+        )
+        if at_stripe is not None:
+            return CancelSubscriptionSuccess(subscription=Subscription.from_model(at_stripe))
         async with unit_of_work(context.database) as unit:
             row = await subscriptions.cancel(
                 unit,
@@ -159,10 +171,16 @@ class BillingMutations:
         errors.NotFoundError,
         errors.ConflictError,
         errors.ValidationError,
+        errors.ProviderError,
     )
     async def resume_subscription(self, info: Info, id: strawberry.ID) -> ResumeSubscriptionSuccess:
         context = info.context
         subscription_id = _subscription_id(id, "id")
+        at_stripe = await stripe_billing.resume(
+            context.database, context.payment_providers, context.organization_id, subscription_id
+        )
+        if at_stripe is not None:
+            return ResumeSubscriptionSuccess(subscription=Subscription.from_model(at_stripe))
         async with unit_of_work(context.database) as unit:
             row = await subscriptions.resume(unit, context.organization_id, subscription_id)
         return ResumeSubscriptionSuccess(subscription=Subscription.from_model(row))

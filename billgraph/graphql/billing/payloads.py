@@ -20,8 +20,9 @@ class CreateSubscriptionSuccess:
     subscription: Subscription
     checkout_session: CheckoutSession | None = strawberry.field(
         description="Where the customer gives a payment method, when one is needed first (no "
-        "trial, and wallet credit did not pay the first invoice in full): mode SUBSCRIPTION; "
-        "the subscription is INCOMPLETE until then. A replay returns the same session."
+        "trial, and wallet credit did not pay the first invoice in full; for STRIPE always, "
+        "a Stripe Checkout Session in subscription mode): mode SUBSCRIPTION; the subscription "
+        "is INCOMPLETE until it completes. A replay returns the same session."
     )
     replayed: bool = strawberry.field(
         description="True when this key was already used with the same input: nothing new was "
