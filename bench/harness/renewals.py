@@ -3,7 +3,7 @@ for a renewal (captured in process with billgraph.db.trace.count_statements, see
 bench.billing), in the same order, transactions and locks, without Python in between.
 
 Even subscription ids take the fully-credit-paid path (17 statements, one transaction); odd
-ones the part-paid path (30: the renewal's transaction, the charge's read, the outcome's
+ones the part-paid path (26: the renewal's transaction, the charge's read, the outcome's
 transaction). The due subscription is picked as the run picks it (ORDER BY next_action_at
 LIMIT 1 FOR UPDATE SKIP LOCKED); its period moves on by one second instead of a month, so the
 seeded set stays due and the unique keys (invoice per period, ledger key, hosted token) never
@@ -26,8 +26,12 @@ OPEN_LOCKED = (
     "SELECT invoices.* FROM invoices WHERE subscription_id = :s_id AND status = 'OPEN' "
     "ORDER BY id FOR UPDATE;"
 )
+# charges.reschedule: the open invoices and when a pending attempt among them was made.
 OPEN = (
-    "SELECT invoices.* FROM invoices WHERE subscription_id = :s_id AND status = 'OPEN' ORDER BY id;"
+    "SELECT invoices.*, invoice_attempts.created_at FROM invoices LEFT OUTER JOIN "
+    "invoice_attempts ON invoice_attempts.invoice_id = invoices.id AND "
+    "invoice_attempts.outcome = 'PENDING' WHERE invoices.subscription_id = :s_id AND "
+    "invoices.status = 'OPEN' ORDER BY invoices.id;"
 )
 NEXT = "CAST(:s_next_billing_at AS timestamptz) + interval '1 second'"
 NUMBER = "'INV-' || lpad(CAST(:last_number AS text), 6, '0')"
@@ -115,17 +119,16 @@ PART_PAID = [
     "(:invoice_id, 1, :owed, 'PENDING', NULL, NULL, NULL, NULL, CAST('{now}' AS timestamptz), "
     "now()) RETURNING id AS attempt_id \\gset",
     OPEN,
-    "SELECT invoice_attempts.* FROM invoice_attempts WHERE invoice_id = :invoice_id "
-    "AND outcome = 'PENDING';",
     "UPDATE subscriptions SET next_action_at = CAST('{now}' AS timestamptz) WHERE id = :s_id;",
 ]
 # charges.charge: what it reads before calling the provider, then the outcome's unit.
 CHARGE_READ = [
-    "SELECT invoice_attempts.* FROM invoice_attempts WHERE id = :attempt_id;",
-    "SELECT invoices.* FROM invoices WHERE id = :invoice_id;",
-    "SELECT subscriptions.* FROM subscriptions WHERE id = :s_id;",
-    "SELECT payment_methods.* FROM payment_methods WHERE organization_id = :s_organization_id "
-    "AND id = :s_payment_method_id;",
+    "SELECT invoice_attempts.*, invoices.*, subscriptions.*, payment_methods.* FROM "
+    "invoice_attempts JOIN invoices ON invoices.id = invoice_attempts.invoice_id JOIN "
+    "subscriptions ON subscriptions.id = invoices.subscription_id LEFT OUTER JOIN "
+    "payment_methods ON payment_methods.id = subscriptions.payment_method_id AND "
+    "payment_methods.organization_id = subscriptions.organization_id WHERE "
+    "invoice_attempts.id = :attempt_id AND invoice_attempts.outcome = 'PENDING';",
 ]
 CHARGED = [
     "SELECT subscriptions.* FROM subscriptions WHERE organization_id = :s_organization_id "
