@@ -88,6 +88,12 @@ class BillProcess:
     output: str = ""
 
     @property
+    def peak_kb(self) -> int:
+        """VmHWM, its own high-water mark since exec; ru_maxrss also counts the pages it
+        shared with this process between the spawn and the exec."""
+        return self.hwm_kb or self.max_rss_kb
+
+    @property
     def subscriptions(self) -> int:
         """Subscriptions it stepped (one another run was charging counts for both)."""
         found = SUMMARY.search(self.summary)
@@ -126,7 +132,7 @@ class BillRun:
 
     @property
     def peak_mb(self) -> float:
-        return max(max(p.max_rss_kb, p.hwm_kb) for p in self.processes) / 1024
+        return max(p.peak_kb for p in self.processes) / 1024
 
     def rss_mb_at(self, share: float) -> float:
         """VmRSS of the first process when `share` of the set had been billed."""
@@ -313,7 +319,7 @@ def bill_table(runs: list[BillRun], ceilings: dict[int, PgbenchResult]) -> Table
                 fmt(r.bill_cpu * 1000 / r.subscriptions, 2),
                 fmt(r.postgres_cpu, 1),
                 fmt(r.postgres_cpu * 1000 / r.subscriptions, 2),
-                " + ".join(f"{max(p.max_rss_kb, p.hwm_kb) / 1024:.1f}" for p in r.processes),
+                " + ".join(f"{p.peak_kb / 1024:.1f}" for p in r.processes),
                 fmt(tps),
                 fmt(r.per_second_billing / tps, 2) if ceiling else "—",
             ]
@@ -525,8 +531,9 @@ async def benchmark(run: runner.Run) -> int:
             "subscriptions/s (wall): the set over the bill process's wall time, start-up and "
             "migration check included; (billing): from the set's first wallet debit to its last. "
             "CPU: the bill process's rusage (user + system), PostgreSQL's process tree over the "
-            "run. Peak RSS: ru_maxrss of each process (VmHWM sampled every "
-            f"{POLL_SECONDS} s agrees).",
+            "run. Peak RSS: each process's VmHWM (its high-water mark since exec), read every "
+            f"{POLL_SECONDS} s; ru_maxrss, in the memory table, also counts the benchmark's "
+            "pages the child shared between spawn and exec.",
             f"Memory from {small:,} to {large:,} subscriptions: peak {one_run.peak_mb:.1f} → "
             f"{ten_run.peak_mb:.1f} MB ({memory_growth:+.1f} MB).",
             f"Two processes at once over {large:,}: "
