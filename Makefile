@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint bench bench-live bench-webhooks lock schema
+.PHONY: install serve test lint bench bench-live bench-webhooks bench-billing lock schema
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ bench-live: install
 
 bench-webhooks: install
 	$(BIN)/python -m bench.webhooks
+
+# `billgraph bill` over 1,000 and 10,000 due sandbox subscriptions, against pgbench: bench/billing.py.
+bench-billing: install
+	$(BIN)/python -m bench.billing
 
 # Reads (wallet + entries, nested customers page) against the ceiling: bench/ceiling.py.
 .PHONY: bench-reads bench-profile

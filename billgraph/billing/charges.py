@@ -18,7 +18,7 @@ from billgraph.core.errors import ProviderError
 from billgraph.core.secrets import Vault, VaultError
 from billgraph.core.unit import UnitOfWork, unit_of_work
 from billgraph.db.engine import Database
-from billgraph.db.models import Invoice, InvoiceAttempt, Subscription
+from billgraph.db.models import Subscription
 from billgraph.logs import get_logger
 
 log = get_logger("billgraph.billing.charges")
@@ -46,19 +46,10 @@ async def charge(
     outcome at `now` (the caller's time; a test-clock subscription's is its clock's). Raises
     nothing for a decline (it is the attempt's outcome)."""
     async with database.sessions() as session:
-        attempt = await session.get(InvoiceAttempt, attempt_id)
-        if attempt is None or attempt.outcome != invoices.AttemptOutcome.PENDING:
-            return ChargeOutcome.SETTLED
-        invoice = await session.get_one(Invoice, attempt.invoice_id)
-        assert invoice.subscription_id is not None
-        subscription = await session.get_one(Subscription, invoice.subscription_id)
-        method = (
-            None
-            if subscription.payment_method_id is None
-            else await repository.payment_method_by_id(
-                session, subscription.organization_id, subscription.payment_method_id
-            )
-        )
+        found = await repository.attempt_to_charge(session, attempt_id)
+    if found is None:
+        return ChargeOutcome.SETTLED
+    attempt, invoice, subscription, method = found
     error: ProviderError | None = None
     charge_id: str | None = None
     try:
@@ -125,11 +116,8 @@ async def charge(
 async def reschedule(unit: UnitOfWork, subscription: Subscription) -> None:
     """Recompute when the run must next look at the subscription, from what is in the unit."""
     await unit.session.flush()
-    open_rows = await repository.open_invoices(unit.session, subscription.id)
-    pending_at = None
-    for row in open_rows:
-        pending = await repository.pending_attempt(unit.session, row.id)
-        if pending is not None:
-            pending_at = pending.created_at
+    open_rows, pending_at = await repository.open_invoices_and_pending(
+        unit.session, subscription.id
+    )
     dunning.reschedule(subscription, open_rows, pending_attempt_at=pending_at)
     await unit.session.flush()

@@ -150,9 +150,10 @@ async def insert_subscription(unit: UnitOfWork, values: dict[str, object]) -> in
     return new_id
 
 
-def _due(now: datetime, test_clock_id: int | None) -> list[Any]:
+def _due(now: datetime, test_clock_id: int | None, *, sqlite: bool) -> list[Any]:
     """Subscriptions whose next action has come: by their clock's time, or by `now`. Never
     one Stripe runs (it bills them itself; billgraph only mirrors them)."""
+    moment = literal(now, UTCDateTime())
     clock_time = (
         select(TestClock.frozen_time)
         .where(TestClock.id == Subscription.test_clock_id)
@@ -160,9 +161,14 @@ def _due(now: datetime, test_clock_id: int | None) -> list[Any]:
     )
     conditions: list[Any] = [
         Subscription.next_action_at.is_not(None),
-        Subscription.next_action_at <= func.coalesce(clock_time, literal(now, UTCDateTime())),
+        Subscription.next_action_at <= func.coalesce(clock_time, moment),
         Subscription.provider != Provider.STRIPE.value,
     ]
+    if not sqlite:
+        # The same bound as an index condition (nothing is due after the latest of `now` and
+        # every clock's time): without it the scan filters every subscription not yet due.
+        latest_clock = select(func.max(TestClock.frozen_time)).scalar_subquery()
+        conditions.append(Subscription.next_action_at <= func.greatest(moment, latest_clock))
     if test_clock_id is not None:
         conditions.append(Subscription.test_clock_id == test_clock_id)
     return conditions
@@ -174,10 +180,14 @@ async def lock_due_subscription(
     """The next due subscription, locked until the unit ends. On PostgreSQL a row another
     run holds is skipped (FOR UPDATE SKIP LOCKED), so concurrent runs share the work; on
     SQLite the unit's writer lock serializes runs."""
+    # By next_action_at alone, as ix_subscriptions_next_action_at is: the scan stops at the
+    # first due row. Ordering ties by id as well would sort every subscription due at the
+    # same instant, once per subscription billed (ties follow the index: rowid on SQLite,
+    # insertion order on PostgreSQL).
     query = (
         select(Subscription)
-        .where(*_due(now, test_clock_id))
-        .order_by(Subscription.next_action_at, Subscription.id)
+        .where(*_due(now, test_clock_id, sqlite=unit.is_sqlite))
+        .order_by(Subscription.next_action_at)
         .limit(1)
     )
     if skip:
@@ -305,6 +315,52 @@ async def attempts(session: AsyncSession, invoice_id: int) -> list[InvoiceAttemp
             .order_by(InvoiceAttempt.number)
         )
     )
+
+
+async def open_invoices_and_pending(
+    session: AsyncSession, subscription_id: int
+) -> tuple[list[Invoice], datetime | None]:
+    """The subscription's OPEN invoices, oldest first, and when the PENDING attempt of the
+    newest of them that has one was created (None: no attempt is pending), in one query."""
+    rows = await session.execute(
+        select(Invoice, InvoiceAttempt.created_at)
+        .outerjoin(
+            InvoiceAttempt,
+            and_(InvoiceAttempt.invoice_id == Invoice.id, InvoiceAttempt.outcome == "PENDING"),
+        )
+        .where(Invoice.subscription_id == subscription_id, Invoice.status == "OPEN")
+        .order_by(Invoice.id)
+    )
+    found: dict[int, Invoice] = {}
+    pending_at = None
+    for invoice, created_at in rows:
+        found.setdefault(invoice.id, invoice)
+        if created_at is not None:
+            pending_at = created_at
+    return list(found.values()), pending_at
+
+
+async def attempt_to_charge(
+    session: AsyncSession, attempt_id: int
+) -> tuple[InvoiceAttempt, Invoice, Subscription, PaymentMethod | None] | None:
+    """A PENDING attempt with its invoice, subscription and the subscription's payment method
+    (None if it has none), in one query; None if the attempt is unknown or settled."""
+    row = (
+        await session.execute(
+            select(InvoiceAttempt, Invoice, Subscription, PaymentMethod)
+            .join(Invoice, Invoice.id == InvoiceAttempt.invoice_id)
+            .join(Subscription, Subscription.id == Invoice.subscription_id)
+            .outerjoin(
+                PaymentMethod,
+                and_(
+                    PaymentMethod.id == Subscription.payment_method_id,
+                    PaymentMethod.organization_id == Subscription.organization_id,
+                ),
+            )
+            .where(InvoiceAttempt.id == attempt_id, InvoiceAttempt.outcome == "PENDING")
+        )
+    ).first()
+    return None if row is None else (row[0], row[1], row[2], row[3])
 
 
 async def pending_attempt(
