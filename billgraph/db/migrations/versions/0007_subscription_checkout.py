@@ -9,9 +9,16 @@ subscription and, once complete, the payment method it saved, and its amount (wh
 subscription's open invoice owed) may be 0 (a trial owes nothing yet). SQLite cannot alter a
 CHECK constraint or add a foreign key in place: batch mode copies the table, with the foreign
 keys that point at it (refunds, the webhook inbox) checked when the migration commits.
+
+The copy drops the old table, and with foreign keys on SQLite counts every row that points at
+a dropped row as a violation; renaming the copy into place does not take the count back, so
+the commit would fail on any database with a refund or a webhook event of a session. The rows
+that point at checkout_sessions are set aside in temporary tables while it is copied and put
+back afterwards, unchanged.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import op
@@ -25,15 +32,29 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _defer_foreign_keys() -> None:
-    # The copy drops and renames checkout_sessions while rows of other tables point at it.
-    if op.get_bind().dialect.name == "sqlite":
-        op.execute("PRAGMA defer_foreign_keys = ON")
+# The tables whose rows point at checkout_sessions.
+CHILDREN = ("refunds", "webhook_events")
+
+
+@contextmanager
+def _copying_checkout_sessions() -> Iterator[None]:
+    """On SQLite, what batch mode's copy of checkout_sessions needs around it (see above)."""
+    if op.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    # The copy drops and renames checkout_sessions: nothing is checked until the commit.
+    op.execute("PRAGMA defer_foreign_keys = ON")
+    for table in CHILDREN:
+        op.execute(f"CREATE TEMP TABLE {table}_aside AS SELECT * FROM {table}")
+        op.execute(f"DELETE FROM {table}")
+    yield
+    for table in CHILDREN:
+        op.execute(f"INSERT INTO {table} SELECT * FROM {table}_aside")
+        op.execute(f"DROP TABLE {table}_aside")
 
 
 def upgrade() -> None:
-    _defer_foreign_keys()
-    with op.batch_alter_table("checkout_sessions") as batch:
+    with _copying_checkout_sessions(), op.batch_alter_table("checkout_sessions") as batch:
         batch.add_column(sa.Column("subscription_id", BIG_ID, nullable=True))
         batch.add_column(sa.Column("payment_method_id", BIG_ID, nullable=True))
         batch.create_foreign_key(
@@ -57,9 +78,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _defer_foreign_keys()
     op.execute("DELETE FROM checkout_sessions WHERE mode = 'SUBSCRIPTION' AND amount = 0")
-    with op.batch_alter_table("checkout_sessions") as batch:
+    with _copying_checkout_sessions(), op.batch_alter_table("checkout_sessions") as batch:
         batch.drop_constraint(op.f("ck_checkout_sessions_amount_by_mode"), type_="check")
         batch.create_check_constraint(op.f("ck_checkout_sessions_amount_positive"), "amount > 0")
         batch.drop_index("ix_checkout_sessions_subscription_id")
