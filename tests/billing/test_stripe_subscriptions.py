@@ -722,3 +722,24 @@ async def test_a_subscription_canceled_before_its_checkout_event_is_canceled_at_
     assert invoice["status"] == "PAID" and invoice["walletCreditApplied"] == 0
     assert await snapshot(shop, customer) == [("USD", 5000, 1, 1)]  # no wallet debited
     await assert_ledger_invariant(database)
+
+
+CHANGE_PLAN = f"""mutation($input: ChangeSubscriptionPlanInput!) {{
+  changeSubscriptionPlan(input: $input) {{ __typename {ERRORS} }} }}"""
+
+
+@pytest.mark.parametrize("prorate", [False, True])
+async def test_a_stripe_subscription_changes_plan_at_stripe_only(
+    shop: Tenant, client: httpx.AsyncClient, fake: FakeStripe, database: Database, prorate: bool
+) -> None:
+    """Stripe bills it: a change made here would never reach Stripe (and a prorated one
+    would credit or debit the wallet for a price Stripe goes on charging)."""
+    customer, subscription, _ = await started(shop, client, fake)
+    before = await entries(shop, customer)
+    other = await plan(shop, 600)
+    variables = {"subscriptionId": subscription, "planId": other, "prorate": prorate}
+    (refused,) = (await shop.data(CHANGE_PLAN, {"input": variables})).values()
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "subscriptionId")
+    node = await detail(shop, subscription)
+    assert len(node["invoices"]) == 1 and await entries(shop, customer) == before
+    await assert_ledger_invariant(database)
