@@ -35,7 +35,8 @@ OPEN = (
 )
 NEXT = "CAST(:s_next_billing_at AS timestamptz) + interval '1 second'"
 NUMBER = "'INV-' || lpad(CAST(:last_number AS text), 6, '0')"
-# The credit's ledger key, billgraph:invoice:<id>:credit:1, with its colons spelled chr(58):
+# The credit's ledger key, billgraph:invoice:<id>:credit:1:0 (the first attempt, nothing
+# applied before), with its colons spelled chr(58):
 # pgbench would read ":invoice" in a literal as a variable.
 CREDIT_KEY = " || chr(58) || ".join(
     [
@@ -44,6 +45,7 @@ CREDIT_KEY = " || chr(58) || ".join(
         "CAST(:invoice_id AS text)",
         "'credit'",
         "'1'",
+        "'0'",
     ]
 )
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 from billgraph.billing import coupons, events, repository
 from billgraph.billing.dunning import Policy, SubscriptionStatus
 from billgraph.billing.events import EventType
-from billgraph.core.errors import BillingError
+from billgraph.core.errors import BillingError, InsufficientBalanceError, NotFoundError
 from billgraph.core.unit import UnitOfWork
 from billgraph.db.models import Invoice, InvoiceAttempt, InvoiceLine, Plan, Subscription, utcnow
 from billgraph.ledger import service as ledger
@@ -194,8 +194,13 @@ def _span(start: datetime, end: datetime) -> str:
 
 async def apply_credit(unit: UnitOfWork, invoice: Invoice, attempt_number: int) -> int:
     """Pay what the wallet in the invoice's currency can of what is still owed: one debit,
-    its key derived from the invoice and the attempt (so a rerun debits once), its reason
-    naming the invoice. Returns the amount applied."""
+    its reason naming the invoice. Returns the amount applied.
+
+    The debit's key derives from the invoice, the attempt and the credit applied so far: each
+    application has its own (an invoice waiting for a payment method may be offered credit
+    again before any attempt is counted), and a rerun of the same step debits once. The debit
+    and the invoice's update share the unit, so a replayed key means the credit was counted
+    already: nothing more is applied."""
     owed = invoice.amount_due - invoice.amount_paid
     if owed <= 0:
         return 0
@@ -212,13 +217,17 @@ async def apply_credit(unit: UnitOfWork, invoice: Invoice, attempt_number: int) 
         entry_type=EntryType.DEBIT,
         amount=take,
         reason=f"Invoice {invoice_number(invoice)}",
-        idempotency_key=f"{ledger.RESERVED_KEY_PREFIX}invoice:{invoice.id}:credit:{attempt_number}",
+        idempotency_key=f"{ledger.RESERVED_KEY_PREFIX}invoice:{invoice.id}:credit:"
+        f"{attempt_number}:{invoice.wallet_credit_applied}",
         reserved_key=True,
     )
     try:
         posting = await ledger.post_entry(unit, request)
-    except BillingError as exc:  # the customer was deleted meanwhile: the method pays it all
+    except (NotFoundError, InsufficientBalanceError) as exc:
+        # The customer was deleted meanwhile (or the wallet emptied): the method pays it all.
         log.warning("invoice credit not applied", invoice_id=invoice.id, error=exc.code)
+        return 0
+    if posting.replayed:
         return 0
     invoice.wallet_credit_applied += take
     invoice.amount_due -= take
@@ -289,9 +298,9 @@ async def _paid(
     await unit.session.flush()
 
 
-async def return_credit(unit: UnitOfWork, invoice: Invoice) -> None:
-    """Give the wallet back the credit a voided invoice took (once: the key derives from
-    the invoice)."""
+async def return_credit(unit: UnitOfWork, invoice: Invoice, why: str = "voided") -> None:
+    """Give the wallet back the credit an invoice took that will not be paid with it (once:
+    the key derives from the invoice); `why` ends the entry's reason."""
     if invoice.wallet_credit_applied <= 0:
         return
     request = ledger.entry_request(
@@ -300,7 +309,7 @@ async def return_credit(unit: UnitOfWork, invoice: Invoice) -> None:
         currency=invoice.currency,
         entry_type=EntryType.CREDIT,
         amount=invoice.wallet_credit_applied,
-        reason=f"Invoice {invoice_number(invoice)} voided",
+        reason=f"Invoice {invoice_number(invoice)} {why}",
         idempotency_key=f"{ledger.RESERVED_KEY_PREFIX}invoice:{invoice.id}:void",
         reserved_key=True,
     )

@@ -2,9 +2,12 @@
 
 `change_now` moves an ACTIVE subscription to another plan at once and issues one invoice for
 the rest of the current period, as Stripe prorates: a credit line for the old plan's unused
-time (negative) and a charge line for the new plan's, each the plan's amount times the whole
+time (negative) and a charge line for the new plan's, each what the plan costs this period
+(its amount less the subscription's discount for the period, if it has one) times the whole
 seconds left in the period over the period's seconds, rounded half up to the minor unit, each
 line on its own (so the lines are what a customer can check, and the invoice is their sum).
+Pricing both at what the period really costs keeps a discounted subscription from being
+credited list price for time it paid less for (a 100%-off coupon then prorates to nothing).
 The period, its anchor and the next renewal stay as they are; the renewal bills the new plan.
 
 The invoice is paid like any: wallet credit first, then the payment method, dunning when that
@@ -16,13 +19,14 @@ issues nothing more; an unfinished charge is finished by the next billing run.
 A trial has nothing to prorate: the plan is switched now, without an invoice. Other statuses
 (INCOMPLETE, PAST_DUE, SUSPENDED: something is owed already; CANCELED) are refused. The new
 plan must have the same currency and billing period (interval and count) as the current one.
-Proration invoices carry no discount: a coupon discounts the period invoices.
+Stripe subscriptions change plan at Stripe (its Customer Portal), never here.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from billgraph.billing import charges, dunning, events, invoices, repository
+from billgraph.adapters.base import Provider
+from billgraph.billing import charges, coupons, dunning, events, invoices, repository
 from billgraph.billing.clock import subscription_now
 from billgraph.billing.dunning import SubscriptionStatus
 from billgraph.billing.events import EventType
@@ -33,6 +37,15 @@ from billgraph.db.engine import Database
 from billgraph.db.models import Invoice, Plan, Subscription, utcnow
 
 SECOND = timedelta(seconds=1)
+
+
+async def _period_cost(unit: UnitOfWork, row: Subscription, plan: Plan) -> int:
+    """What `plan` costs for the subscription's current period: its amount less the
+    subscription's discount for that period."""
+    discount = await coupons.invoice_discount(
+        unit.session, row.id, plan.currency, plan.amount, row.current_period_start
+    )
+    return plan.amount - discount
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,11 @@ async def _switch(
     status = SubscriptionStatus(row.status)
     if status is SubscriptionStatus.CANCELED:
         raise ConflictError("The subscription is canceled.", "subscriptionId")
+    if row.provider == Provider.STRIPE:  # Stripe bills it: a change here would not reach Stripe
+        raise ValidationError(
+            "A Stripe subscription changes plan at Stripe (its Customer Portal).",
+            "subscriptionId",
+        )
     plan = await repository.plan_by_id(session, organization_id, plan_id)
     if plan is None:
         raise NotFoundError("Plan not found.")
@@ -141,8 +159,8 @@ async def _switch(
         row,
         old=current,
         new=plan,
-        credit=prorated(current.amount, remaining, length),
-        charge=prorated(plan.amount, remaining, length),
+        credit=prorated(await _period_cost(unit, row, current), remaining, length),
+        charge=prorated(await _period_cost(unit, row, plan), remaining, length),
         at=at,
     )
     number = invoices.invoice_number(invoice)

@@ -115,7 +115,7 @@ async def receive(
         fetched = await fetch(adapter, event)  # the invoice with its credit
     try:
         async with unit_of_work(database) as unit:
-            outcome, session_id = await _apply_event(unit, event, fetched)
+            outcome, session_id, orphan = await _apply_event(unit, event, fetched)
             recorded = await checkout_repository.record_event(
                 unit,
                 provider=STRIPE,
@@ -128,7 +128,22 @@ async def receive(
                 raise webhooks.DuplicateEvent(event.event_id)
     except webhooks.DuplicateEvent:
         return webhooks.Outcome.DUPLICATE
+    if orphan is not None:
+        await _cancel_orphan(adapter, orphan)
     return outcome
+
+
+async def _cancel_orphan(adapter: StripeProvider, provider_subscription_id: str) -> None:
+    """Stripe's subscription lives on although billgraph's was canceled (its checkout
+    completed while the cancel was made here, before this event came): canceled at Stripe
+    too, so Stripe does not bill a subscription billgraph shows CANCELED. A later event
+    tries again if Stripe fails now."""
+    log.warning("Stripe subscription of a canceled one canceled", id=provider_subscription_id)
+    try:
+        await adapter.cancel_subscription(provider_subscription_id)
+    except ProviderError as exc:
+        if exc.code != "invalid_request":  # canceled there already
+            log.warning("Stripe subscription not canceled yet", error=exc.code)
 
 
 async def fetch(adapter: StripeProvider, event: WebhookEvent) -> Fetched:
@@ -165,8 +180,8 @@ async def credit_first(
         return False
     async with unit_of_work(database) as unit:
         subscription = await _linked(unit, fetched.subscription, found)
-        if subscription is None:
-            return False
+        if subscription is None or subscription.status == SubscriptionStatus.CANCELED:
+            return False  # not billgraph's, or canceled here (Stripe's is canceled on receipt)
         row = await apply_invoice(unit, subscription, found, fetched.at)
         if row is None or row.status != InvoiceStatus.DRAFT:
             return False
@@ -196,7 +211,7 @@ async def credit_first(
                 unit.session, organization_id, invoice_id, lock=True
             )
             assert row is not None
-            await invoices.return_credit(unit, row)
+            await invoices.return_credit(unit, row, "finalized by Stripe without it")
             row.amount_due += row.wallet_credit_applied
             row.wallet_credit_applied = 0
         return False
@@ -205,7 +220,9 @@ async def credit_first(
 
 async def _apply_event(
     unit: UnitOfWork, event: WebhookEvent, fetched: Fetched
-) -> tuple[webhooks.Outcome, int | None]:
+) -> tuple[webhooks.Outcome, int | None, str | None]:
+    """The outcome, the checkout session the event completed, and the id of a Stripe
+    subscription to cancel at Stripe (billgraph's is CANCELED, Stripe's lives on)."""
     session_id = None
     if event.provider_session_id is not None:  # a subscription-mode checkout completed
         row = await checkout_repository.session_by_provider_id(
@@ -218,7 +235,7 @@ async def _apply_event(
                 row.completed_at = row.updated_at = utcnow()
     if fetched.subscription is None:
         log.info("Stripe invoice of no subscription ignored", event_id=event.event_id)
-        return webhooks.Outcome.IGNORED, session_id
+        return webhooks.Outcome.IGNORED, session_id, None
     subscription = await _linked(unit, fetched.subscription, fetched.invoice)
     if subscription is None:
         log.info(
@@ -226,7 +243,12 @@ async def _apply_event(
             event_id=event.event_id,
             provider_subscription_id=fetched.subscription.id,
         )
-        return webhooks.Outcome.IGNORED, session_id
+        return webhooks.Outcome.IGNORED, session_id, None
+    orphan = None
+    if subscription.status == SubscriptionStatus.CANCELED and (
+        STATUSES.get(fetched.subscription.status) is not SubscriptionStatus.CANCELED
+    ):
+        orphan = fetched.subscription.id
     # The invoice first: its payment (or failure) is what moved the subscription.
     if fetched.invoice is not None and fetched.invoice.subscription_id == fetched.subscription.id:
         await apply_invoice(unit, subscription, fetched.invoice, fetched.at)
@@ -234,7 +256,7 @@ async def _apply_event(
     if event.event_type == TRIAL_WILL_END:
         _trial_will_end(unit, subscription)
     await unit.session.flush()
-    return webhooks.Outcome.MIRRORED, session_id
+    return webhooks.Outcome.MIRRORED, session_id, orphan
 
 
 async def _linked(
@@ -353,6 +375,17 @@ async def apply_invoice(
     # billgraph's amounts obey total = subtotal - discount, amount_due = total - credit;
     # Stripe's are net of the wallet credit billgraph added as an item.
     credit = 0 if row is None else row.wallet_credit_applied
+    if (
+        row is not None
+        and credit > 0
+        and found.wallet_credit == 0
+        and status is not (InvoiceStatus.DRAFT)
+    ):
+        # Finalized before billgraph's credit item reached it (Stripe failed, the delivery
+        # was retried late): Stripe collects it all, so the wallet gets its debit back.
+        log.warning("Stripe invoice finalized without its credit", invoice_id=row.id)
+        await invoices.return_credit(unit, row, "finalized by Stripe without it")
+        row.wallet_credit_applied = credit = 0
     total = max(found.total + found.wallet_credit, credit)
     subtotal = max(found.subtotal + found.wallet_credit, total)
     amount_due = total - credit

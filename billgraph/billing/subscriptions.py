@@ -116,6 +116,11 @@ def subscription_request(
             f"Idempotency keys starting with {ledger.RESERVED_KEY_PREFIX!r} are reserved.",
             "idempotencyKey",
         )
+    if provider is Provider.STRIPE and promotion_code is not None:
+        raise ValidationError(
+            "Promotion codes apply to subscriptions billgraph bills, not to Stripe's.",
+            "promotionCode",
+        )
     if trial_days is not None and (isinstance(trial_days, bool) or not 0 <= trial_days <= 730):
         raise ValidationError("trialDays must be between 0 and 730.", "trialDays")
     return SubscriptionRequest(
@@ -281,9 +286,13 @@ async def _offer(
     offer = await coupons.find(session, request.organization_id, request.promotion_code)
     if offer is None:
         raise ValidationError("No such promotion code.", "promotionCode")
-    returning = offer.promotion_code.first_time_only and (
-        await repository.customer_has_subscriptions(session, customer_id)
-    )
+    returning = False
+    if offer.promotion_code.first_time_only:
+        # The customer locked: two first subscriptions at once take a first-time code once.
+        await customer_repository.live_customer(
+            session, request.organization_id, customer_id, lock=True
+        )
+        returning = await repository.customer_has_subscriptions(session, customer_id)
     reason = coupons.refusal(offer, plan, at, returning_customer=returning)
     if reason is not None:
         raise ValidationError(reason, "promotionCode")

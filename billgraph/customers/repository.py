@@ -69,9 +69,10 @@ async def customers_page(
 
 
 async def live_customer(
-    session: AsyncSession, organization_id: int, customer_id: int
+    session: AsyncSession, organization_id: int, customer_id: int, *, lock: bool = False
 ) -> Customer | None:
-    return await session.scalar(_live_customers(organization_id).where(Customer.id == customer_id))
+    statement = _live_customers(organization_id).where(Customer.id == customer_id)
+    return await session.scalar(statement.with_for_update() if lock else statement)
 
 
 async def holders_of(

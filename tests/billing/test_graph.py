@@ -559,6 +559,7 @@ async def test_bad_inputs_are_validation_errors_and_change_nothing(tenant: Tenan
     for fields, field in (
         ({"promotionCode": "WELCOME20"}, "promotionCode"),  # no such code
         ({"provider": "STRIPE", "successUrl": None}, "successUrl"),  # Stripe's checkout returns
+        ({"provider": "STRIPE", "promotionCode": "WELCOME20"}, "promotionCode"),  # billgraph's
         ({"provider": "TOSS"}, "provider"),  # USD: Toss bills KRW only
         ({"successUrl": "not a url"}, "successUrl"),
         ({"cancelUrl": "ftp://shop.example"}, "cancelUrl"),

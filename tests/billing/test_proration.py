@@ -11,6 +11,7 @@ from billgraph.checkout.providers import Providers
 from billgraph.core.unit import unit_of_work
 from billgraph.db.engine import Database
 from tests.billing.helpers import DECLINING_CARD, GOOD_CARD, Org, at
+from tests.billing.test_coupons import create_code, create_coupon
 from tests.billing.test_graph import (
     ERRORS,
     INVOICE,
@@ -163,6 +164,33 @@ async def test_a_downgrade_mid_period_credits_the_difference_to_the_wallet(
     seen = await detail(tenant, subscription["id"])
     assert invoices_of(seen)[0]["total"] == 3000
     assert await balance(tenant, customer) == 10_000 - 4995 + 1308 - 3000
+    await assert_ledger_invariant(database)
+
+
+async def test_a_discounted_subscription_prorates_what_its_period_costs(
+    tenant: Tenant, database: Database
+) -> None:
+    """50% off for ever: Pro costs 2497 a period (4995 less 2498, half up), Basic 1500; the
+    downgrade credits 59/90 of 2497 (1637) and charges 59/90 of 1500 (983), not list prices."""
+    clock = await create_clock(tenant, START)
+    customer = await funded_customer(tenant, 10_000, testClockId=clock["id"])
+    basic = await create_plan(tenant, 3000, name="Basic")
+    pro = await create_plan(tenant, 4995, name="Pro")
+    code = await create_code(tenant, (await create_coupon(tenant, percentOff=50))["id"])
+    subscription = await subscribed(tenant, customer, pro["id"], promotionCode=code["code"])
+    await advance(tenant, clock["id"], MIDDLE)
+    assert await balance(tenant, customer) == 10_000 - 2497
+
+    changed = await prorate(tenant, subscription["id"], basic["id"])
+    assert changed["__typename"] == "ChangeSubscriptionPlanSuccess", changed
+    invoice = changed["invoice"]
+    assert lines(invoice) == [("Unused time on Pro", -1637), ("Remaining time on Basic", 983)]
+    assert (invoice["total"], invoice["walletCreditApplied"], invoice["status"]) == (
+        -654,
+        -654,
+        "PAID",
+    )
+    assert await balance(tenant, customer) == 10_000 - 2497 + 654
     await assert_ledger_invariant(database)
 
 

@@ -643,3 +643,103 @@ async def test_one_event_delivered_concurrently_is_mirrored_once(
     assert sorted(r.json()["outcome"] for r in responses) == ["duplicate"] * 4 + ["mirrored"]
     node = await detail(shop, created["subscription"]["id"])
     assert len(node["invoices"]) == 1 and node["events"].count("payment_succeeded") == 1
+
+
+ENTRIES = """query($id: ID!) { customer(id: $id) { wallets { balance
+  ledgerEntries(first: 10) { edges { node { entryType amount sequence } } } } } }"""
+
+
+async def entries(shop: Tenant, customer: str) -> list[tuple[str, int]]:
+    """The customer's ledger entries, oldest first: (type, amount)."""
+    [wallet] = (await shop.data(ENTRIES, {"id": customer}))["customer"]["wallets"]
+    rows = sorted((edge["node"] for edge in wallet["ledgerEntries"]["edges"]), key=_sequence)
+    return [(row["entryType"], row["amount"]) for row in rows]
+
+
+def _sequence(row: dict[str, Any]) -> int:
+    return int(row["sequence"])
+
+
+async def test_a_draft_finalized_after_stripe_failed_its_credit_item_gives_the_debit_back(
+    shop: Tenant, client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer, subscription, sub_id = await started(shop, client, fake)
+    await shop.post(customer, 300)
+    mark = len(fake.events)
+    fake.renew(sub_id, draft=True)
+    [created] = fake.events_after(mark)
+    # The wallet is debited, then Stripe fails on the item (past the SDK's own retries):
+    # the delivery answers an error, and Stripe delivers the event again later.
+    fake.fail_next(3, status=500, path="/v1/invoiceitems")
+    requests = fake.mark()
+    failed = await deliver(client, fake, created)
+    assert failed.status_code == 503, failed.text
+    assert [r.status for r in fake.since(requests, path="/v1/invoiceitems")] == [500] * 3
+    assert await snapshot(shop, customer) == [("USD", 0, 2, 2)]  # the debit stays, for now
+    # Meanwhile Stripe finalizes the draft without billgraph's credit, and charges it all.
+    mark = len(fake.events)
+    collected = fake.finalize(created.object_id)
+    assert collected["amount_paid"] == 1200 and collected["status"] == "paid"
+    again = [created, *fake.events_after(mark)]  # the retried delivery, then the next ones
+    assert await outcomes(client, fake, again) == ["mirrored"] * len(again)
+    node = await detail(shop, subscription)
+    renewal = node["invoices"][1]
+    assert (renewal["status"], renewal["total"], renewal["walletCreditApplied"]) == (
+        "PAID",
+        1200,
+        0,
+    )
+    assert renewal["amountDue"] == renewal["amountPaid"] == collected["amount_paid"]
+    assert await entries(shop, customer) == [("CREDIT", 300), ("DEBIT", 300), ("CREDIT", 300)]
+    assert await snapshot(shop, customer) == [("USD", 300, 3, 3)]  # as before the debit
+    await assert_ledger_invariant(database)
+
+
+async def test_a_subscription_canceled_before_its_checkout_event_is_canceled_at_stripe(
+    shop: Tenant, client: httpx.AsyncClient, fake: FakeStripe, database: Database
+) -> None:
+    customer = str((await shop.create_customer())["customer"]["id"])
+    await shop.post(customer, 5000)  # enough to pay the first invoice, were it debited
+    created = await subscribe(shop, customer, await plan(shop, 1200))
+    assert created["__typename"] == "CreateSubscriptionSuccess", created
+    subscription = created["subscription"]["id"]
+    mark = len(fake.events)
+    sub = fake.pay(created["checkoutSession"]["providerSessionId"])  # not delivered yet
+    now = (
+        await shop.data(CANCEL, {"input": {"subscriptionId": subscription, "atPeriodEnd": False}})
+    )["cancelSubscription"]
+    assert now["__typename"] == "CancelSubscriptionSuccess", now
+    assert now["subscription"]["status"] == "CANCELED"
+    assert fake.subscriptions[sub["id"]]["status"] == "active"  # Stripe's lives on
+    requests = fake.mark()
+    await outcomes(client, fake, fake.events_after(mark))
+    deletes = [r for r in fake.since(requests) if r.method == "DELETE"]
+    assert [(r.path, r.status) for r in deletes] == [(f"/v1/subscriptions/{sub['id']}", 200)]
+    assert fake.subscriptions[sub["id"]]["status"] == "canceled"
+    node = await detail(shop, subscription)
+    assert node["status"] == "CANCELED"
+    [invoice] = node["invoices"]
+    assert invoice["status"] == "PAID" and invoice["walletCreditApplied"] == 0
+    assert await snapshot(shop, customer) == [("USD", 5000, 1, 1)]  # no wallet debited
+    await assert_ledger_invariant(database)
+
+
+CHANGE_PLAN = f"""mutation($input: ChangeSubscriptionPlanInput!) {{
+  changeSubscriptionPlan(input: $input) {{ __typename {ERRORS} }} }}"""
+
+
+@pytest.mark.parametrize("prorate", [False, True])
+async def test_a_stripe_subscription_changes_plan_at_stripe_only(
+    shop: Tenant, client: httpx.AsyncClient, fake: FakeStripe, database: Database, prorate: bool
+) -> None:
+    """Stripe bills it: a change made here would never reach Stripe (and a prorated one
+    would credit or debit the wallet for a price Stripe goes on charging)."""
+    customer, subscription, _ = await started(shop, client, fake)
+    before = await entries(shop, customer)
+    other = await plan(shop, 600)
+    variables = {"subscriptionId": subscription, "planId": other, "prorate": prorate}
+    (refused,) = (await shop.data(CHANGE_PLAN, {"input": variables})).values()
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "subscriptionId")
+    node = await detail(shop, subscription)
+    assert len(node["invoices"]) == 1 and await entries(shop, customer) == before
+    await assert_ledger_invariant(database)

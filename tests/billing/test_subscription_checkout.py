@@ -209,6 +209,29 @@ async def test_credit_pays_first_and_the_session_asks_only_for_the_rest(
     await assert_ledger_invariant(database)
 
 
+@pytest.mark.parametrize("top_up", [300, 500])  # as much as credit paid before, and more
+async def test_credit_topped_up_before_the_checkout_pays_first_again(
+    tenant: Tenant, client: httpx.AsyncClient, database: Database, top_up: int
+) -> None:
+    """The first invoice took what the wallet had; the customer tops it up before typing the
+    card: the new credit pays first (one more debit, never one counted without its entry),
+    the card only the rest."""
+    customer = await _customer(tenant, credit=300)
+    plan = await _plan(tenant, 1000)
+    created = await _subscribe(tenant, customer, plan)
+    assert created["checkoutSession"]["amount"] == 700
+    await tenant.post(customer, top_up)
+    assert (await _type_card(client, created["checkoutSession"], GOOD_CARD)).status_code == 303
+    [invoice] = (await _subscription(tenant, created["subscription"]["id"]))["invoices"]
+    assert (invoice["status"], invoice["walletCreditApplied"], invoice["amountPaid"]) == (
+        "PAID",
+        300 + top_up,
+        700 - top_up,
+    )
+    assert await _balance(tenant, customer) == 0
+    await assert_ledger_invariant(database)
+
+
 async def test_credit_paying_in_full_or_a_trial_needs_no_session_and_no_urls(
     tenant: Tenant, database: Database
 ) -> None:
