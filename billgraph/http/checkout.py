@@ -30,7 +30,7 @@ from billgraph.checkout import service as checkout
 from billgraph.checkout.providers import Providers
 from billgraph.core.errors import BillingError, ProviderError
 from billgraph.core.unit import unit_of_work
-from billgraph.currencies import CURRENCIES
+from billgraph.currencies import format_amount
 from billgraph.db.engine import Database
 from billgraph.db.models import CheckoutSession
 from billgraph.http import bodies
@@ -63,16 +63,6 @@ def page_policy(row: CheckoutSession | None) -> str:
             "frame-ancestors 'none'",
         )
     )
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Minor units as people read them: 1,234.50 USD, -2.50 USD, 15,000 KRW."""
-    exponent = CURRENCIES[currency].exponent
-    sign = "-" if amount < 0 else ""
-    if exponent == 0:
-        return f"{sign}{abs(amount):,} {currency}"
-    whole, minor = divmod(abs(amount), 10**exponent)
-    return f"{sign}{whole:,}.{minor:0{exponent}d} {currency}"
 
 
 def _request_id(request: Request) -> str | None:

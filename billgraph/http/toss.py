@@ -42,9 +42,9 @@ from billgraph.checkout import service as checkout
 from billgraph.checkout.providers import Providers
 from billgraph.core.errors import ConflictError, NotFoundError, ProviderError
 from billgraph.core.unit import unit_of_work
+from billgraph.currencies import format_amount
 from billgraph.db.engine import Database
 from billgraph.db.models import CheckoutSession
-from billgraph.http.checkout import format_amount
 from billgraph.logs import get_logger
 
 log = get_logger("billgraph.http.toss")

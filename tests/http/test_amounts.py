@@ -2,7 +2,7 @@
 
 import pytest
 
-from billgraph.http.checkout import format_amount
+from billgraph.currencies import format_amount
 
 
 @pytest.mark.parametrize(
