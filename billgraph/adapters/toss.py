@@ -559,12 +559,15 @@ def _payment(body: Mapping[str, Any]) -> TossPayment:
 def payment_event(payment: TossPayment) -> WebhookEvent:
     """What Toss's state of a payment means for its checkout session. The event id derives
     from that state, so the same state reported twice (a confirm and a webhook, a webhook
-    delivered twice) is one inbox row. A billing-key charge names no checkout session."""
+    delivered twice) is one inbox row. A billing-key charge names no checkout session: its
+    orderId (billgraph's reference of an invoice's attempt) is `provider_invoice_id`."""
     event_id = f"{payment.payment_key}:{payment.status}:{payment.balance_amount}"
     if len(event_id) > MAX_EVENT_ID:
         event_id = "sha256:" + _digest(event_id)
+    billing = payment.type == BILLING  # a billing-key charge: its orderId names an invoice's
     common: dict[str, Any] = {
-        "provider_session_id": None if payment.type == BILLING else payment.order_id,
+        "provider_session_id": None if billing else payment.order_id,
+        "provider_invoice_id": payment.order_id if billing else None,
         "currency": payment.currency,
         "provider_payment_id": payment.payment_key,
     }

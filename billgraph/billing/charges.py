@@ -7,6 +7,7 @@ attempt ask the provider twice with one key: one charge, and the second outcome 
 the attempt settled already.
 """
 
+import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -25,6 +26,18 @@ log = get_logger("billgraph.billing.charges")
 
 # An attempt whose outcome the provider did not give (timeout, outage) is asked again after this.
 UNKNOWN_OUTCOME_RETRY = timedelta(hours=1)
+
+
+def reference(prefix: str, invoice_id: int, attempt_number: int) -> str:
+    """The order id a charge carries at the provider (Toss's orderId): the invoice and the
+    attempt, after this installation's prefix."""
+    return f"{prefix}inv-{invoice_id}-{attempt_number}"[:64]
+
+
+def attempt_of(reference: str, prefix: str) -> tuple[int, int] | None:
+    """(invoice id, attempt number) of a `reference` this installation made; else None."""
+    found = re.fullmatch(re.escape(prefix) + r"inv-(\d{1,18})-(\d{1,9})", reference)
+    return None if found is None else (int(found[1]), int(found[2]))
 
 
 class ChargeOutcome(StrEnum):
@@ -66,7 +79,7 @@ async def charge(
             ChargeRequest(
                 amount=attempt.amount,
                 currency=invoice.currency,
-                reference=f"{prefix}inv-{invoice.id}-{attempt.number}"[:64],
+                reference=reference(prefix, invoice.id, attempt.number),
                 description=f"Invoice {invoices.invoice_number(invoice)}",
                 idempotency_key=f"{prefix}invoice-{invoice.id}-attempt-{attempt.number}",
                 payment_token=token,
@@ -79,37 +92,56 @@ async def charge(
     except VaultError as exc:
         error = ProviderError("provider_not_configured", exc.message, subscription.provider)
     async with unit_of_work(database) as unit:
-        locked_subscription = await repository.subscription_by_id(
-            unit.session, subscription.organization_id, subscription.id, lock=True
+        return await record(
+            unit, subscription, invoice.id, attempt_id, charge_id, error, policy, now
         )
-        assert locked_subscription is not None
-        subscription = locked_subscription
-        locked = await repository.pending_attempt(unit.session, invoice.id, lock=True)
-        if locked is None or locked.id != attempt_id:
-            return ChargeOutcome.SETTLED
-        row = await repository.invoice_by_id(
-            unit.session, subscription.organization_id, invoice.id, lock=True
+
+
+async def record(
+    unit: UnitOfWork,
+    subscription: Subscription,
+    invoice_id: int,
+    attempt_id: int,
+    charge_id: str | None,
+    error: ProviderError | None,
+    policy: dunning.Policy,
+    now: datetime | None,
+) -> ChargeOutcome:
+    """Record in the unit what the provider answered for the PENDING attempt: `charge_id`
+    (charged) or `error` (declined, or `provider_unavailable`: no answer, asked again later).
+    SETTLED if the attempt is not pending any more (another run, or the provider's webhook,
+    recorded it first). Locks the subscription, then the attempt and its invoice."""
+    locked_subscription = await repository.subscription_by_id(
+        unit.session, subscription.organization_id, subscription.id, lock=True
+    )
+    assert locked_subscription is not None
+    subscription = locked_subscription
+    locked = await repository.pending_attempt(unit.session, invoice_id, lock=True)
+    if locked is None or locked.id != attempt_id:
+        return ChargeOutcome.SETTLED
+    row = await repository.invoice_by_id(
+        unit.session, subscription.organization_id, invoice_id, lock=True
+    )
+    assert row is not None
+    now_at = await subscription_now(unit.session, subscription.test_clock_id, now)
+    if error is not None and error.code == "provider_unavailable":
+        log.warning("invoice charge outcome unknown", invoice_id=row.id, attempt=locked.number)
+        dunning.reschedule(
+            subscription,
+            await repository.open_invoices(unit.session, subscription.id),
+            pending_attempt_at=now_at + UNKNOWN_OUTCOME_RETRY,
         )
-        assert row is not None
-        now_at = await subscription_now(unit.session, subscription.test_clock_id, now)
-        if error is not None and error.code == "provider_unavailable":
-            log.warning("invoice charge outcome unknown", invoice_id=row.id, attempt=locked.number)
-            dunning.reschedule(
-                subscription,
-                await repository.open_invoices(unit.session, subscription.id),
-                pending_attempt_at=now_at + UNKNOWN_OUTCOME_RETRY,
-            )
-            return ChargeOutcome.UNKNOWN
-        if error is not None:
-            suspended = await invoices.fail(
-                unit, subscription, row, locked, error.code, error.message, now_at, policy
-            )
-            outcome = ChargeOutcome.SUSPENDED if suspended else ChargeOutcome.FAILED
-        else:
-            assert charge_id is not None
-            await invoices.succeed(unit, subscription, row, locked, charge_id, now_at)
-            outcome = ChargeOutcome.CHARGED
-        await reschedule(unit, subscription)
+        return ChargeOutcome.UNKNOWN
+    if error is not None:
+        suspended = await invoices.fail(
+            unit, subscription, row, locked, error.code, error.message, now_at, policy
+        )
+        outcome = ChargeOutcome.SUSPENDED if suspended else ChargeOutcome.FAILED
+    else:
+        assert charge_id is not None
+        await invoices.succeed(unit, subscription, row, locked, charge_id, now_at)
+        outcome = ChargeOutcome.CHARGED
+    await reschedule(unit, subscription)
     return outcome
 
 

@@ -41,6 +41,7 @@ class Outcome(StrEnum):
     EXPIRED = "expired"
     IGNORED = "ignored"
     MIRRORED = "mirrored"  # a subscription or invoice Stripe runs, mirrored (billing)
+    CHARGE_SETTLED = "charge_settled"  # an invoice charge whose answer was lost (billing)
     DUPLICATE = "duplicate"  # the inbox had it: nothing done (and nothing stored)
 
 

@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from billgraph.adapters import sandbox
 from billgraph.adapters.base import PaymentError, Provider
-from billgraph.billing import collect, stripe_mirror
+from billgraph.billing import collect, stripe_mirror, toss_charges
 from billgraph.checkout import repository, webhooks
 from billgraph.checkout import service as checkout
 from billgraph.checkout.providers import Providers
@@ -92,6 +92,10 @@ class CheckoutRoutes:
         try:
             if provider is Provider.STRIPE:  # its subscriptions and invoices are billing's
                 outcome = await stripe_mirror.receive(
+                    self.database, self.providers, body, payload, request.headers
+                )
+            elif provider is Provider.TOSS:  # its billing-key charges are billing's
+                outcome = await toss_charges.receive(
                     self.database, self.providers, body, payload, request.headers
                 )
             else:

@@ -1,19 +1,23 @@
 """Subscriptions billed to Toss billing keys, against the fake Toss API: the key stored
-encrypted, renewals charged to it, a declined renewal to dunning."""
+encrypted, renewals charged to it, a declined renewal to dunning, and a charge whose answer
+was lost settled by Toss's webhook."""
 
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from billgraph.adapters.base import Provider
-from billgraph.billing import payment_methods, run
+from billgraph.app import create_app
+from billgraph.billing import charges, payment_methods, run
 from billgraph.checkout.providers import Providers
 from billgraph.core.secrets import Vault
 from billgraph.core.unit import unit_of_work
 from billgraph.db.engine import Database
 from billgraph.settings import Settings
 from tests.billing.helpers import Org, at, new_org
+from tests.conftest import assert_ledger_invariant
 from tests.support.fake_toss import (  # noqa: F401 - fixtures
     CLIENT_KEY,
     INSUFFICIENT_CARD,
@@ -28,20 +32,21 @@ ENCRYPTION_KEY = Vault.generate_key()
 
 
 @pytest.fixture
-async def toss_org(
-    database: Database,
-    settings: Settings,
-    fake_toss: FakeToss,  # noqa: F811
-) -> AsyncIterator[Org]:
-    configured = settings.model_copy(
+def toss_settings(settings: Settings, fake_toss: FakeToss) -> Settings:  # noqa: F811
+    return settings.model_copy(
         update={
             "toss_secret_key": SECRET_KEY,
             "toss_client_key": CLIENT_KEY,
             "toss_api_base": fake_toss.url,
             "encryption_key": ENCRYPTION_KEY,
+            "provider_timeout_seconds": 1.0,  # a stalled charge is an unknown outcome soon
         }
     )
-    providers = Providers(database, configured)
+
+
+@pytest.fixture
+async def toss_org(database: Database, toss_settings: Settings) -> AsyncIterator[Org]:
+    providers = Providers(database, toss_settings)
     yield await new_org(database, providers)
     await providers.close()
 
@@ -72,8 +77,7 @@ async def test_a_toss_billing_key_pays_the_first_invoice_and_the_renewal(
     assert created.subscription.status == "ACTIVE"
     assert created.invoice is not None
     assert (created.invoice.wallet_credit_applied, created.invoice.amount_paid) == (3000, 6900)
-    charges = fake_toss.calls("POST", "/v1/billing/")
-    before = len(charges)
+    before = len(fake_toss.calls("POST", "/v1/billing/"))
     await run.bill(org.database, org.providers, at(1989, 2, 1))
     invoices = await org.invoices(created.subscription.id)
     assert [(i.status, i.amount_paid) for i in invoices] == [("PAID", 6900), ("PAID", 9900)]
@@ -98,3 +102,61 @@ async def test_a_declined_toss_renewal_goes_to_dunning(
     assert (sub.status, renewal.status) == ("PAST_DUE", "OPEN")
     [attempt] = await org.attempts(renewal.id)
     assert (attempt.outcome, attempt.failure_code) == ("FAILED", "insufficient_funds")
+
+
+@pytest.mark.parametrize(
+    ("card", "status", "outcome"),
+    [(SUCCESS_CARD, "ACTIVE", "SUCCEEDED"), (INSUFFICIENT_CARD, "PAST_DUE", "FAILED")],
+)
+async def test_a_renewal_charge_whose_answer_was_lost_is_settled_by_the_webhook(
+    toss_org: Org,
+    toss_settings: Settings,
+    fake_toss: FakeToss,  # noqa: F811
+    card: str,
+    status: str,
+    outcome: str,
+) -> None:
+    org = toss_org
+    customer = await org.customer(credit=9900, currency="KRW")
+    method = await _billing_key(org, fake_toss, customer, card)
+    plan = await org.plan(9900, currency="KRW")
+    created = await org.subscribe(
+        customer, plan, method=method, provider=Provider.TOSS, now=at(1987, 1, 1)
+    )
+    assert created.subscription.status == "ACTIVE"  # credit paid the first
+    # Every try of the renewal's charge outlasts the timeout: Toss takes it, billgraph hears
+    # nothing, and the attempt stays PENDING.
+    fake_toss.stall_next(3, seconds=1.5, path="/v1/billing/")
+    summary = await run.bill(org.database, org.providers, at(1987, 2, 1))
+    assert summary.unknown == 1
+    renewal = (await org.invoices(created.subscription.id))[-1]
+    [attempt] = await org.attempts(renewal.id)
+    assert attempt.outcome == "PENDING"
+    order_id = charges.reference(await org.providers.key_prefix(), renewal.id, 1)
+    [payment_key] = [k for k, p in fake_toss.payments.items() if p["orderId"] == order_id]
+    charges_made = len(fake_toss.calls("POST", "/v1/billing/"))
+
+    app = create_app(toss_settings, org.database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://billgraph.test") as client:
+        deliveries = [
+            await client.post(
+                "/webhooks/toss",
+                content=fake_toss.webhook(payment_key),
+                headers={"content-type": "application/json"},
+            )
+            for _ in range(2)
+        ]
+    assert [d.status_code for d in deliveries] == [200, 200], deliveries[0].text
+    assert [d.json()["outcome"] for d in deliveries] == ["charge_settled", "duplicate"]
+    [attempt] = await org.attempts(renewal.id)
+    assert attempt.outcome == outcome
+    if outcome == "SUCCEEDED":
+        assert attempt.provider_charge_id == payment_key
+    else:
+        assert attempt.failure_code
+    assert (await org.subscription(created.subscription.id)).status == status
+    # The hour-later retry of an unknown outcome has nothing left to ask.
+    await run.bill(org.database, org.providers, at(1987, 2, 1, 2))
+    assert len(fake_toss.calls("POST", "/v1/billing/")) == charges_made
+    await assert_ledger_invariant(org.database)
