@@ -123,7 +123,8 @@ async def issue_proration(
     at: datetime,
 ) -> Invoice:
     """A prorated change's invoice (proration.py), from `at` to the period's end: a credit
-    line for `old`'s unused time, a charge line for `new`'s, no discount. OPEN when it
+    line for `old`'s unused time, a charge line for `new`'s, both priced by the caller (after
+    the subscription's discount, so the invoice's own discount is 0). OPEN when it
     totals 0 or more (the caller starts its payment); a negative total (a downgrade) is
     credited to the wallet at once, one ledger credit whose key derives from the invoice:
     wallet_credit_applied = total < 0, nothing due, PAID."""

@@ -7,7 +7,8 @@ time (negative) and a charge line for the new plan's, each what the plan costs t
 seconds left in the period over the period's seconds, rounded half up to the minor unit, each
 line on its own (so the lines are what a customer can check, and the invoice is their sum).
 Pricing both at what the period really costs keeps a discounted subscription from being
-credited list price for time it paid less for (a 100%-off coupon then prorates to nothing).
+credited list price for time it paid less for (a 100%-off coupon then prorates to nothing);
+a period whose invoice was voided, never paid, is credited nothing.
 The period, its anchor and the next renewal stay as they are; the renewal bills the new plan.
 
 The invoice is paid like any: wallet credit first, then the payment method, dunning when that
@@ -154,12 +155,15 @@ async def _switch(
             "subscriptionId",
         )
     remaining, length = (end - at) // SECOND, (end - start) // SECOND
+    # Unused time is credited only if the period was paid (its invoice voided: nothing was).
+    period_invoice = await repository.invoice_for_period(session, row.id, start)
+    paid = period_invoice is None or period_invoice.status == invoices.InvoiceStatus.PAID
     invoice = await invoices.issue_proration(
         unit,
         row,
         old=current,
         new=plan,
-        credit=prorated(await _period_cost(unit, row, current), remaining, length),
+        credit=prorated(await _period_cost(unit, row, current), remaining, length) if paid else 0,
         charge=prorated(await _period_cost(unit, row, plan), remaining, length),
         at=at,
     )

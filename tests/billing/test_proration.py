@@ -16,6 +16,7 @@ from tests.billing.test_graph import (
     ERRORS,
     INVOICE,
     SUBSCRIPTION,
+    VOID,
     advance,
     balance,
     create_clock,
@@ -191,6 +192,34 @@ async def test_a_discounted_subscription_prorates_what_its_period_costs(
         "PAID",
     )
     assert await balance(tenant, customer) == 10_000 - 2497 + 654
+    await assert_ledger_invariant(database)
+
+
+async def test_a_period_whose_invoice_was_voided_credits_no_unused_time(
+    tenant: Tenant, database: Database
+) -> None:
+    """The renewal failed (no payment method) and was voided: ACTIVE again, but the period
+    was never paid, so a prorated upgrade charges the new plan's remaining time in full."""
+    clock = await create_clock(tenant, START)
+    customer = await funded_customer(tenant, 3000, testClockId=clock["id"])
+    basic = await create_plan(tenant, 3000, name="Basic")
+    pro = await create_plan(tenant, 4995, name="Pro")
+    subscription = await subscribed(tenant, customer, basic["id"])
+    await advance(tenant, clock["id"], RENEWAL)
+    renewal = invoices_of(await detail(tenant, subscription["id"]))[0]
+    assert renewal["status"] == "OPEN"
+    voided = await mutate(tenant, VOID, {"id": renewal["id"]})
+    assert voided["__typename"] == "VoidInvoiceSuccess", voided
+    assert (await detail(tenant, subscription["id"]))["status"] == "ACTIVE"
+    # 2030-05-11 08:00 in May's period: 1,785,600 of its 2,678,400 seconds are left (2/3).
+    await advance(tenant, clock["id"], "2030-05-11T08:00:00Z")
+    changed = await prorate(tenant, subscription["id"], pro["id"])
+    assert changed["__typename"] == "ChangeSubscriptionPlanSuccess", changed
+    assert lines(changed["invoice"]) == [
+        ("Unused time on Basic", 0),
+        ("Remaining time on Pro", 3330),
+    ]
+    assert await balance(tenant, customer) == 0
     await assert_ledger_invariant(database)
 
 
