@@ -28,12 +28,11 @@ attempts Stripe made), and SubscriptionEvents for the transitions.
 """
 
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from billgraph.adapters.base import EventKind, InvalidWebhook, Provider, WebhookEvent
+from billgraph.adapters.base import EventKind, Provider, WebhookEvent
 from billgraph.adapters.stripe import StripeProvider
 from billgraph.adapters.stripe_billing import (
     CUSTOMER_KEY,
@@ -102,12 +101,7 @@ async def receive(
     ProviderError (Stripe not configured, or it could not be reached to fetch the object:
     Stripe delivers the event again later)."""
     adapter = providers.stripe()
-    try:
-        event = await adapter.parse_webhook(
-            body, payload, headers, time.time() if now is None else now
-        )
-    except InvalidWebhook as exc:
-        raise webhooks.WebhookRefused(400, exc.code, exc.message) from None
+    event = await webhooks.verify(adapter, body, payload, headers, now)
     if event.kind is not EventKind.BILLING and event.provider_subscription_id is None:
         return await webhooks.handle(database, event)
     fetched = await fetch(adapter, event)
@@ -116,16 +110,7 @@ async def receive(
     try:
         async with unit_of_work(database) as unit:
             outcome, session_id, orphan = await _apply_event(unit, event, fetched)
-            recorded = await checkout_repository.record_event(
-                unit,
-                provider=STRIPE,
-                provider_event_id=event.event_id,
-                event_type=event.event_type,
-                outcome=outcome.value,
-                checkout_session_id=session_id,
-            )
-            if not recorded:
-                raise webhooks.DuplicateEvent(event.event_id)
+            await webhooks.record(unit, event, outcome, session_id)
     except webhooks.DuplicateEvent:
         return webhooks.Outcome.DUPLICATE
     if orphan is not None:

@@ -9,13 +9,11 @@ event goes in the checkout pipeline's inbox in the same unit, so a duplicate cha
 Every other Toss event goes on to the checkout pipeline.
 """
 
-import time
 from collections.abc import Mapping
 
-from billgraph.adapters.base import EventKind, InvalidWebhook, Provider, WebhookEvent
+from billgraph.adapters.base import EventKind, Provider, WebhookEvent
 from billgraph.billing import charges, dunning, repository
 from billgraph.billing.charges import ChargeOutcome
-from billgraph.checkout import repository as checkout_repository
 from billgraph.checkout import webhooks
 from billgraph.checkout.providers import Providers
 from billgraph.core.errors import ProviderError
@@ -41,13 +39,7 @@ async def receive(
     """Verify the delivery (the adapter fetches the payment from Toss), then settle the
     charge it is about, or hand it to the checkout pipeline. Raises WebhookRefused,
     ProviderError (Toss not configured, or it could not be asked)."""
-    adapter = providers.toss()
-    try:
-        event = await adapter.parse_webhook(
-            body, payload, headers, time.time() if now is None else now
-        )
-    except InvalidWebhook as exc:
-        raise webhooks.WebhookRefused(400, exc.code, exc.message) from None
+    event = await webhooks.verify(providers.toss(), body, payload, headers, now)
     if event.provider_invoice_id is None:
         return await webhooks.handle(database, event)
     attempt = charges.attempt_of(event.provider_invoice_id, await providers.key_prefix())
@@ -57,16 +49,7 @@ async def receive(
             outcome = webhooks.Outcome.IGNORED
             if attempt is not None:
                 outcome = await _settle(unit, event, *attempt, policy)
-            recorded = await checkout_repository.record_event(
-                unit,
-                provider=TOSS,
-                provider_event_id=event.event_id,
-                event_type=event.event_type,
-                outcome=outcome.value,
-                checkout_session_id=None,
-            )
-            if not recorded:
-                raise webhooks.DuplicateEvent(event.event_id)
+            await webhooks.record(unit, event, outcome, None)
     except webhooks.DuplicateEvent:
         return webhooks.Outcome.DUPLICATE
     return outcome

@@ -16,7 +16,13 @@ import time
 from collections.abc import Mapping
 from enum import StrEnum
 
-from billgraph.adapters.base import EventKind, InvalidWebhook, Provider, WebhookEvent
+from billgraph.adapters.base import (
+    EventKind,
+    InvalidWebhook,
+    PaymentProvider,
+    Provider,
+    WebhookEvent,
+)
 from billgraph.checkout import refunds, repository
 from billgraph.checkout.providers import Providers
 from billgraph.checkout.service import CheckoutMode, CheckoutStatus
@@ -74,13 +80,42 @@ async def receive(
     Raises WebhookRefused; ProviderError if the provider is not configured (or, for a
     provider verified by fetching, could not be reached)."""
     adapter = await providers.get(provider)
+    return await handle(database, await verify(adapter, body, payload, headers, now))
+
+
+async def verify(
+    adapter: PaymentProvider,
+    body: bytes,
+    payload: object,
+    headers: Mapping[str, str],
+    now: float | None = None,
+) -> WebhookEvent:
+    """The delivery's event, verified by the provider's adapter. Raises WebhookRefused (not
+    the provider's event), ProviderError (a provider verified by fetching was unreachable)."""
     try:
-        event = await adapter.parse_webhook(
+        return await adapter.parse_webhook(
             body, payload, headers, time.time() if now is None else now
         )
     except InvalidWebhook as exc:
         raise WebhookRefused(400, exc.code, exc.message) from None
-    return await handle(database, event)
+
+
+async def record(
+    unit: UnitOfWork, event: WebhookEvent, outcome: Outcome, checkout_session_id: int | None
+) -> Outcome:
+    """Put the processed event in the inbox with its outcome, last in its unit; raises
+    DuplicateEvent if it was there already (the unit must then roll back what it did)."""
+    recorded = await repository.record_event(
+        unit,
+        provider=event.provider.value,
+        provider_event_id=event.event_id,
+        event_type=event.event_type,
+        outcome=outcome.value,
+        checkout_session_id=checkout_session_id,
+    )
+    if not recorded:
+        raise DuplicateEvent(event.event_id)
+    return outcome
 
 
 async def handle(database: Database, event: WebhookEvent) -> Outcome:
@@ -117,17 +152,7 @@ async def process(unit: UnitOfWork, event: WebhookEvent) -> Outcome:
         if row is None:
             raise WebhookRefused(404, "UNKNOWN_SESSION", "No checkout session has this id.")
         outcome = await _act(unit, row, event)
-    recorded = await repository.record_event(
-        unit,
-        provider=event.provider.value,
-        provider_event_id=event.event_id,
-        event_type=event.event_type,
-        outcome=outcome.value,
-        checkout_session_id=None if row is None else row.id,
-    )
-    if not recorded:
-        raise DuplicateEvent(event.event_id)
-    return outcome
+    return await record(unit, event, outcome, None if row is None else row.id)
 
 
 async def _act(unit: UnitOfWork, row: CheckoutSession, event: WebhookEvent) -> Outcome:
