@@ -155,6 +155,12 @@ async def refund(database: Database, providers: Providers, order: RefundOrder) -
                 await _fail(unit, order, exc.code, str(exc))
         raise
     async with unit_of_work(database) as unit:
+        # The session first, then the refund: the order every writer of a session's refunds
+        # takes (the provider's refund events too), so two of them cannot deadlock.
+        session = await repository.session_by_id(
+            unit.session, order.organization_id, order.checkout_session_id, lock=True
+        )
+        assert session is not None
         row = await repository.refund_by_key(
             unit.session, order.organization_id, order.idempotency_key, lock=True
         )
@@ -166,7 +172,7 @@ async def refund(database: Database, providers: Providers, order: RefundOrder) -
                     "invalid_request", "The provider could not make the refund.", provider.value
                 )
             row.provider_refund_id = answer.provider_refund_id
-            await _settle(unit, row, await _locked_session(unit, row))
+            await _settle(unit, row, session)
         return await _done(unit, row, replayed=False)
 
 
@@ -236,14 +242,6 @@ async def _fail(unit: UnitOfWork, order: RefundOrder, code: str, message: str) -
         row.failure_message = message[:500]
         row.updated_at = utcnow()
         await unit.session.flush()
-
-
-async def _locked_session(unit: UnitOfWork, row: Refund) -> CheckoutSession:
-    session = await repository.session_by_id(
-        unit.session, row.organization_id, row.checkout_session_id, lock=True
-    )
-    assert session is not None
-    return session
 
 
 async def _settle(unit: UnitOfWork, row: Refund, session: CheckoutSession) -> None:
