@@ -10,8 +10,8 @@ core.errors.ProviderError with a provider-neutral code and Stripe's own in `decl
 the secret key is never part of a message.
 """
 
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Awaitable, Mapping
+from typing import Literal, TypeVar
 
 import stripe
 
@@ -37,6 +37,8 @@ from billgraph.adapters.stripe_billing import (
 )
 from billgraph.adapters.stripe_events import read_event
 from billgraph.core.errors import ProviderError
+
+T = TypeVar("T")
 
 SIGNATURE_HEADER = "stripe-signature"
 TOLERANCE_SECONDS = 300
@@ -84,21 +86,19 @@ class StripeProvider:
             params["email"] = request.email
         if request.name:
             params["name"] = request.name
-        try:
-            customer = await self._client.v1.customers.create_async(
+        customer = await self._call(
+            self._client.v1.customers.create_async(
                 params, {"idempotency_key": request.idempotency_key}
             )
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        )
         return customer.id
 
     async def create_checkout_session(self, request: SessionRequest) -> ProviderSession:
-        try:
-            session = await self._client.v1.checkout.sessions.create_async(
+        session = await self._call(
+            self._client.v1.checkout.sessions.create_async(
                 _session_params(request), {"idempotency_key": request.idempotency_key}
             )
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        )
         if not session.url:
             raise ProviderError(
                 "invalid_request", "Stripe opened a session without a hosted page.", "STRIPE"
@@ -106,10 +106,7 @@ class StripeProvider:
         return ProviderSession(provider_session_id=session.id, url=session.url)
 
     async def expire_checkout_session(self, provider_session_id: str) -> None:
-        try:
-            await self._client.v1.checkout.sessions.expire_async(provider_session_id)
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        await self._call(self._client.v1.checkout.sessions.expire_async(provider_session_id))
 
     async def refund(self, request: RefundRequest) -> ProviderRefund:
         params: stripe.params.RefundCreateParams = {
@@ -119,12 +116,11 @@ class StripeProvider:
         }
         if request.reason:
             params["metadata"] = {REFUND_REASON_KEY: request.reason[:500]}
-        try:
-            refund = await self._client.v1.refunds.create_async(
+        refund = await self._call(
+            self._client.v1.refunds.create_async(
                 params, {"idempotency_key": request.idempotency_key}
             )
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        )
         # requires_action and canceled are Stripe's too: neither gave the money back (yet).
         status = refund.status if refund.status in REFUND_STATUSES else "pending"
         if refund.status == "canceled":
@@ -144,13 +140,12 @@ class StripeProvider:
     ) -> ProviderSession:
         """A Checkout Session in subscription mode: Stripe collects the card, then starts
         the subscription (with `metadata` on the session and the subscription)."""
-        try:
-            session = await self._client.v1.checkout.sessions.create_async(
+        session = await self._call(
+            self._client.v1.checkout.sessions.create_async(
                 _subscription_session_params(request),
                 {"idempotency_key": request.idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        )
         if not session.url:
             raise ProviderError(
                 "invalid_request", "Stripe opened a session without a hosted page.", "STRIPE"
@@ -158,37 +153,27 @@ class StripeProvider:
         return ProviderSession(provider_session_id=session.id, url=session.url)
 
     async def retrieve_subscription(self, subscription_id: str) -> ProviderSubscription:
-        try:
-            found = await self._client.v1.subscriptions.retrieve_async(subscription_id)
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        found = await self._call(self._client.v1.subscriptions.retrieve_async(subscription_id))
         return read_subscription(found.to_dict())
 
     async def retrieve_invoice(self, invoice_id: str) -> ProviderInvoice:
-        try:
-            found = await self._client.v1.invoices.retrieve_async(invoice_id)
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        found = await self._call(self._client.v1.invoices.retrieve_async(invoice_id))
         return read_invoice(found.to_dict())
 
     async def cancel_subscription(self, subscription_id: str) -> ProviderSubscription:
         """Cancel now (no proration, no final invoice)."""
-        try:
-            done = await self._client.v1.subscriptions.cancel_async(subscription_id)
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        done = await self._call(self._client.v1.subscriptions.cancel_async(subscription_id))
         return read_subscription(done.to_dict())
 
     async def set_cancel_at_period_end(
         self, subscription_id: str, cancel: bool
     ) -> ProviderSubscription:
         # Setting a flag is idempotent by itself (the SDK keys its own retries).
-        try:
-            done = await self._client.v1.subscriptions.update_async(
+        done = await self._call(
+            self._client.v1.subscriptions.update_async(
                 subscription_id, {"cancel_at_period_end": cancel}
             )
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        )
         return read_subscription(done.to_dict())
 
     async def add_wallet_credit(
@@ -204,8 +189,8 @@ class StripeProvider:
         (invalid_request: the invoice is no draft any more)."""
         if invoice.customer is None:
             raise ProviderError("invalid_request", "The invoice has no customer.", "STRIPE")
-        try:
-            await self._client.v1.invoice_items.create_async(
+        await self._call(
+            self._client.v1.invoice_items.create_async(
                 {
                     "customer": invoice.customer,
                     "invoice": invoice.id,
@@ -216,17 +201,15 @@ class StripeProvider:
                 },
                 {"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        )
 
     async def create_portal_session(self, provider_customer_id: str, return_url: str) -> str:
         """A Customer Portal session's URL (short-lived: made on each request)."""
-        try:
-            portal = await self._client.v1.billing_portal.sessions.create_async(
+        portal = await self._call(
+            self._client.v1.billing_portal.sessions.create_async(
                 {"customer": provider_customer_id, "return_url": return_url}
             )
-        except stripe.StripeError as exc:
-            raise self._provider_error(exc) from None
+        )
         return portal.url
 
     async def parse_webhook(
@@ -254,6 +237,13 @@ class StripeProvider:
                 f"The signature is older than {TOLERANCE_SECONDS} s (or from the future).",
                 "STALE_SIGNATURE",
             )
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        """A Stripe call's answer; its StripeError as billgraph's ProviderError."""
+        try:
+            return await call
+        except stripe.StripeError as exc:
+            raise self._provider_error(exc) from None
 
     def _provider_error(self, exc: stripe.StripeError) -> ProviderError:
         code, decline_code, message = _classify(exc)

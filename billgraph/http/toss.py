@@ -173,21 +173,10 @@ class TossRoutes:
         except ConflictError:
             return _closed(row, checkout.effective_status(row), 409)
         except ProviderError as exc:
-            log.warning(
-                "toss billing key not issued",
-                code=exc.code,
-                decline_code=exc.decline_code,
-                checkout_session_id=row.id,
-                request_id=request_id,
+            unanswered = _not_answered(
+                exc, row, request_id, "toss billing key not issued", "the card is not registered"
             )
-            if exc.code == "provider_unavailable":
-                return _unavailable(
-                    "Toss Payments did not answer, and the card is not registered yet. Try "
-                    "again in a moment: reload this page."
-                )
-            if exc.code == "provider_not_configured":
-                return _unavailable("Toss Payments is not available on this gateway.")
-            return _redirect(row.cancel_url)  # the error is on the session
+            return unanswered or _redirect(row.cancel_url)  # the error is on the session
         log.info(
             "toss billing key registered",
             declined=done.declined is not None,
@@ -265,20 +254,11 @@ class TossRoutes:
     async def _refused(
         self, row: CheckoutSession, exc: ProviderError, request_id: str | None
     ) -> Response:
-        log.warning(
-            "toss confirm refused",
-            code=exc.code,
-            decline_code=exc.decline_code,
-            checkout_session_id=row.id,
-            request_id=request_id,
+        unanswered = _not_answered(
+            exc, row, request_id, "toss confirm refused", "nothing was credited"
         )
-        if exc.code == "provider_unavailable":
-            return _unavailable(
-                "Toss Payments did not answer, and nothing was credited yet. Try again in a "
-                "moment: reload this page."
-            )
-        if exc.code == "provider_not_configured":
-            return _unavailable("Toss Payments is not available on this gateway.")
+        if unanswered is not None:
+            return unanswered
         error = PaymentError(exc.code, exc.message, exc.decline_code)
         async with unit_of_work(self.database) as unit:
             await checkout.record_payment_error(unit, Provider.TOSS, row.provider_session_id, error)
@@ -392,6 +372,27 @@ def _closed(row: CheckoutSession, state: checkout.CheckoutStatus, status: int) -
 
 def _not_found() -> Response:
     return _page("Checkout not found", _notice("No checkout session has this address."), 404)
+
+
+def _not_answered(
+    exc: ProviderError, row: CheckoutSession, request_id: str | None, event: str, yet: str
+) -> Response | None:
+    """Log a refused Toss call; the page for one Toss did not answer (or cannot be asked
+    here), saying what has not happened `yet`; None for a refusal the session records."""
+    log.warning(
+        event,
+        code=exc.code,
+        decline_code=exc.decline_code,
+        checkout_session_id=row.id,
+        request_id=request_id,
+    )
+    if exc.code == "provider_unavailable":
+        return _unavailable(
+            f"Toss Payments did not answer, and {yet} yet. Try again in a moment: reload this page."
+        )
+    if exc.code == "provider_not_configured":
+        return _unavailable("Toss Payments is not available on this gateway.")
+    return None
 
 
 def _unavailable(text: str) -> Response:
