@@ -10,7 +10,8 @@ its code, the one the client sees).
 """
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy import event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billgraph.db.engine import Database
+from billgraph.db.reads import Watcher
 from billgraph.settings import Settings
 
 REQUEST_ID = "billgraph.request_id"
@@ -51,6 +53,7 @@ class Tracing:
     _listeners: list[tuple[Any, str, Callable[..., None]]] = field(
         default_factory=list, init=False, repr=False
     )
+    _reads: tuple[Database, Watcher] | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
 
     def instrument(self, database: Database) -> None:
@@ -118,6 +121,31 @@ class Tracing:
             event.listen(engine, name, listener)
             self._listeners.append((engine, name, listener))
 
+        @contextmanager
+        def read(statement: str) -> Iterator[None]:
+            """The same span for a prebuilt read on asyncpg's own pool (Database.reads)."""
+            if not trace.get_current_span().is_recording():
+                yield
+                return
+            operation = statement.split(None, 1)[0].upper()
+            span = tracer.start_span(
+                operation,
+                kind=SpanKind.CLIENT,
+                attributes={**attributes, "db.operation": operation, "db.statement": statement},
+            )
+            try:
+                yield
+            except BaseException as error:
+                name = type(error).__name__  # the type only: its message may quote values
+                span.set_attribute("error.type", name)
+                span.set_status(Status(StatusCode.ERROR, name))
+                raise
+            finally:
+                span.end()
+
+        database.reads.watchers.append(read)
+        self._reads = (database, read)
+
     def shutdown(self) -> None:
         """Export what is pending and stop; removes the engine listeners. Idempotent."""
         if self._closed:
@@ -126,6 +154,10 @@ class Tracing:
         for target, name, listener in self._listeners:
             event.remove(target, name, listener)
         self._listeners.clear()
+        if self._reads is not None:
+            database, read = self._reads
+            database.reads.watchers.remove(read)
+            self._reads = None
         self.provider.shutdown()
 
 

@@ -4,13 +4,15 @@ customers; the batched ones are one SQL statement whatever the number of keys.""
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Integer, Row, Select, Table, bindparam, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import BigInteger, Integer, Row, Select, Table, any_, bindparam, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.models import Customer
+from billgraph.db.reads import Read, Reader
 
 CustomerRow = Row[*tuple[Any, ...]]
-"""A customers row as the loaders read it: the model's attributes, by name, without the ORM."""
+"""A customers row as the loaders read it (billgraph.db.reads): the columns by position or name."""
 
 _customers = cast(Table, Customer.__table__)
 
@@ -19,7 +21,10 @@ _LIVE_CUSTOMERS = select(*_customers.c).where(
     _customers.c.organization_id == bindparam("organization_id"),
     _customers.c.deleted_at.is_(None),
 )
-CUSTOMERS_BY_IDS = _LIVE_CUSTOMERS.where(_customers.c.id.in_(bindparam("ids", expanding=True)))
+CUSTOMERS_BY_IDS = Read(
+    _LIVE_CUSTOMERS.where(_customers.c.id.in_(bindparam("ids", expanding=True))),
+    _LIVE_CUSTOMERS.where(_customers.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
+)
 
 
 def _page(*, after: bool, email: bool) -> Select[Any]:
@@ -32,7 +37,9 @@ def _page(*, after: bool, email: bool) -> Select[Any]:
 
 
 # (after a cursor, filtered by email) -> the page's statement
-CUSTOMER_PAGES = {(a, e): _page(after=a, email=e) for a in (False, True) for e in (False, True)}
+CUSTOMER_PAGES = {
+    (a, e): Read(_page(after=a, email=e)) for a in (False, True) for e in (False, True)
+}
 
 
 def _live_customers(organization_id: int) -> Select[Customer]:
@@ -42,16 +49,14 @@ def _live_customers(organization_id: int) -> Select[Customer]:
 
 
 async def customer_rows_by_ids(
-    connection: AsyncConnection, organization_id: int, ids: Sequence[int]
+    reader: Reader, organization_id: int, ids: Sequence[int]
 ) -> dict[int, CustomerRow]:
-    result = await connection.execute(
-        CUSTOMERS_BY_IDS, {"organization_id": organization_id, "ids": ids}
-    )
-    return {row.id: row for row in result}
+    rows = await reader.rows(CUSTOMERS_BY_IDS, {"organization_id": organization_id, "ids": ids})
+    return {row[0]: row for row in rows}
 
 
 async def customers_page(
-    connection: AsyncConnection | AsyncSession,
+    reader: Reader,
     organization_id: int,
     *,
     limit: int,
@@ -65,7 +70,7 @@ async def customers_page(
         params["after_id"] = after_id
     if email is not None:
         params["email"] = email.strip().lower()
-    return list(await connection.execute(statement, params))
+    return list(await reader.rows(statement, params))
 
 
 async def live_customer(

@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from sqlalchemy import event
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from billgraph.db.locks import GroupCommit, KeyedLocks
+from billgraph.db.reads import Reads
 from billgraph.logs import get_logger
 
 log = get_logger(__name__)
@@ -53,6 +53,9 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     # Units of work that write several statements atomically (see write_session).
     transactions: async_sessionmaker[AsyncSession]
+    # The hot paths' prebuilt reads, as plain rows (on PostgreSQL on asyncpg's own pool);
+    # by default on what the read-only sessions run on.
+    reads: Reads = None  # type: ignore[assignment]
     # Writers queue here before they touch the database: per wallet on PostgreSQL (see
     # services/ledger.py), and on SQLite, which has one writer per file, all on SQLITE_WRITER.
     write_locks: KeyedLocks = field(default_factory=KeyedLocks)
@@ -61,13 +64,11 @@ class Database:
     # Committed changes are announced here, for live subscriptions.
     events: EventSink = field(default_factory=EventSink)
 
-    @cached_property
-    def reads(self) -> AsyncEngine:
-        """What the read-only sessions run on, for reads on a plain connection (the hot
-        loaders: prebuilt statements read as rows, no session to set up and close)."""
-        bind = self.sessions.kw["bind"]
-        assert isinstance(bind, AsyncEngine)
-        return bind
+    def __post_init__(self) -> None:
+        if self.reads is None:
+            bind = self.sessions.kw["bind"]
+            assert isinstance(bind, AsyncEngine)
+            object.__setattr__(self, "reads", Reads(bind))
 
     @property
     def is_sqlite(self) -> bool:
@@ -89,6 +90,7 @@ class Database:
                 yield session
 
     async def dispose(self) -> None:
+        await self.reads.close()
         await self.engine.dispose()
 
 
@@ -111,6 +113,10 @@ def connect(url: str, *, pool_size: int = 20, statement_timeout_ms: int = 5000) 
             f"unsupported database URL scheme {parsed.drivername!r}; "
             f"use one of {', '.join(SUPPORTED_DRIVERS)}"
         )
+    server_settings = {
+        "statement_timeout": str(statement_timeout_ms),
+        "application_name": "billgraph",
+    }
     if parsed.drivername.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
@@ -120,12 +126,7 @@ def connect(url: str, *, pool_size: int = 20, statement_timeout_ms: int = 5000) 
             pool_size=pool_size,
             max_overflow=0,
             pool_pre_ping=False,
-            connect_args={
-                "server_settings": {
-                    "statement_timeout": str(statement_timeout_ms),
-                    "application_name": "billgraph",
-                }
-            },
+            connect_args={"server_settings": server_settings},
         )
     autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
@@ -133,4 +134,5 @@ def connect(url: str, *, pool_size: int = 20, statement_timeout_ms: int = 5000) 
         autocommit=autocommit,
         sessions=async_sessionmaker(autocommit, expire_on_commit=False),
         transactions=async_sessionmaker(engine, expire_on_commit=False),
+        reads=Reads(autocommit, pool_size=pool_size, server_settings=server_settings),
     )

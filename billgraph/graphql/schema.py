@@ -17,6 +17,7 @@ from billgraph.graphql.checkout.mutations import CheckoutMutations
 from billgraph.graphql.currencies import CurrencyQueries
 from billgraph.graphql.customers.mutations import CustomerMutations
 from billgraph.graphql.customers.queries import CustomerQueries
+from billgraph.graphql.execution import LeanExecution
 from billgraph.graphql.extensions.auth import Authentication
 from billgraph.graphql.extensions.errors import DatabaseOutage, StreamErrors
 from billgraph.graphql.extensions.limits import DocumentLimits, QueryLimits
@@ -74,6 +75,7 @@ def build_schema(settings: Settings, tracer: Tracer | None = None) -> strawberry
         query=Query,
         mutation=Mutation,
         subscription=SubscriptionRoot,
+        execution_context_class=LeanExecution,
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
         extensions=[
             *tracing,  # first: its span wraps the other hooks

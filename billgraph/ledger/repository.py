@@ -13,6 +13,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    any_,
     bindparam,
     func,
     select,
@@ -20,12 +21,14 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.models import Customer, LedgerEntry, Wallet
+from billgraph.db.reads import Read, Reader
 
 LedgerEntryRow = Row[*tuple[Any, ...]]
-"""A ledger_entries row as the loaders read it: the model's attributes, by name, no ORM."""
+"""A ledger_entries row as the loaders read it (billgraph.db.reads): the columns by position or
+name."""
 
 # Keyset "after" for a first page of entries: larger than any sequence.
 NO_CURSOR = 2**62
@@ -39,15 +42,18 @@ _WALLET_ID = _entries.c.keys().index("wallet_id")
 _SEQUENCE = itemgetter(_entries.c.keys().index("sequence"))
 
 # Built once, like the ledger's write statements: a request only binds their parameters.
-ENTRIES_BY_IDS = (
+_LIVE_ENTRIES = (
     select(*_entries.c)
     .join(_wallets, _wallets.c.id == _entries.c.wallet_id)
     .join(_customers, _customers.c.id == _wallets.c.customer_id)
     .where(
         _entries.c.organization_id == bindparam("organization_id"),
-        _entries.c.id.in_(bindparam("ids", expanding=True)),
         _customers.c.deleted_at.is_(None),
     )
+)
+ENTRIES_BY_IDS = Read(
+    _LIVE_ENTRIES.where(_entries.c.id.in_(bindparam("ids", expanding=True))),
+    _LIVE_ENTRIES.where(_entries.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
 )
 
 
@@ -73,21 +79,19 @@ def _pages_lateral(*, by_type: bool) -> Select[Any]:
     return select(*lateral.c).select_from(keys).join(lateral, true())
 
 
-# Filtered by entry type or not -> the statement.
-ENTRY_PAGES = {by_type: _pages_lateral(by_type=by_type) for by_type in (False, True)}
+# Filtered by entry type or not -> the statement (PostgreSQL's; SQLite's is built per call).
+ENTRY_PAGES = {by_type: Read(_pages_lateral(by_type=by_type)) for by_type in (False, True)}
 
 
 async def entries_by_ids(
-    connection: AsyncConnection | AsyncSession, organization_id: int, ids: Sequence[int]
+    reader: Reader, organization_id: int, ids: Sequence[int]
 ) -> dict[int, LedgerEntryRow]:
-    result = await connection.execute(
-        ENTRIES_BY_IDS, {"organization_id": organization_id, "ids": ids}
-    )
-    return {row.id: row for row in result}
+    rows = await reader.rows(ENTRIES_BY_IDS, {"organization_id": organization_id, "ids": ids})
+    return {row[0]: row for row in rows}
 
 
 async def entries_pages(
-    connection: AsyncConnection | AsyncSession,
+    reader: Reader,
     organization_id: int,
     pages: Sequence[tuple[int, int | None]],
     *,
@@ -104,7 +108,7 @@ async def entries_pages(
     if not pages:
         return {}
     found: dict[int, list[LedgerEntryRow]] = defaultdict(list)
-    if _dialect(connection) == "postgresql":
+    if reader.dialect == "postgresql":
         params: dict[str, object] = {
             "wallet_ids": [w for w, _ in pages],
             "befores": [NO_CURSOR if b is None else b for _, b in pages],
@@ -113,24 +117,18 @@ async def entries_pages(
         }
         if entry_type is not None:
             params["entry_type"] = entry_type
-        for row in await connection.execute(ENTRY_PAGES[entry_type is not None], params):
+        for row in await reader.rows(ENTRY_PAGES[entry_type is not None], params):
             found[row[_WALLET_ID]].append(row)
     else:  # SQLite allows 500 terms in a compound SELECT
         for i in range(0, len(pages), SQLITE_UNION_TERMS):
             query = _pages_union(
                 organization_id, pages[i : i + SQLITE_UNION_TERMS], limit, entry_type
             )
-            for row in await connection.execute(query):
+            for row in await reader.rows(Read(query), {}):
                 found[row[_WALLET_ID]].append(row)
     for rows in found.values():
         rows.sort(key=_SEQUENCE, reverse=True)
     return found
-
-
-def _dialect(connection: AsyncConnection | AsyncSession) -> str:
-    if isinstance(connection, AsyncSession):
-        return connection.get_bind().dialect.name
-    return connection.dialect.name
 
 
 def _pages_union(

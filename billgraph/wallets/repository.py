@@ -4,18 +4,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, bindparam, select, update
+from sqlalchemy import BigInteger, Row, Select, Table, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.models import Customer, Wallet, utcnow
+from billgraph.db.reads import Read, Reader
 
 WalletRow = Row[*tuple[Any, ...]]
-"""A wallets row as the loaders read it: the model's attributes, by name, without the ORM."""
+"""A wallets row as the loaders read it (billgraph.db.reads): the columns by position or name."""
 
 _wallets = cast(Table, Wallet.__table__)
 _customers = cast(Table, Customer.__table__)
+_CUSTOMER_ID = _wallets.c.keys().index("customer_id")
 
 # Built once: these run on most requests, and building a statement costs more than its
 # round trip. A plain row per wallet, no ORM object.
@@ -27,10 +30,19 @@ _LIVE_WALLETS = (
         _customers.c.deleted_at.is_(None),
     )
 )
-WALLETS_BY_IDS = _LIVE_WALLETS.where(_wallets.c.id.in_(bindparam("ids", expanding=True)))
-WALLETS_BY_CUSTOMER_IDS = _LIVE_WALLETS.where(
-    _wallets.c.customer_id.in_(bindparam("customer_ids", expanding=True))
-).order_by(_wallets.c.customer_id, _wallets.c.id)
+WALLETS_BY_IDS = Read(
+    _LIVE_WALLETS.where(_wallets.c.id.in_(bindparam("ids", expanding=True))),
+    _LIVE_WALLETS.where(_wallets.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
+)
+_BY_CUSTOMER = (_wallets.c.customer_id, _wallets.c.id)
+WALLETS_BY_CUSTOMER_IDS = Read(
+    _LIVE_WALLETS.where(
+        _wallets.c.customer_id.in_(bindparam("customer_ids", expanding=True))
+    ).order_by(*_BY_CUSTOMER),
+    _LIVE_WALLETS.where(
+        _wallets.c.customer_id == any_(bindparam("customer_ids", type_=ARRAY(BigInteger)))
+    ).order_by(*_BY_CUSTOMER),
+)
 
 
 def _live_wallets(organization_id: int) -> Select[Wallet]:
@@ -42,25 +54,23 @@ def _live_wallets(organization_id: int) -> Select[Wallet]:
 
 
 async def wallet_rows_by_ids(
-    connection: AsyncConnection, organization_id: int, ids: Sequence[int]
+    reader: Reader, organization_id: int, ids: Sequence[int]
 ) -> dict[int, WalletRow]:
-    result = await connection.execute(
-        WALLETS_BY_IDS, {"organization_id": organization_id, "ids": ids}
-    )
-    return {row.id: row for row in result}
+    rows = await reader.rows(WALLETS_BY_IDS, {"organization_id": organization_id, "ids": ids})
+    return {row[0]: row for row in rows}
 
 
 async def wallet_rows_by_customer_ids(
-    connection: AsyncConnection, organization_id: int, customer_ids: Sequence[int]
+    reader: Reader, organization_id: int, customer_ids: Sequence[int]
 ) -> dict[int, list[WalletRow]]:
     """Each customer's wallets, oldest first."""
-    result = await connection.execute(
+    rows = await reader.rows(
         WALLETS_BY_CUSTOMER_IDS,
         {"organization_id": organization_id, "customer_ids": customer_ids},
     )
     found: dict[int, list[WalletRow]] = defaultdict(list)
-    for row in result:
-        found[row.customer_id].append(row)
+    for row in rows:
+        found[row[_CUSTOMER_ID]].append(row)
     return found
 
 
