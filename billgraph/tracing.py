@@ -26,7 +26,7 @@ from sqlalchemy import event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billgraph.db.engine import Database
-from billgraph.db.reads import Watcher
+from billgraph.db.plain import Watcher
 from billgraph.settings import Settings
 
 REQUEST_ID = "billgraph.request_id"
@@ -53,7 +53,7 @@ class Tracing:
     _listeners: list[tuple[Any, str, Callable[..., None]]] = field(
         default_factory=list, init=False, repr=False
     )
-    _reads: tuple[Database, Watcher] | None = field(default=None, init=False, repr=False)
+    _plain: tuple[Database, Watcher] | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
 
     def instrument(self, database: Database) -> None:
@@ -123,7 +123,7 @@ class Tracing:
 
         @contextmanager
         def read(statement: str) -> Iterator[None]:
-            """The same span for a prebuilt read on asyncpg's own pool (Database.reads)."""
+            """The same span for a prebuilt statement on asyncpg's own pool (Database.plain)."""
             if not trace.get_current_span().is_recording():
                 yield
                 return
@@ -143,8 +143,8 @@ class Tracing:
             finally:
                 span.end()
 
-        database.reads.watchers.append(read)
-        self._reads = (database, read)
+        database.plain.watchers.append(read)
+        self._plain = (database, read)
 
     def shutdown(self) -> None:
         """Export what is pending and stop; removes the engine listeners. Idempotent."""
@@ -154,10 +154,10 @@ class Tracing:
         for target, name, listener in self._listeners:
             event.remove(target, name, listener)
         self._listeners.clear()
-        if self._reads is not None:
-            database, read = self._reads
-            database.reads.watchers.remove(read)
-            self._reads = None
+        if self._plain is not None:
+            database, read = self._plain
+            database.plain.watchers.remove(read)
+            self._plain = None
         self.provider.shutdown()
 
 

@@ -9,10 +9,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.models import Customer
-from billgraph.db.reads import Read, Reader
+from billgraph.db.plain import PlainConnection, Prebuilt
 
 CustomerRow = Row[*tuple[Any, ...]]
-"""A customers row as the loaders read it (billgraph.db.reads): the columns by position or name."""
+"""A customers row as the loaders read it (billgraph.db.plain): the columns by position or name."""
 
 _customers = cast(Table, Customer.__table__)
 
@@ -21,7 +21,7 @@ _LIVE_CUSTOMERS = select(*_customers.c).where(
     _customers.c.organization_id == bindparam("organization_id"),
     _customers.c.deleted_at.is_(None),
 )
-CUSTOMERS_BY_IDS = Read(
+CUSTOMERS_BY_IDS = Prebuilt(
     _LIVE_CUSTOMERS.where(_customers.c.id.in_(bindparam("ids", expanding=True))),
     _LIVE_CUSTOMERS.where(_customers.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
 )
@@ -38,7 +38,7 @@ def _page(*, after: bool, email: bool) -> Select[Any]:
 
 # (after a cursor, filtered by email) -> the page's statement
 CUSTOMER_PAGES = {
-    (a, e): Read(_page(after=a, email=e)) for a in (False, True) for e in (False, True)
+    (a, e): Prebuilt(_page(after=a, email=e)) for a in (False, True) for e in (False, True)
 }
 
 
@@ -49,14 +49,14 @@ def _live_customers(organization_id: int) -> Select[Customer]:
 
 
 async def customer_rows_by_ids(
-    reader: Reader, organization_id: int, ids: Sequence[int]
+    connection: PlainConnection, organization_id: int, ids: Sequence[int]
 ) -> dict[int, CustomerRow]:
-    rows = await reader.rows(CUSTOMERS_BY_IDS, {"organization_id": organization_id, "ids": ids})
+    rows = await connection.rows(CUSTOMERS_BY_IDS, {"organization_id": organization_id, "ids": ids})
     return {row[0]: row for row in rows}
 
 
 async def customers_page(
-    reader: Reader,
+    connection: PlainConnection,
     organization_id: int,
     *,
     limit: int,
@@ -70,7 +70,7 @@ async def customers_page(
         params["after_id"] = after_id
     if email is not None:
         params["email"] = email.strip().lower()
-    return list(await reader.rows(statement, params))
+    return list(await connection.rows(statement, params))
 
 
 async def live_customer(

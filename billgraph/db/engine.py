@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from billgraph.db.locks import GroupCommit, KeyedLocks
-from billgraph.db.reads import Reads
+from billgraph.db.plain import Plain
 from billgraph.logs import get_logger
 
 log = get_logger(__name__)
@@ -53,9 +53,9 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     # Units of work that write several statements atomically (see write_session).
     transactions: async_sessionmaker[AsyncSession]
-    # The hot paths' prebuilt reads, as plain rows (on PostgreSQL on asyncpg's own pool);
-    # by default on what the read-only sessions run on.
-    reads: Reads = None  # type: ignore[assignment]
+    # The hot paths' prebuilt statements on plain connections, read as rows (on PostgreSQL
+    # on asyncpg's own pool); by default on what the read-only sessions run on.
+    plain: Plain = None  # type: ignore[assignment]
     # Writers queue here before they touch the database: per wallet on PostgreSQL (see
     # services/ledger.py), and on SQLite, which has one writer per file, all on SQLITE_WRITER.
     write_locks: KeyedLocks = field(default_factory=KeyedLocks)
@@ -65,10 +65,10 @@ class Database:
     events: EventSink = field(default_factory=EventSink)
 
     def __post_init__(self) -> None:
-        if self.reads is None:
+        if self.plain is None:
             bind = self.sessions.kw["bind"]
             assert isinstance(bind, AsyncEngine)
-            object.__setattr__(self, "reads", Reads(bind))
+            object.__setattr__(self, "plain", Plain(bind))
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,7 +90,7 @@ class Database:
                 yield session
 
     async def dispose(self) -> None:
-        await self.reads.close()
+        await self.plain.close()
         await self.engine.dispose()
 
 
@@ -134,5 +134,5 @@ def connect(url: str, *, pool_size: int = 20, statement_timeout_ms: int = 5000) 
         autocommit=autocommit,
         sessions=async_sessionmaker(autocommit, expire_on_commit=False),
         transactions=async_sessionmaker(engine, expire_on_commit=False),
-        reads=Reads(autocommit, pool_size=pool_size, server_settings=server_settings),
+        plain=Plain(autocommit, pool_size=pool_size, server_settings=server_settings),
     )

@@ -10,7 +10,7 @@ from billgraph.db.engine import Database
 
 @contextmanager
 def count_statements(database: Database) -> Iterator[list[str]]:
-    """Collects the SQL statements the engine and the prebuilt reads (Database.reads) run
+    """Collects the SQL statements the engine and the prebuilt statements (Database.plain) run
     inside the block."""
     statements: list[str] = []
 
@@ -22,9 +22,9 @@ def count_statements(database: Database) -> Iterator[list[str]]:
         return nullcontext()
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
-    database.reads.watchers.append(watch)
+    database.plain.watchers.append(watch)
     try:
         yield statements
     finally:
-        database.reads.watchers.remove(watch)
+        database.plain.watchers.remove(watch)
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)

@@ -9,14 +9,14 @@ from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.engine import Database
-from billgraph.db.reads import Reader
+from billgraph.db.plain import PlainConnection
 
 V = TypeVar("V")
 
 # A repository's batched read by ids, confined to an organization.
 ByIds = Callable[[AsyncSession, int, Sequence[int]], Awaitable[dict[int, V]]]
 # The same on a plain connection: the hot reads, prebuilt statements read as rows.
-RowsByIds = Callable[[Reader, int, Sequence[int]], Awaitable[dict[int, V]]]
+RowsByIds = Callable[[PlainConnection, int, Sequence[int]], Awaitable[dict[int, V]]]
 
 
 def by_id(database: Database, organization_id: int, query: ByIds[V]) -> "DataLoader[int, V | None]":
@@ -33,11 +33,11 @@ def by_id(database: Database, organization_id: int, query: ByIds[V]) -> "DataLoa
 def rows_by_id(
     database: Database, organization_id: int, query: RowsByIds[V]
 ) -> "DataLoader[int, V | None]":
-    """`by_id` on a plain connection (Database.reads): no session to set up."""
+    """`by_id` on a plain connection (Database.plain): no session to set up."""
 
     async def load(ids: list[int]) -> list[V | None]:
-        async with database.reads.connect() as reader:
-            found = await query(reader, organization_id, ids)
+        async with database.plain.connect() as connection:
+            found = await query(connection, organization_id, ids)
         return [found.get(i) for i in ids]
 
     return DataLoader(load)
@@ -45,7 +45,7 @@ def rows_by_id(
 
 # A repository's batched read of the rows belonging to each of many ids (a customer's wallets).
 GroupedByIds = Callable[[AsyncSession, int, Sequence[int]], Awaitable[dict[int, list[V]]]]
-RowsGroupedByIds = Callable[[Reader, int, Sequence[int]], Awaitable[dict[int, list[V]]]]
+RowsGroupedByIds = Callable[[PlainConnection, int, Sequence[int]], Awaitable[dict[int, list[V]]]]
 
 
 def grouped_by(
@@ -67,8 +67,8 @@ def rows_grouped_by(
     """`grouped_by` on a plain connection."""
 
     async def load(ids: list[int]) -> list[list[V]]:
-        async with database.reads.connect() as reader:
-            found = await query(reader, organization_id, ids)
+        async with database.plain.connect() as connection:
+            found = await query(connection, organization_id, ids)
         return [found.get(i, []) for i in ids]
 
     return DataLoader(load)

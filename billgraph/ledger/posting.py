@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from billgraph.core.unit import UnitOfWork
 from billgraph.db.engine import SQLITE_WRITER, Database
 from billgraph.db.models import LedgerEntry, Wallet, utcnow
-from billgraph.ledger.statements import MOVE, MOVE_AND_RECORD, RECORD
+from billgraph.db.plain import INTEGRITY_ERRORS
+from billgraph.ledger.statements import MOVE, MOVE_AND_RECORD, POSTING, RECORD
 from billgraph.live.events import BalanceChanged
 
 
@@ -151,11 +152,11 @@ async def write(
 async def _write_one(database: Database, request: EntryRequest) -> Posting | None:
     # One statement is its own transaction: no BEGIN/COMMIT round trips.
     try:
-        async with database.autocommit.connect() as connection:
-            row = (await connection.execute(MOVE_AND_RECORD, request.params())).first()
-    except IntegrityError:  # the key was taken by a racing transaction: nothing was written
+        async with database.plain.connect() as connection:
+            rows = await connection.rows(POSTING, request.params())
+    except INTEGRITY_ERRORS:  # the key was taken by a racing transaction: nothing was written
         return None
-    return None if row is None else _announced(database, _posting(request, tuple(row)))
+    return _announced(database, _posting(request, tuple(rows[0]))) if rows else None
 
 
 async def _write_batch(
@@ -164,8 +165,8 @@ async def _write_batch(
     if len(batch) == 1:
         return [await _write_one(database, batch[0])]
     try:
-        async with database.engine.begin() as connection:
-            rows = [(await connection.execute(MOVE_AND_RECORD, r.params())).first() for r in batch]
+        async with database.plain.transaction() as connection:
+            rows = [next(iter(await connection.rows(POSTING, r.params())), None) for r in batch]
     except Exception:  # noqa: BLE001
         # The batch rolled back as a whole (a key taken by a transaction elsewhere, a deadlock
         # on keys shared with another batch, a timeout): go one by one, so each caller gets

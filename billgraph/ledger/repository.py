@@ -24,10 +24,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.models import Customer, LedgerEntry, Wallet
-from billgraph.db.reads import Read, Reader
+from billgraph.db.plain import PlainConnection, Prebuilt
 
 LedgerEntryRow = Row[*tuple[Any, ...]]
-"""A ledger_entries row as the loaders read it (billgraph.db.reads): the columns by position or
+"""A ledger_entries row as the loaders read it (billgraph.db.plain): the columns by position or
 name."""
 
 # Keyset "after" for a first page of entries: larger than any sequence.
@@ -51,7 +51,7 @@ _LIVE_ENTRIES = (
         _customers.c.deleted_at.is_(None),
     )
 )
-ENTRIES_BY_IDS = Read(
+ENTRIES_BY_IDS = Prebuilt(
     _LIVE_ENTRIES.where(_entries.c.id.in_(bindparam("ids", expanding=True))),
     _LIVE_ENTRIES.where(_entries.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
 )
@@ -80,18 +80,18 @@ def _pages_lateral(*, by_type: bool) -> Select[Any]:
 
 
 # Filtered by entry type or not -> the statement (PostgreSQL's; SQLite's is built per call).
-ENTRY_PAGES = {by_type: Read(_pages_lateral(by_type=by_type)) for by_type in (False, True)}
+ENTRY_PAGES = {by_type: Prebuilt(_pages_lateral(by_type=by_type)) for by_type in (False, True)}
 
 
 async def entries_by_ids(
-    reader: Reader, organization_id: int, ids: Sequence[int]
+    connection: PlainConnection, organization_id: int, ids: Sequence[int]
 ) -> dict[int, LedgerEntryRow]:
-    rows = await reader.rows(ENTRIES_BY_IDS, {"organization_id": organization_id, "ids": ids})
+    rows = await connection.rows(ENTRIES_BY_IDS, {"organization_id": organization_id, "ids": ids})
     return {row[0]: row for row in rows}
 
 
 async def entries_pages(
-    reader: Reader,
+    connection: PlainConnection,
     organization_id: int,
     pages: Sequence[tuple[int, int | None]],
     *,
@@ -108,7 +108,7 @@ async def entries_pages(
     if not pages:
         return {}
     found: dict[int, list[LedgerEntryRow]] = defaultdict(list)
-    if reader.dialect == "postgresql":
+    if connection.dialect == "postgresql":
         params: dict[str, object] = {
             "wallet_ids": [w for w, _ in pages],
             "befores": [NO_CURSOR if b is None else b for _, b in pages],
@@ -117,14 +117,14 @@ async def entries_pages(
         }
         if entry_type is not None:
             params["entry_type"] = entry_type
-        for row in await reader.rows(ENTRY_PAGES[entry_type is not None], params):
+        for row in await connection.rows(ENTRY_PAGES[entry_type is not None], params):
             found[row[_WALLET_ID]].append(row)
     else:  # SQLite allows 500 terms in a compound SELECT
         for i in range(0, len(pages), SQLITE_UNION_TERMS):
             query = _pages_union(
                 organization_id, pages[i : i + SQLITE_UNION_TERMS], limit, entry_type
             )
-            for row in await reader.rows(Read(query), {}):
+            for row in await connection.rows(Prebuilt(query), {}):
                 found[row[_WALLET_ID]].append(row)
     for rows in found.values():
         rows.sort(key=_SEQUENCE, reverse=True)

@@ -24,6 +24,7 @@ from sqlalchemy import (
 
 from billgraph.core.validation import MAX_AMOUNT
 from billgraph.db.models import Customer, LedgerEntry, Wallet
+from billgraph.db.plain import Prebuilt
 
 wallets = cast(Table, Wallet.__table__)
 entries = cast(Table, LedgerEntry.__table__)
@@ -105,3 +106,5 @@ _recorded = (
 MOVE_AND_RECORD = select(
     *(_recorded.c[c.key] for c in _RETURNED), _moved.c.low_balance_threshold
 ).select_from(_recorded.join(_moved, true()))
+# The same on a plain connection (billgraph.db.plain): a posting of its own, autocommitted.
+POSTING = Prebuilt(MOVE_AND_RECORD)

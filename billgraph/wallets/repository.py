@@ -11,10 +11,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.models import Customer, Wallet, utcnow
-from billgraph.db.reads import Read, Reader
+from billgraph.db.plain import PlainConnection, Prebuilt
 
 WalletRow = Row[*tuple[Any, ...]]
-"""A wallets row as the loaders read it (billgraph.db.reads): the columns by position or name."""
+"""A wallets row as the loaders read it (billgraph.db.plain): the columns by position or name."""
 
 _wallets = cast(Table, Wallet.__table__)
 _customers = cast(Table, Customer.__table__)
@@ -30,12 +30,12 @@ _LIVE_WALLETS = (
         _customers.c.deleted_at.is_(None),
     )
 )
-WALLETS_BY_IDS = Read(
+WALLETS_BY_IDS = Prebuilt(
     _LIVE_WALLETS.where(_wallets.c.id.in_(bindparam("ids", expanding=True))),
     _LIVE_WALLETS.where(_wallets.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
 )
 _BY_CUSTOMER = (_wallets.c.customer_id, _wallets.c.id)
-WALLETS_BY_CUSTOMER_IDS = Read(
+WALLETS_BY_CUSTOMER_IDS = Prebuilt(
     _LIVE_WALLETS.where(
         _wallets.c.customer_id.in_(bindparam("customer_ids", expanding=True))
     ).order_by(*_BY_CUSTOMER),
@@ -54,17 +54,17 @@ def _live_wallets(organization_id: int) -> Select[Wallet]:
 
 
 async def wallet_rows_by_ids(
-    reader: Reader, organization_id: int, ids: Sequence[int]
+    connection: PlainConnection, organization_id: int, ids: Sequence[int]
 ) -> dict[int, WalletRow]:
-    rows = await reader.rows(WALLETS_BY_IDS, {"organization_id": organization_id, "ids": ids})
+    rows = await connection.rows(WALLETS_BY_IDS, {"organization_id": organization_id, "ids": ids})
     return {row[0]: row for row in rows}
 
 
 async def wallet_rows_by_customer_ids(
-    reader: Reader, organization_id: int, customer_ids: Sequence[int]
+    connection: PlainConnection, organization_id: int, customer_ids: Sequence[int]
 ) -> dict[int, list[WalletRow]]:
     """Each customer's wallets, oldest first."""
-    rows = await reader.rows(
+    rows = await connection.rows(
         WALLETS_BY_CUSTOMER_IDS,
         {"organization_id": organization_id, "customer_ids": customer_ids},
     )

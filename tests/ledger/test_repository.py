@@ -17,9 +17,9 @@ async def test_entry_pages_for_more_wallets_than_sqlite_allows_in_one_union(
     # 1,200 wallets (absent ones simply have no entries), the real one in the middle.
     pages = [(10**9 + i, None) for i in range(1_200)]
     pages.insert(600, (wallet_id, None))
-    async with database.reads.connect() as reader:
+    async with database.plain.connect() as connection:
         found = await repository.entries_pages(
-            reader, organization_id, pages, limit=1, entry_type=None
+            connection, organization_id, pages, limit=1, entry_type=None
         )
     assert list(found) == [wallet_id]
     assert [e.amount for e in found[wallet_id]] == [7]

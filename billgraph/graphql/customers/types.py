@@ -147,9 +147,9 @@ async def customer_page(
     after_id = decode_cursor(CUSTOMER_CURSOR, after)
     if email is not None:
         validation.storable(email, "email")
-    async with info.context.database.reads.connect() as reader:
+    async with info.context.database.plain.connect() as connection:
         rows = await repository.customers_page(
-            reader,
+            connection,
             info.context.organization_id,
             limit=limit + 1,
             after_id=after_id,

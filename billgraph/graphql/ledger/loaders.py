@@ -34,10 +34,10 @@ def entry_page_loader(
         for key in keys:
             groups[(key.limit, key.entry_type)].append(key)
         pages: dict[EntryPageKey, list[LedgerEntryRow]] = {}
-        async with database.reads.connect() as reader:
+        async with database.plain.connect() as connection:
             for (limit, entry_type), group in groups.items():
                 found = await repository.entries_pages(
-                    reader,
+                    connection,
                     organization_id,
                     [(k.wallet_id, k.before_sequence) for k in group],
                     limit=limit,

@@ -1,11 +1,11 @@
-"""Prebuilt reads on a plain connection: the hot paths' statements, built once, read as rows.
+"""Prebuilt statements on a plain connection: the hot paths' reads, and the posting (one
+statement, its own transaction), built once and read as rows.
 
 On PostgreSQL they run on a pool of asyncpg's own connections, as SQL compiled once by
-SQLAlchemy's asyncpg dialect (the same text SQLAlchemy would send): a read pays asyncpg's
-prepared-statement call and nothing else. Through SQLAlchemy the same read also paid a pool
-checkout, a greenlet switch per call, execution-context setup and result processing, more
-than the gateway spends on the rest of a request's statements. On SQLite they run on
-SQLAlchemy's connection (aiosqlite), as everything else does.
+SQLAlchemy's asyncpg dialect (the same text SQLAlchemy would send): a statement pays
+asyncpg's prepared-statement call and little else. Through SQLAlchemy the same statement
+also paid a pool checkout, a greenlet switch per call, execution-context setup and result
+processing. On SQLite they run on SQLAlchemy's connection (aiosqlite), as everything else.
 
 A row is read by position or by column name (`row[0]`, `row.id`), on both databases.
 Timestamps come back timezone-aware in UTC from both: asyncpg returns timestamptz as UTC,
@@ -21,13 +21,18 @@ from typing import Any, Protocol, cast
 import asyncpg
 from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-# How long a read waits for a pooled connection before the database counts as unavailable
+# How long a statement waits for a pooled connection before the database counts as unavailable
 # (SQLAlchemy's pool waits as long).
 ACQUIRE_TIMEOUT_SECONDS = 30.0
 
-# Watches each statement a read sends to PostgreSQL (the statement counter, tracing): called
+REQUIRED = object()  # a parameter the caller must give
+# What a statement that broke a constraint (a unique key taken) raises, on either database.
+INTEGRITY_ERRORS = (IntegrityError, asyncpg.exceptions.IntegrityConstraintViolationError)
+
+# Watches each statement sent to PostgreSQL here (the statement counter, tracing): called
 # with the SQL before it runs, it returns what wraps the execution.
 Watcher = Callable[[str], AbstractContextManager[object]]
 
@@ -43,8 +48,8 @@ class Row(asyncpg.Record):  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
-class Read:
-    """A read statement. `statement` runs on SQLite; `postgresql`, if given, replaces it on
+class Prebuilt:
+    """A statement. `statement` runs on SQLite; `postgresql`, if given, replaces it on
     PostgreSQL (an array parameter with `= ANY` instead of an expanding IN list: one
     prepared statement whatever the number of ids)."""
 
@@ -52,36 +57,51 @@ class Read:
     postgresql: Select[Any] | None = None
 
     @cached_property
-    def compiled(self) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
-        """The PostgreSQL SQL and its parameters in order, each with its bind processor."""
+    def compiled(self) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None, Any], ...]]:
+        """The PostgreSQL SQL and its parameters in order: each one's name, bind processor,
+        and the value the statement itself carries (a literal such as a bound 0), else
+        REQUIRED."""
         compiled = (self.postgresql if self.postgresql is not None else self.statement).compile(
             dialect=asyncpg_dialect()  # type: ignore[no-untyped-call]
         )
         if compiled.post_compile_params or compiled.literal_execute_params:
-            raise ValueError("a Read's PostgreSQL statement cannot expand parameters")
+            raise ValueError("a prebuilt PostgreSQL statement cannot expand parameters")
         processors = cast(dict[str, Callable[[Any], Any]], compiled._bind_processors)
-        names = compiled.positiontup or []
-        return compiled.string, tuple((name, processors.get(name)) for name in names)
+        parameters = []
+        for name in compiled.positiontup or []:
+            bind = compiled.binds[name]
+            value = REQUIRED if bind.required or bind.callable else bind.value
+            parameters.append((name, processors.get(name), value))
+        return compiled.string, tuple(parameters)
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        """`params` (by name) as the statement's positional arguments, bind-processed."""
+        arguments = []
+        for name, process, value in self.compiled[1]:
+            value = params[name] if value is REQUIRED or name in params else value
+            arguments.append(value if process is None else process(value))
+        return arguments
 
 
-class Reader(Protocol):
-    """One connection's prebuilt reads."""
+class PlainConnection(Protocol):
+    """One plain connection, for prebuilt statements (autocommit: each is its own
+    transaction)."""
 
     dialect: str  # "postgresql" or "sqlite"
 
-    async def rows(self, read: Read, params: Mapping[str, Any]) -> Sequence[Any]: ...
+    async def rows(self, statement: Prebuilt, params: Mapping[str, Any]) -> Sequence[Any]: ...
 
 
-class _PostgresReader:
+class _PostgresConnection:
     dialect = "postgresql"
 
     def __init__(self, connection: asyncpg.Connection, watchers: list[Watcher]) -> None:
         self._connection = connection
         self._watchers = watchers
 
-    async def rows(self, read: Read, params: Mapping[str, Any]) -> Sequence[Any]:
-        sql, names = read.compiled
-        args = [params[n] if p is None else p(params[n]) for n, p in names]
+    async def rows(self, statement: Prebuilt, params: Mapping[str, Any]) -> Sequence[Any]:
+        sql = statement.compiled[0]
+        args = statement.arguments(params)
         if not self._watchers:
             rows: Sequence[Any] = await self._connection.fetch(sql, *args, record_class=Row)
             return rows
@@ -99,18 +119,18 @@ class _PostgresReader:
         return found
 
 
-class _SqlAlchemyReader:
+class _SqlAlchemyConnection:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
         self.dialect = connection.dialect.name
 
-    async def rows(self, read: Read, params: Mapping[str, Any]) -> Sequence[Any]:
-        return list(await self._connection.execute(read.statement, params))
+    async def rows(self, statement: Prebuilt, params: Mapping[str, Any]) -> Sequence[Any]:
+        return list(await self._connection.execute(statement.statement, params))
 
 
 @dataclass
-class Reads:
-    """Where prebuilt reads run: `engine` (SQLite), or asyncpg's pool for its PostgreSQL
+class Plain:
+    """Where prebuilt statements run: `engine` (SQLite), or asyncpg's pool for its PostgreSQL
     database, opened on first use, at most `pool_size` connections, each with the engine's
     server settings (statement_timeout)."""
 
@@ -121,14 +141,26 @@ class Reads:
     _pool: asyncpg.Pool | None = field(default=None, init=False, repr=False)
 
     @asynccontextmanager
-    async def connect(self) -> AsyncIterator[Reader]:
+    async def connect(self) -> AsyncIterator[PlainConnection]:
         if self.engine.dialect.name != "postgresql":
             async with self.engine.connect() as connection:
-                yield _SqlAlchemyReader(connection)
+                yield _SqlAlchemyConnection(connection)
             return
         pool = self._pool or await self._open()
         async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
-            yield _PostgresReader(connection, self.watchers)
+            yield _PostgresConnection(connection, self.watchers)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PlainConnection]:
+        """A plain connection in a transaction, PostgreSQL only: committed when the block
+        ends, rolled back if it raises. (SQLite's writes run in units of work, under its
+        writer lock.)"""
+        if self.engine.dialect.name != "postgresql":
+            raise RuntimeError("plain transactions are PostgreSQL's")
+        pool = self._pool or await self._open()
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
+            async with connection.transaction():
+                yield _PostgresConnection(connection, self.watchers)
 
     async def _open(self) -> asyncpg.Pool:
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
