@@ -158,9 +158,11 @@ class Plain:
         if self.engine.dialect.name != "postgresql":
             raise RuntimeError("plain transactions are PostgreSQL's")
         pool = self._pool or await self._open()
-        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
-            async with connection.transaction():
-                yield _PostgresConnection(connection, self.watchers)
+        async with (
+            pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection,
+            connection.transaction(),
+        ):
+            yield _PostgresConnection(connection, self.watchers)
 
     async def _open(self) -> asyncpg.Pool:
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
