@@ -54,7 +54,7 @@ NO_CURSOR = 2**62  # billgraph.ledger.repository.NO_CURSOR: a first page of entr
 POOL_SIZE = 20  # billgraph's default pool per worker
 STATEMENT_TIMEOUT_MS = 5000  # and its statement_timeout
 
-# The statements as SQLAlchemy compiles the gateway's for asyncpg (bench.reads prints
+# The statements as the gateway's SQLAlchemy compiles them for asyncpg (bench.reads prints
 # the gateway's and compares them with these).
 API_KEY = (
     "SELECT api_keys.id, api_keys.organization_id, api_keys.name, api_keys.prefix, "
@@ -71,7 +71,7 @@ _WALLET_COLUMNS = (
     "FROM wallets JOIN customers ON customers.id = wallets.customer_id \n"
     "WHERE wallets.organization_id = $1::BIGINT AND customers.deleted_at IS NULL AND "
 )
-WALLET_BY_ID = _WALLET_COLUMNS + "wallets.id = ANY ($2::BIGINT[])"
+WALLET_BY_ID = _WALLET_COLUMNS + "wallets.id IN ($2::BIGINT)"
 _CUSTOMER_COLUMNS = (
     "SELECT customers.id, customers.organization_id, customers.email, "
     "customers.email_normalized, customers.name, customers.external_id, customers.created_at, "
@@ -101,10 +101,13 @@ ENTRY_PAGES = (
 )
 
 
-WALLETS_BY_CUSTOMERS = (
-    _WALLET_COLUMNS
-    + "wallets.customer_id = ANY ($2::BIGINT[]) ORDER BY wallets.customer_id, wallets.id"
-)
+def wallets_by_customers(count: int) -> str:
+    """The wallets of `count` customers: SQLAlchemy expands the IN list, one parameter each."""
+    placeholders = ", ".join(f"${n}::BIGINT" for n in range(2, count + 2))
+    return (
+        _WALLET_COLUMNS
+        + f"wallets.customer_id IN ({placeholders}) ORDER BY wallets.customer_id, wallets.id"
+    )
 
 
 def statements(operation: str, *, after: bool = True) -> list[str]:
@@ -114,7 +117,7 @@ def statements(operation: str, *, after: bool = True) -> list[str]:
     return [
         API_KEY,
         CUSTOMERS_AFTER if after else CUSTOMERS_FIRST,
-        WALLETS_BY_CUSTOMERS,
+        wallets_by_customers(CUSTOMERS_PAGE),
         ENTRY_PAGES,
     ]
 
@@ -160,7 +163,7 @@ async def _wallet(connection: asyncpg.Connection, org: int, variables: dict[str,
     wallet_id = from_global_id(variables.get("id"), "Wallet")
     if wallet_id is None:
         return {"wallet": None}
-    wallet = await connection.fetchrow(WALLET_BY_ID, org, [wallet_id])
+    wallet = await connection.fetchrow(WALLET_BY_ID, org, wallet_id)
     if wallet is None:
         return {"wallet": None}
     rows = await connection.fetch(ENTRY_PAGES, [wallet_id], [NO_CURSOR], org, WALLET_ENTRIES + 1)
@@ -210,7 +213,7 @@ async def _customers(connection: asyncpg.Connection, org: int, variables: dict[s
     entries_of: dict[int, list[asyncpg.Record]] = {}
     if customers:
         ids = list(wallets_of)
-        for wallet in await connection.fetch(WALLETS_BY_CUSTOMERS, org, ids):
+        for wallet in await connection.fetch(wallets_by_customers(len(ids)), org, *ids):
             wallets_of[wallet["customer_id"]].append(wallet)
         wallet_ids = [w["id"] for ws in wallets_of.values() for w in ws]
         if wallet_ids:

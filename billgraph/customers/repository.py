@@ -4,8 +4,7 @@ customers; the batched ones are one SQL statement whatever the number of keys.""
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Integer, Row, Select, Table, any_, bindparam, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Integer, Row, Select, Table, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.models import Customer
@@ -22,8 +21,7 @@ _LIVE_CUSTOMERS = select(*_customers.c).where(
     _customers.c.deleted_at.is_(None),
 )
 CUSTOMERS_BY_IDS = Prebuilt(
-    _LIVE_CUSTOMERS.where(_customers.c.id.in_(bindparam("ids", expanding=True))),
-    _LIVE_CUSTOMERS.where(_customers.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
+    _LIVE_CUSTOMERS.where(_customers.c.id.in_(bindparam("ids", expanding=True)))
 )
 
 

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
-    any_,
     bindparam,
     func,
     select,
@@ -51,10 +50,7 @@ _LIVE_ENTRIES = (
         _customers.c.deleted_at.is_(None),
     )
 )
-ENTRIES_BY_IDS = Prebuilt(
-    _LIVE_ENTRIES.where(_entries.c.id.in_(bindparam("ids", expanding=True))),
-    _LIVE_ENTRIES.where(_entries.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
-)
+ENTRIES_BY_IDS = Prebuilt(_LIVE_ENTRIES.where(_entries.c.id.in_(bindparam("ids", expanding=True))))
 
 
 def _pages_lateral(*, by_type: bool) -> Select[Any]:

@@ -4,8 +4,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Row, Select, Table, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Row, Select, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,18 +29,11 @@ _LIVE_WALLETS = (
         _customers.c.deleted_at.is_(None),
     )
 )
-WALLETS_BY_IDS = Prebuilt(
-    _LIVE_WALLETS.where(_wallets.c.id.in_(bindparam("ids", expanding=True))),
-    _LIVE_WALLETS.where(_wallets.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
-)
-_BY_CUSTOMER = (_wallets.c.customer_id, _wallets.c.id)
+WALLETS_BY_IDS = Prebuilt(_LIVE_WALLETS.where(_wallets.c.id.in_(bindparam("ids", expanding=True))))
 WALLETS_BY_CUSTOMER_IDS = Prebuilt(
     _LIVE_WALLETS.where(
         _wallets.c.customer_id.in_(bindparam("customer_ids", expanding=True))
-    ).order_by(*_BY_CUSTOMER),
-    _LIVE_WALLETS.where(
-        _wallets.c.customer_id == any_(bindparam("customer_ids", type_=ARRAY(BigInteger)))
-    ).order_by(*_BY_CUSTOMER),
+    ).order_by(_wallets.c.customer_id, _wallets.c.id)
 )
 
 
