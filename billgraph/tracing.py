@@ -21,7 +21,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from sqlalchemy import event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -69,6 +69,14 @@ class Tracing:
                 attributes["server.port"] = url.port
         tracer = self.tracer
 
+        def start(statement: str) -> Span:
+            operation = statement.split(None, 1)[0].upper() if statement.strip() else "SQL"
+            return tracer.start_span(
+                operation,
+                kind=SpanKind.CLIENT,
+                attributes={**attributes, "db.operation": operation, "db.statement": statement},
+            )
+
         def before(
             _conn: object,
             _cursor: object,
@@ -81,13 +89,7 @@ class Tracing:
             # requests the sampler dropped.
             if context is None or not trace.get_current_span().is_recording():
                 return
-            operation = statement.split(None, 1)[0].upper() if statement.strip() else "SQL"
-            span = tracer.start_span(
-                operation,
-                kind=SpanKind.CLIENT,
-                attributes={**attributes, "db.operation": operation, "db.statement": statement},
-            )
-            setattr(context, _SPAN, span)
+            setattr(context, _SPAN, start(statement))
 
         def after(
             _conn: object,
@@ -107,10 +109,7 @@ class Tracing:
             span = getattr(context, _SPAN, None)
             if span is not None:
                 setattr(context, _SPAN, None)
-                # The exception's type only: its message may quote the values.
-                name = type(exception_context.original_exception).__name__
-                span.set_attribute("error.type", name)
-                span.set_status(Status(StatusCode.ERROR, name))
+                _failed(span, exception_context.original_exception)
                 span.end()
 
         for name, listener in (
@@ -122,29 +121,22 @@ class Tracing:
             self._listeners.append((engine, name, listener))
 
         @contextmanager
-        def read(statement: str) -> Iterator[None]:
+        def plain(statement: str) -> Iterator[None]:
             """The same span for a prebuilt statement on asyncpg's own pool (Database.plain)."""
             if not trace.get_current_span().is_recording():
                 yield
                 return
-            operation = statement.split(None, 1)[0].upper()
-            span = tracer.start_span(
-                operation,
-                kind=SpanKind.CLIENT,
-                attributes={**attributes, "db.operation": operation, "db.statement": statement},
-            )
+            span = start(statement)
             try:
                 yield
             except BaseException as error:
-                name = type(error).__name__  # the type only: its message may quote values
-                span.set_attribute("error.type", name)
-                span.set_status(Status(StatusCode.ERROR, name))
+                _failed(span, error)
                 raise
             finally:
                 span.end()
 
-        database.plain.watchers.append(read)
-        self._plain = (database, read)
+        database.plain.watchers.append(plain)
+        self._plain = (database, plain)
 
     def shutdown(self) -> None:
         """Export what is pending and stop; removes the engine listeners. Idempotent."""
@@ -155,10 +147,17 @@ class Tracing:
             event.remove(target, name, listener)
         self._listeners.clear()
         if self._plain is not None:
-            database, read = self._plain
-            database.plain.watchers.remove(read)
+            database, watcher = self._plain
+            database.plain.watchers.remove(watcher)
             self._plain = None
         self.provider.shutdown()
+
+
+def _failed(span: Span, error: BaseException) -> None:
+    # The exception's type only: its message may quote the values.
+    name = type(error).__name__
+    span.set_attribute("error.type", name)
+    span.set_status(Status(StatusCode.ERROR, name))
 
 
 def configure(settings: Settings, span_processor: SpanProcessor | None = None) -> Tracing | None:

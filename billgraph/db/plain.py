@@ -13,7 +13,7 @@ and on SQLite the column type (models.UTCDateTime) makes them so.
 """
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol, cast
@@ -115,21 +115,11 @@ class _PostgresConnection:
 
     async def rows(self, statement: Prebuilt, params: Mapping[str, Any]) -> Sequence[Any]:
         sql, args = statement.sql(params)
-        if not self._watchers:
+        with ExitStack() as watched:
+            for watch in self._watchers:
+                watched.enter_context(watch(sql))
             rows: Sequence[Any] = await self._connection.fetch(sql, *args, record_class=Row)
-            return rows
-        watches = [watch(sql) for watch in self._watchers]
-        for watch in watches:
-            watch.__enter__()
-        try:
-            found: Sequence[Any] = await self._connection.fetch(sql, *args, record_class=Row)
-        except BaseException as error:
-            for watch in reversed(watches):
-                watch.__exit__(type(error), error, error.__traceback__)
-            raise
-        for watch in reversed(watches):
-            watch.__exit__(None, None, None)
-        return found
+        return rows
 
 
 class _SqlAlchemyConnection:

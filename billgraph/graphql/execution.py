@@ -91,7 +91,7 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         middleware = self.middleware_manager
         # A middleware that hooks every resolve must see every field: no short path then.
-        self._plain = (
+        self._plans = (
             _plans(self.schema)
             if middleware is None or not middleware._middleware_resolvers
             else None
@@ -105,7 +105,7 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         path: Any,
         position_context: Any,
     ) -> Any:
-        plans = self._plain
+        plans = self._plans
         if plans is not None:
             node = field_details_list[0].node
             key = (parent_type.name, node.name.value)

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from billgraph.db.engine import Database
 from billgraph.graphql.node import from_global_id, to_global_id
-from tests.conftest import assert_ledger_invariant
+from tests.conftest import assert_ledger_invariant, postgresql_only
 from tests.support.graph import CREATE_ENTRY, Tenant
 
 MAX_AMOUNT = 2**53 - 1
@@ -431,6 +431,51 @@ async def test_50_concurrent_requests_with_one_key_write_one_entry(
         assert (customer["wallet"]["balance"], customer["wallet"]["version"]) == (250, 1)
     finally:
         await assert_ledger_invariant(database)
+
+
+@postgresql_only
+async def test_a_key_taken_on_another_wallet_while_the_posting_waited_writes_nothing(
+    tenant: Tenant, database: Database
+) -> None:
+    """The same key for two currencies, the USD posting held on its wallet's row lock while
+    the INR one commits: the USD statement then breaks the entries' unique key. It is a
+    conflict, its wallet does not move, and the key has one entry."""
+    created = await tenant.create_customer()
+    customer_id = created["customer"]["id"]
+    _, usd_wallet = from_global_id(created["wallet"]["id"])
+    await tenant.post(customer_id, 5, key="fund-usd")
+    await tenant.post(customer_id, 7, currency="INR", key="fund-inr")
+    try:
+        async with database.engine.begin() as holder:
+            await holder.execute(
+                text("SELECT id FROM wallets WHERE id = :id FOR UPDATE"), {"id": usd_wallet}
+            )
+            usd = asyncio.create_task(tenant.post(customer_id, 10, key="taken-meanwhile"))
+            await _until_waiting_on_a_lock(database)
+            inr = await tenant.post(customer_id, 10, currency="INR", key="taken-meanwhile")
+        assert inr["__typename"] == "CreateLedgerEntrySuccess" and inr["replayed"] is False
+        refused = await usd
+        assert refused["__typename"] == "IdempotencyConflictError", refused
+        usd_after = await tenant.post(customer_id, 1, key="after")
+        assert (usd_after["wallet"]["balance"], usd_after["wallet"]["version"]) == (6, 2)
+        assert await count_rows(database, "ledger_entries", tenant) == 4
+    finally:
+        await assert_ledger_invariant(database)
+
+
+async def _until_waiting_on_a_lock(database: Database) -> None:
+    async with database.engine.connect() as watcher:
+        for _ in range(500):
+            waiting = await watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = 'billgraph' AND wait_event_type = 'Lock'"
+                )
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("the posting never waited on the wallet's lock")
 
 
 async def test_200_concurrent_debits_of_1_on_150_never_overdraw(
