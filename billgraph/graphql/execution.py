@@ -1,31 +1,43 @@
 """GraphQL execution with a short path for plain fields.
 
 Most fields of a page are plain attributes of the objects built from rows (an entry's id,
-amount, createdAt; an edge's node): about a hundred per wallet read. For each, graphql-core
-builds a resolve info, calls Strawberry's default resolver through the middleware manager,
-checks for an awaitable and walks `complete_value`, several times what reading the attribute
-costs. A field with no resolver, no arguments and no field extensions is answered here:
+amount, createdAt; an edge's node; a connection's edges): about a hundred per wallet read.
+For each, graphql-core builds a path and a resolve info, calls Strawberry's default resolver
+through the middleware manager, checks for an awaitable and walks `complete_value`, several
+times what reading the attribute costs. A field is plain when it has no resolver, no arguments
+and no field extensions, and its type is
 - a scalar or enum: the attribute, serialized by its type;
 - an object type (not an interface or union) whose Strawberry type has no is_type_of of its
-  own (the one Strawberry makes for a type with interfaces reads no resolve info): its
-  subfields executed on the attribute, their errors handled as graphql-core does.
-Anything else takes graphql-core's own path, and so does such a field whose value is null or
-fails to serialize: that path raises and reports exactly as before.
+  own (the one Strawberry makes for a type with interfaces reads no resolve info);
+- a list of these.
+
+A plain field whose whole selection is plain (fields only: no fragments, no directives, no
+response key twice) is answered by a completer compiled once per document node: the
+attribute, the items, the subfields, read and built into the result in one walk. Anything it
+does not expect (a null where the type says non-null, a value that fails to serialize, an
+awaitable, a list that is not a list) gives up, and the field is executed again by
+graphql-core, which raises and reports exactly as before: reading attributes twice changes
+nothing. A plain object field whose selection is not all plain (a customer's wallets have a
+resolver) executes its subfields through graphql-core on the attribute. Anything else takes
+graphql-core's own path.
 """
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from graphql import (
+    FieldNode,
     GraphQLField,
-    GraphQLLeafType,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLSchema,
+    SelectionSetNode,
     Undefined,
     get_nullable_type,
     is_leaf_type,
+    is_list_type,
+    is_non_null_type,
     is_object_type,
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -34,56 +46,53 @@ from strawberry.types.field import StrawberryField
 
 # The definition's key in a GraphQL type's or field's extensions (Strawberry's own).
 STRAWBERRY = "strawberry-definition"
-# The cache of plans on a GraphQLSchema: (type name, field name) -> plan or None.
+# The caches on a GraphQLSchema: plain attributes by (type name, field name), and the
+# completers compiled for document nodes.
 PLANS = "_billgraph_plain_fields"
+COMPLETERS = "_billgraph_completers"
+# Compiled completers kept; all are dropped when full (documents come from a bounded cache).
+MAX_COMPLETERS = 4096
 # What Strawberry's own is_type_of is given for the resolve info it does not read.
 NO_INFO = cast("GraphQLResolveInfo[Any]", None)
 
-
-class Leaf:
-    __slots__ = ("attribute", "type")
-
-    def __init__(self, attribute: str, type_: GraphQLLeafType) -> None:
-        self.attribute = attribute
-        self.type = type_
+Completer = Callable[[Any], Any]
 
 
-class Object:
-    __slots__ = ("attribute", "return_type", "type")
-
-    def __init__(self, attribute: str, return_type: GraphQLOutputType, type_: GraphQLObjectType):
-        self.attribute = attribute
-        self.return_type = return_type  # as declared, NonNull or not: errors depend on it
-        self.type = type_
+def _typename(_: Any) -> None:
+    """The completer of __typename, never called: the type's name is the value."""
 
 
-Plan = Leaf | Object | None
+class GiveUp(Exception):
+    """The completer cannot answer this value: graphql-core's path will."""
 
 
-def _plan(field: GraphQLField) -> Plan:
+def _attribute(field: GraphQLField) -> str | None:
+    """The Python attribute a plain field reads, None if the field is not plain."""
     definition = (field.extensions or {}).get(STRAWBERRY)
     if not isinstance(definition, StrawberryField) or field.args:
         return None
     if not definition.is_basic_field or not getattr(field.resolve, "_is_default", False):
         return None
     target = get_nullable_type(field.type)
+    while is_list_type(target):
+        target = get_nullable_type(target.of_type)
     if is_leaf_type(target):
-        return Leaf(definition.python_name, target)
+        return definition.python_name
     if is_object_type(target):
         object_definition = (target.extensions or {}).get(STRAWBERRY)
         if isinstance(object_definition, StrawberryObjectDefinition) and (
             object_definition.is_type_of is None
         ):
-            return Object(definition.python_name, field.type, target)
+            return definition.python_name
     return None
 
 
-def _plans(schema: GraphQLSchema) -> dict[tuple[str, str], Plan]:
-    plans: dict[tuple[str, str], Plan] | None = getattr(schema, PLANS, None)
-    if plans is None:
-        plans = {}
-        setattr(schema, PLANS, plans)
-    return plans
+def _cache(schema: GraphQLSchema, name: str) -> dict[Any, Any]:
+    cache: dict[Any, Any] | None = getattr(schema, name, None)
+    if cache is None:
+        cache = {}
+        setattr(schema, name, cache)
+    return cache
 
 
 class LeanExecution(StrawberryGraphQLCoreExecutionContext):
@@ -91,11 +100,22 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         middleware = self.middleware_manager
         # A middleware that hooks every resolve must see every field: no short path then.
-        self._plans = (
-            _plans(self.schema)
-            if middleware is None or not middleware._middleware_resolvers
-            else None
-        )
+        self._plans: dict[tuple[str, str], str | None] | None = None
+        if middleware is None or not middleware._middleware_resolvers:
+            self._plans = _cache(self.schema, PLANS)
+            self._completers: dict[tuple[int, str], tuple[FieldNode, Completer | None]] = _cache(
+                self.schema, COMPLETERS
+            )
+
+    def _plain(self, parent_type: GraphQLObjectType, name: str) -> str | None:
+        plans = self._plans
+        assert plans is not None
+        key = (parent_type.name, name)
+        if key in plans:
+            return plans[key]
+        field = parent_type.fields.get(name)
+        attribute = plans[key] = _attribute(field) if field is not None else None
+        return attribute
 
     def execute_field(
         self,
@@ -105,42 +125,165 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         path: Any,
         position_context: Any,
     ) -> Any:
-        plans = self._plans
-        if plans is not None:
-            node = field_details_list[0].node
-            key = (parent_type.name, node.name.value)
-            if key in plans:
-                plan = plans[key]
-            else:
-                field = self.schema.get_field(parent_type, node.name.value)
-                plan = plans[key] = _plan(field) if field is not None else None
-            if plan is not None and not node.arguments:
+        if self._plans is not None:
+            node: FieldNode = field_details_list[0].node
+            attribute = None if node.arguments else self._plain(parent_type, node.name.value)
+            if attribute is not None:
+                field = parent_type.fields[node.name.value]
+                complete = (
+                    self._completer(parent_type, node, field.type)
+                    if len(field_details_list) == 1
+                    else None
+                )
                 try:
-                    value = getattr(source, plan.attribute)
-                    if isinstance(plan, Leaf) and value is not None:
-                        value = plan.type.coerce_output_value(value)
+                    value = getattr(source, attribute)
+                    if complete is not None:
+                        return complete(value)
                 except Exception:  # noqa: BLE001 - the full path below reports it
-                    value = None
-                if value is not None and value is not Undefined:
-                    if isinstance(plan, Leaf):
-                        return value
-                    is_type_of = plan.type.is_type_of
-                    if is_type_of is None or is_type_of(value, NO_INFO) is True:
-                        return self._object(plan, value, field_details_list, path, position_context)
+                    pass
+                else:
+                    target = get_nullable_type(field.type)
+                    if (
+                        is_object_type(target)
+                        and value is not None
+                        and not isinstance(value, Exception)
+                        and not self.is_awaitable(value)
+                    ):
+                        is_type_of = target.is_type_of
+                        if is_type_of is None or is_type_of(value, NO_INFO) is True:
+                            return self._object(
+                                target,
+                                field.type,
+                                value,
+                                field_details_list,
+                                path,
+                                position_context,
+                            )
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
 
+    def _completer(
+        self, parent_type: GraphQLObjectType, node: FieldNode, type_: GraphQLOutputType
+    ) -> Completer | None:
+        """The completer of `node` on `parent_type`, compiled on first use."""
+        key = (id(node), parent_type.name)
+        found = self._completers.get(key)
+        if found is not None and found[0] is node:
+            return found[1]
+        if len(self._completers) >= MAX_COMPLETERS:
+            self._completers.clear()
+        complete = self._compile(type_, node.selection_set)
+        # The node is kept with its completer: its id cannot be another node's meanwhile.
+        self._completers[key] = (node, complete)
+        return complete
+
+    def _compile(
+        self, type_: GraphQLOutputType, selection_set: SelectionSetNode | None
+    ) -> Completer | None:
+        """What complete_value does for a value of `type_` with this selection, when nothing
+        in it can fail, wait or need a path; None if something could."""
+        nullable = not is_non_null_type(type_)
+        target = get_nullable_type(type_)
+        if is_leaf_type(target):
+            if selection_set is not None:
+                return None
+            coerce = target.coerce_output_value
+
+            def leaf(value: Any) -> Any:
+                if value is None:
+                    if nullable:
+                        return None
+                    raise GiveUp
+                coerced = coerce(value)
+                if coerced is None or coerced is Undefined:
+                    raise GiveUp
+                return coerced
+
+            return leaf
+        if is_list_type(target):
+            item = self._compile(target.of_type, selection_set)
+            if item is None:
+                return None
+
+            def items(value: Any) -> Any:
+                if value is None:
+                    if nullable:
+                        return None
+                    raise GiveUp
+                if type(value) is not list and type(value) is not tuple:
+                    raise GiveUp
+                return [item(v) for v in value]
+
+            return items
+        if not is_object_type(target) or selection_set is None:
+            return None
+        fields = self._fields(target, selection_set)
+        if fields is None:
+            return None
+        is_type_of = target.is_type_of
+        is_awaitable = self.is_awaitable
+        type_name = target.name
+
+        def object_(value: Any) -> Any:
+            if value is None:
+                if nullable:
+                    return None
+                raise GiveUp
+            if is_awaitable(value) or isinstance(value, Exception):
+                raise GiveUp
+            if is_type_of is not None and is_type_of(value, NO_INFO) is not True:
+                raise GiveUp
+            result = {}
+            for key, attribute, complete in fields:
+                result[key] = complete(getattr(value, attribute)) if attribute else type_name
+            return result
+
+        return object_
+
+    def _fields(
+        self, type_: GraphQLObjectType, selection_set: SelectionSetNode
+    ) -> list[tuple[str, str | None, Completer]] | None:
+        """(response key, attribute, completer) per selected field, __typename with no
+        attribute; None unless every selection is a plain field without directives."""
+        fields: list[tuple[str, str | None, Completer]] = []
+        keys: set[str] = set()
+        for selection in selection_set.selections:
+            if not isinstance(selection, FieldNode) or selection.directives:
+                return None
+            name = selection.name.value
+            key = selection.alias.value if selection.alias else name
+            if key in keys:
+                return None
+            keys.add(key)
+            if name == "__typename" and selection.selection_set is None:
+                fields.append((key, None, _typename))
+                continue
+            attribute = None if selection.arguments else self._plain(type_, name)
+            if attribute is None:
+                return None
+            complete = self._compile(type_.fields[name].type, selection.selection_set)
+            if complete is None:
+                return None
+            fields.append((key, attribute, complete))
+        return fields
+
     def _object(
-        self, plan: Object, value: Any, field_details_list: Any, path: Any, position_context: Any
+        self,
+        type_: GraphQLObjectType,
+        return_type: GraphQLOutputType,
+        value: Any,
+        field_details_list: Any,
+        path: Any,
+        position_context: Any,
     ) -> Any:
         """What complete_value does for a non-null object of a type without is_type_of."""
         try:
             completed = self.collect_and_execute_subfields(
-                plan.type, field_details_list, path, value, position_context
+                type_, field_details_list, path, value, position_context
             )
         except Exception as error:  # noqa: BLE001 - located and reported as graphql-core does
-            self.handle_field_error(error, plan.return_type, field_details_list, path)
+            self.handle_field_error(error, return_type, field_details_list, path)
             return None
         if not self.is_awaitable(completed):
             return completed
@@ -149,7 +292,7 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             try:
                 return await completed
             except Exception as error:  # noqa: BLE001 - as above
-                self.handle_field_error(error, plan.return_type, field_details_list, path)
+                self.handle_field_error(error, return_type, field_details_list, path)
                 return None
 
         return awaited(completed)

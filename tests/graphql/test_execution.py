@@ -1,0 +1,212 @@
+"""The short execution path (billgraph/graphql/execution.py) answers exactly as graphql-core:
+the same documents against the same objects, once with LeanExecution and once with
+Strawberry's own execution, give the same data and the same errors (message, path,
+locations), whichever part of a document the short path takes or gives back."""
+
+import asyncio
+import enum
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from billgraph.graphql.execution import COMPLETERS, LeanExecution
+
+
+@strawberry.enum
+class Kind(enum.Enum):
+    CREDIT = "credit"
+    DEBIT = "debit"
+
+
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Tag(Named):
+    weight: int | None
+
+
+@strawberry.type
+class Entry:
+    id: strawberry.ID
+    amount: int
+    kind: Kind
+    note: str | None
+    tags: list[Tag]
+    maybe_tags: list[Tag | None] | None
+
+    @strawberry.field
+    def doubled(self) -> int:
+        return self.amount * 2
+
+
+@strawberry.type
+class Edge:
+    cursor: str
+    node: Entry
+
+
+@strawberry.type
+class Page:
+    edges: list[Edge]
+    grid: list[list[int]]
+    total: int
+
+
+def _entry(n: int, **changes: Any) -> Entry:
+    values: dict[str, Any] = {
+        "id": strawberry.ID(f"e{n}"),
+        "amount": n,
+        "kind": Kind.CREDIT if n % 2 else Kind.DEBIT,
+        "note": None if n % 3 else f"note {n}",
+        "tags": [Tag(name=f"t{n}", weight=n), Tag(name="x", weight=None)],
+        "maybe_tags": None if n % 2 else [None, Tag(name="y", weight=1)],
+    }
+    values.update(changes)
+    return Entry(**values)
+
+
+def _page(*entries: Entry, grid: Any = None, total: Any = 3) -> Page:
+    edges = [Edge(cursor=f"c{i}", node=e) for i, e in enumerate(entries)]
+    return Page(edges=edges, grid=grid if grid is not None else [[1, 2], [], [3]], total=total)
+
+
+def _later(value: Any) -> "asyncio.Future[Any]":
+    """An awaitable of `value` (a future, not a coroutine: unawaited, it warns of nothing)."""
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+# What each `page(case:)` returns: well-formed pages, and values graphql-core refuses.
+PAGES: dict[str, Any] = {
+    "plain": lambda: _page(*(_entry(n) for n in range(1, 6))),
+    "empty": lambda: _page(),
+    "null amount": lambda: _page(_entry(1), _entry(2, amount=None)),
+    "bad amount": lambda: _page(_entry(1, amount="many")),
+    "huge amount": lambda: _page(_entry(1, amount=2**40)),
+    "bad kind": lambda: _page(_entry(1, kind="credit?")),
+    "null tag": lambda: _page(_entry(1, tags=[Tag(name="a", weight=1), None])),
+    "null maybe tag": lambda: _page(_entry(2)),
+    "tags not a list": lambda: _page(_entry(1, tags=Tag(name="a", weight=1))),
+    "tags a generator": lambda: _page(_entry(1, tags=(Tag(name=str(i), weight=i) for i in [1]))),
+    "awaitable tag": lambda: _page(_entry(1, tags=[_later(Tag(name="late", weight=2))])),
+    "awaitable edges": lambda: Page(
+        edges=_later([Edge(cursor="c", node=_entry(1))]),  # type: ignore[arg-type]
+        grid=[],
+        total=1,
+    ),
+    "error as node": lambda: Page(
+        edges=[Edge(cursor="c", node=ValueError("no node"))],  # type: ignore[arg-type]
+        grid=[],
+        total=1,
+    ),
+    "null node": lambda: Page(edges=[Edge(cursor="c", node=None)], grid=[], total=1),  # type: ignore[arg-type]
+    "null grid row": lambda: _page(_entry(1), grid=[[1], None]),
+    "bad total": lambda: _page(_entry(1), total=1.5),
+}
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def page(self, case: str) -> Page:
+        return PAGES[case]()  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def maybe_page(self, case: str) -> Page | None:
+        return PAGES[case]()  # type: ignore[no-any-return]
+
+
+def _schema(context: type[StrawberryGraphQLCoreExecutionContext]) -> strawberry.Schema:
+    return strawberry.Schema(Query, execution_context_class=context)
+
+
+LEAN = _schema(LeanExecution)
+CORE = _schema(StrawberryGraphQLCoreExecutionContext)
+
+SELECTIONS = {
+    "leaves": "edges { cursor node { id amount kind note } } total",
+    "aliases and typename": "all: edges { c: cursor n: node { __typename i: id a: amount } }",
+    "nested lists": "grid total edges { node { tags { name weight } maybeTags { name } } }",
+    "a resolver inside": "edges { node { id doubled tags { name } } }",
+    "the same key twice": "edges { node { id } node { amount } }",
+    "fragments": "edges { ...E } fragment E on Edge { cursor node { ... on Entry { id } } }",
+    "directives": "edges { cursor @include(if: $yes) node @skip(if: $yes) { id } }",
+    "interface fragment": "edges { node { tags { ... on Named { name } weight } } }",
+}
+
+
+def _document(selection: str, field: str) -> str:
+    body, _, fragment = selection.partition(" fragment ")
+    yes = ", $yes: Boolean = true" if "$yes" in body else ""
+    document = f"query Q($case: String!{yes}) {{ {field}(case: $case) {{ {body} }} }}"
+    return document + (f" fragment {fragment}" if fragment else "")
+
+
+def _answer(result: Any) -> tuple[Any, list[dict[str, Any]]]:
+    errors = [e.formatted for e in result.errors or []]
+    return result.data, sorted(errors, key=lambda e: (str(e.get("path")), e["message"]))
+
+
+async def _both(document: str, case: str) -> tuple[Any, Any]:
+    lean, core = await asyncio.gather(
+        LEAN.execute(document, variable_values={"case": case}),
+        CORE.execute(document, variable_values={"case": case}),
+    )
+    return _answer(lean), _answer(core)
+
+
+@pytest.mark.parametrize("field", ["page", "maybePage"])
+@pytest.mark.parametrize("case", sorted(PAGES))
+@pytest.mark.parametrize("selection", sorted(SELECTIONS))
+async def test_the_short_path_answers_as_graphql_core(
+    field: str, case: str, selection: str
+) -> None:
+    lean, core = await _both(_document(SELECTIONS[selection], field), case)
+    assert lean == core
+
+
+async def test_each_case_is_what_it_says() -> None:
+    """The cases that should fail do fail (with graphql-core's errors), the others do not:
+    the comparison above covers both."""
+    document = _document(SELECTIONS["nested lists"] + " edges { node { amount kind } }", "page")
+    failing = {c for c in PAGES if (await _both(document, c))[1][1]}
+    assert failing == {
+        "null amount",
+        "bad amount",
+        "huge amount",
+        "bad kind",
+        "null tag",
+        "tags not a list",
+        "error as node",
+        "null node",
+        "null grid row",
+        "bad total",
+    }
+
+
+async def test_only_a_selection_that_is_plain_throughout_is_compiled() -> None:
+    completers = getattr(LEAN._schema, COMPLETERS)
+    compiled: dict[str, dict[str, bool]] = {}
+    for selection in ("leaves", "a resolver inside", "directives"):
+        completers.clear()
+        result = await LEAN.execute(
+            _document(SELECTIONS[selection], "page"), variable_values={"case": "plain"}
+        )
+        assert result.errors is None
+        compiled[selection] = {
+            node.name.value: complete is not None for node, complete in completers.values()
+        }
+    assert compiled == {
+        "leaves": {"edges": True, "total": True},
+        # edges holds a field with a resolver: graphql-core walks the list, the short path
+        # takes each item's node (its subfields through graphql-core) and plain fields
+        "a resolver inside": {"edges": False, "node": False, "id": True, "tags": True},
+        # a directive below edges: graphql-core collects the edge's fields
+        "directives": {"edges": False, "cursor": True},
+    }
