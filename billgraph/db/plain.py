@@ -13,7 +13,12 @@ and on SQLite the column type (models.UTCDateTime) makes them so.
 """
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    ExitStack,
+    asynccontextmanager,
+)
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol, cast
@@ -51,9 +56,9 @@ class Row(asyncpg.Record):  # type: ignore[misc]
 @dataclass(frozen=True)
 class Prebuilt:
     """A statement, compiled once for PostgreSQL. An expanding IN list (`bindparam(...,
-    expanding=True)`) is rendered per call with one parameter per value, as SQLAlchemy does:
-    `id IN ($2, $3)` keeps the primary key's index in PostgreSQL's generic plan, where
-    `id = ANY($2)` got a scan of the organization's rows."""
+    expanding=True)`) is rendered with one parameter per value, as SQLAlchemy does, once per
+    number of values: `id IN ($2, $3)` keeps the primary key's index in PostgreSQL's generic
+    plan, where `id = ANY($2)` got a scan of the organization's rows."""
 
     statement: Select[Any]
 
@@ -77,24 +82,84 @@ class Prebuilt:
             parameters.append((name, processors.get(name), value))
         return compiled.string, tuple(parameters)
 
+    @cached_property
+    def _expansions(self) -> dict[tuple[int, ...], "_Expansion | None"]:
+        """The SQL per number of values in each expanding list, built on first use; None
+        for a shape it cannot be built for (values rendered into the SQL)."""
+        return {}
+
     def sql(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """The PostgreSQL SQL for `params` (by name) and its positional arguments,
         bind-processed."""
         compiled = self.compiled
         if compiled.post_compile_params:
-            state = compiled.construct_expanded_state(dict(params))
-            processors = cast(dict[str, Callable[[Any], Any]], state.processors)
-            names = state.positiontup or []
-            return state.statement, [
-                processors[n](v) if n in processors else v
-                for n, v in zip(names, state.positional_parameters, strict=True)
-            ]
+            shape = tuple(len(params.get(b.key, ())) for b in compiled.post_compile_params)
+            expansions = self._expansions
+            if shape not in expansions:
+                expansions[shape] = _Expansion.of(compiled, params)
+            expansion = expansions[shape]
+            return expansion.sql(params) if expansion else _expanded(compiled, params)
         sql, parameters = self._fixed
         arguments = []
         for name, process, value in parameters:
             value = params[name] if value is REQUIRED or name in params else value
             arguments.append(value if process is None else process(value))
         return sql, arguments
+
+
+def _expanded(compiled: SQLCompiler, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """SQLAlchemy's own rendering of the expanding lists, with its arguments."""
+    state = compiled.construct_expanded_state(dict(params))
+    processors = cast(dict[str, Callable[[Any], Any]], state.processors)
+    names = state.positiontup or []
+    return state.statement, [
+        processors[n](v) if n in processors else v
+        for n, v in zip(names, state.positional_parameters, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class _Expansion:
+    """The SQL SQLAlchemy renders for expanding lists of given lengths, and where each of its
+    parameters comes from: a list's value at an index (SQLAlchemy names it `<list>_<n>`, n
+    from 1), a parameter by name, or the statement's own value; each with its processor."""
+
+    text: str
+    sources: tuple[tuple[str, int | None, Any, Callable[[Any], Any] | None], ...]
+
+    @classmethod
+    def of(cls, compiled: SQLCompiler, params: Mapping[str, Any]) -> "_Expansion | None":
+        if compiled.literal_execute_params:
+            return None  # values in the SQL text itself: rendered per call
+        lists = {b.key for b in compiled.post_compile_params}
+        if not lists <= params.keys():
+            return None  # a list the statement carries: rendered per call
+        state = compiled.construct_expanded_state(dict(params))
+        processors = cast(dict[str, Callable[[Any], Any]], state.processors)
+        sources: list[tuple[str, int | None, Any, Callable[[Any], Any] | None]] = []
+        for name in state.positiontup or []:
+            bind = compiled.binds.get(name)
+            if bind is not None and name not in lists:
+                value = REQUIRED if bind.required or bind.callable else bind.value
+                sources.append((name, None, value, processors.get(name)))
+                continue
+            source, _, index = name.rpartition("_")
+            if source not in lists or not index.isdigit():
+                return None
+            sources.append((source, int(index) - 1, REQUIRED, processors.get(name)))
+        expansion = cls(state.statement, tuple(sources))
+        # Built from these parameters, it must give back exactly what SQLAlchemy gave.
+        return expansion if expansion.sql(params) == _expanded(compiled, params) else None
+
+    def sql(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        arguments = []
+        for name, index, value, process in self.sources:
+            if index is not None:
+                value = params[name][index]
+            elif value is REQUIRED or name in params:
+                value = params[name]
+            arguments.append(value if process is None else process(value))
+        return self.text, arguments
 
 
 class PlainConnection(Protocol):
@@ -142,16 +207,17 @@ class Plain:
     server_settings: dict[str, str] = field(default_factory=dict)
     watchers: list[Watcher] = field(default_factory=list)
     _pool: asyncpg.Pool | None = field(default=None, init=False, repr=False)
+    _busy: int = field(default=0, init=False, repr=False)  # connections checked out here
+
+    def connect(self) -> AbstractAsyncContextManager[PlainConnection]:
+        if self.engine.dialect.name != "postgresql":
+            return self._sqlalchemy()
+        return _Checkout(self)
 
     @asynccontextmanager
-    async def connect(self) -> AsyncIterator[PlainConnection]:
-        if self.engine.dialect.name != "postgresql":
-            async with self.engine.connect() as connection:
-                yield _SqlAlchemyConnection(connection)
-            return
-        pool = self._pool or await self._open()
-        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
-            yield _PostgresConnection(connection, self.watchers)
+    async def _sqlalchemy(self) -> AsyncIterator[PlainConnection]:
+        async with self.engine.connect() as connection:
+            yield _SqlAlchemyConnection(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PlainConnection]:
@@ -160,12 +226,27 @@ class Plain:
         writer lock.)"""
         if self.engine.dialect.name != "postgresql":
             raise RuntimeError("plain transactions are PostgreSQL's")
+        connection = await self._acquire()
+        try:
+            async with connection.transaction():
+                yield _PostgresConnection(connection, self.watchers)
+        finally:
+            await self._release(connection)
+
+    async def _acquire(self) -> asyncpg.Connection:
         pool = self._pool or await self._open()
-        async with (
-            pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection,
-            connection.transaction(),
-        ):
-            yield _PostgresConnection(connection, self.watchers)
+        if self._busy < self.pool_size:
+            # A connection is free: taken at once, without the timer (a task) of a timeout.
+            connection = await pool.acquire()
+        else:
+            connection = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+        self._busy += 1
+        return connection
+
+    async def _release(self, connection: asyncpg.Connection) -> None:
+        self._busy -= 1
+        assert self._pool is not None
+        await self._pool.release(connection)
 
     async def _open(self) -> asyncpg.Pool:
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -186,6 +267,25 @@ class Plain:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+
+class _Checkout:
+    """A connection of the pool for the block (`async with plain.connect()`): a class, not a
+    generator, as it runs for every read."""
+
+    __slots__ = ("_connection", "_plain")
+
+    def __init__(self, plain: Plain) -> None:
+        self._plain = plain
+        self._connection: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> PlainConnection:
+        self._connection = await self._plain._acquire()
+        return _PostgresConnection(self._connection, self._plain.watchers)
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._connection is not None
+        await self._plain._release(self._connection)
 
 
 async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:

@@ -1,0 +1,113 @@
+"""Prebuilt statements: the SQL and arguments built once per shape are SQLAlchemy's own, for
+any number of values in an IN list, and the rows read with them are the right ones."""
+
+from typing import Any
+
+import pytest
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, bindparam, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+from billgraph.customers.repository import CUSTOMERS_BY_IDS
+from billgraph.db.engine import Database
+from billgraph.db.plain import Prebuilt
+from billgraph.graphql.node import from_global_id
+from billgraph.ledger.repository import ENTRIES_BY_IDS, ENTRY_PAGES
+from billgraph.wallets.repository import WALLETS_BY_CUSTOMER_IDS, WALLETS_BY_IDS
+from tests.conftest import postgresql_only
+from tests.support.graph import Tenant
+
+_things = Table(
+    "things",
+    MetaData(),
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", String),
+    Column("rank", Integer),
+)
+# Two IN lists, a parameter between them, a value the statement carries and a limit.
+TWO_LISTS = Prebuilt(
+    select(_things)
+    .where(
+        _things.c.id.in_(bindparam("ids", expanding=True)),
+        _things.c.rank > bindparam("rank"),
+        _things.c.kind.in_(bindparam("kinds", expanding=True)),
+        _things.c.rank != 7,
+    )
+    .limit(bindparam("limit"))
+)
+
+
+def _sqlalchemy(statement: Prebuilt, params: dict[str, Any]) -> tuple[str, list[Any]]:
+    """What SQLAlchemy itself renders and sends for `params`."""
+    compiled = statement.statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    state = compiled.construct_expanded_state(params)
+    names = state.positiontup or []
+    processors = state.processors
+    return state.statement, [
+        processors[n](v) if n in processors else v
+        for n, v in zip(names, state.positional_parameters, strict=True)
+    ]
+
+
+SHAPES = [0, 1, 3, 1, 2, 3, 0, 17]
+
+
+@pytest.mark.parametrize(
+    ("statement", "params"),
+    [
+        (WALLETS_BY_IDS, lambda n: {"organization_id": 4, "ids": list(range(10, 10 + n))}),
+        (
+            WALLETS_BY_CUSTOMER_IDS,
+            lambda n: {"organization_id": 4, "customer_ids": list(range(n))},
+        ),
+        (ENTRIES_BY_IDS, lambda n: {"organization_id": 9, "ids": [2**40 + i for i in range(n)]}),
+        (CUSTOMERS_BY_IDS, lambda n: {"organization_id": 1, "ids": list(range(5, 5 + n))}),
+        (
+            TWO_LISTS,
+            lambda n: {
+                "ids": list(range(n)),
+                "rank": n,
+                "kinds": [f"k{i}" for i in range(n + 1)],
+                "limit": 3,
+            },
+        ),
+    ],
+    ids=["wallets", "wallets by customer", "entries", "customers", "two lists"],
+)
+def test_an_in_list_is_rendered_as_sqlalchemy_renders_it(statement: Prebuilt, params: Any) -> None:
+    for n in SHAPES:  # each shape built once, then reused with other values
+        for offset in (0, 100):
+            values = params(n)
+            values = {k: [x + offset for x in v] if "ids" in k else v for k, v in values.items()}
+            assert statement.sql(values) == _sqlalchemy(statement, values), (n, offset)
+    # Each shape was built once and kept (a shape that could not be built would be None and
+    # rendered by SQLAlchemy on every call).
+    assert len(statement._expansions) == len(set(SHAPES))
+    assert all(statement._expansions.values())
+
+
+def test_a_statement_without_lists_is_rendered_as_sqlalchemy_renders_it() -> None:
+    params = {
+        "wallet_ids": [1, 2],
+        "befores": [5, 2**62],
+        "organization_id": 3,
+        "entry_type": "DEBIT",
+        "limit": 20,
+    }
+    assert ENTRY_PAGES[True].sql(params) == _sqlalchemy(ENTRY_PAGES[True], params)
+
+
+@postgresql_only
+async def test_rows_read_by_lists_of_each_length_are_those_asked_for(
+    tenant: Tenant, database: Database
+) -> None:
+    wallets = []
+    for _ in range(3):
+        created = await tenant.create_customer()
+        wallets.append(from_global_id(created["wallet"]["id"])[1])
+    _, organization_id = from_global_id(tenant.organization_id)
+    async with database.plain.connect() as connection:
+        for asked in ([wallets[0]], wallets, [wallets[2], 10**12], [], [wallets[1]]):
+            rows = await connection.rows(
+                WALLETS_BY_IDS, {"organization_id": organization_id, "ids": asked}
+            )
+            assert sorted(r.id for r in rows) == sorted(w for w in asked if w in wallets)
