@@ -5,7 +5,7 @@ from functools import partial
 import strawberry
 from graphql import GraphQLError
 from opentelemetry.trace import Tracer
-from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -19,6 +19,7 @@ from billgraph.graphql.customers.mutations import CustomerMutations
 from billgraph.graphql.customers.queries import CustomerQueries
 from billgraph.graphql.execution import LeanExecution
 from billgraph.graphql.extensions.auth import Authentication
+from billgraph.graphql.extensions.caches import ByDocument, ValidationCache
 from billgraph.graphql.extensions.errors import DatabaseOutage, StreamErrors
 from billgraph.graphql.extensions.limits import DocumentLimits, QueryLimits
 from billgraph.graphql.extensions.tracing import OperationTracing
@@ -71,6 +72,8 @@ def build_schema(settings: Settings, tracer: Tracer | None = None) -> strawberry
     # Depth and aliases are DocumentLimits', measured before validation: Strawberry's rules
     # for them recurse through fragments and expand each spread anew (exponential time).
     tracing = [] if tracer is None else [partial(OperationTracing, tracer)]
+    validated: ByDocument[list[GraphQLError]] = ByDocument()
+    costs: ByDocument[int] = ByDocument()
     return Schema(
         query=Query,
         mutation=Mutation,
@@ -83,10 +86,12 @@ def build_schema(settings: Settings, tracer: Tracer | None = None) -> strawberry
             lambda: ParserCache(maxsize=256),
             # Once parsed, before validation:
             lambda: DocumentLimits(settings.max_query_depth, settings.max_aliases),
-            lambda: ValidationCache(maxsize=256),
+            lambda: ValidationCache(validated),
             Authentication,
             StreamErrors,
             DatabaseOutage,
-            lambda: QueryLimits(settings.max_query_cost, settings.max_mutations_per_document),
+            lambda: QueryLimits(
+                settings.max_query_cost, settings.max_mutations_per_document, costs
+            ),
         ],
     )

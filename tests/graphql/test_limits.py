@@ -438,6 +438,29 @@ async def test_cost_with_a_variable_default_uses_the_default(
     assert await reported_cost(tenant, query, {}) == dashboard_cost(5)
 
 
+async def test_a_repeated_document_is_costed_by_the_page_sizes_it_is_sent_with(
+    tenant: Tenant, funded: dict[str, str]
+) -> None:
+    """The same document again and again (its cost cached by page size): each answer costs
+    what its own variables ask for; absent and null differ where a default applies, and a
+    value that only equals a valid one (true is 1 to Python) is still refused."""
+    query = DASHBOARD.replace("($first: Int)", "($first: Int = 5)")
+    sent: list[tuple[dict[str, Any], int]] = [
+        ({}, 5),
+        ({"first": 10}, 10),
+        ({}, 5),
+        ({"first": None}, 20),
+        ({"first": 10}, 10),
+        ({"first": 1}, 1),
+        ({"first": None}, 20),
+    ]
+    for variables, first in sent:
+        assert await reported_cost(tenant, query, variables) == dashboard_cost(first), variables
+    refused = await tenant.gql(query, {"first": True})
+    assert refused["errors"] and "cost" not in refused.get("extensions", {}), refused
+    assert await reported_cost(tenant, query, {"first": 1}) == dashboard_cost(1)
+
+
 async def test_cost_of_a_tiny_query(tenant: Tenant) -> None:
     """`viewer { name }`: two fields, no connection."""
     cost = await reported_cost(tenant, "{ viewer { name } }")

@@ -9,12 +9,12 @@ connection field (one taking `first`) multiplies the cost of what it selects by 
 really fetch. Tokens are Strawberry's own limiter, applied while parsing.
 """
 
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from itertools import islice
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     ExecutableDefinitionNode,
     FieldNode,
@@ -31,6 +31,7 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     Undefined,
+    VariableNode,
     get_named_type,
     get_operation_ast,
     value_from_ast,
@@ -39,6 +40,7 @@ from graphql.execution.values import VariableValues, get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from billgraph.graphql.errors import graphql_error
+from billgraph.graphql.extensions.caches import MISSING, ByDocument
 from billgraph.graphql.extensions.errors import refuse
 from billgraph.graphql.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from billgraph.http.bodies import MAX_INTEGER_DIGITS
@@ -59,10 +61,9 @@ class DocumentLimits(SchemaExtension):
     time linear in the document whatever its shape (a fragment spread twice in a fragment
     spread twice, 30 times over, is a billion fields to a walk that expands spreads)."""
 
-    # Documents that passed, as the parser cache hands them out again: a repeated operation
-    # is walked once (as validation is, behind its cache), not on every request.
-    _passed: ClassVar["OrderedDict[tuple[int, int, int], DocumentNode]"] = OrderedDict()
-    PASSED_CACHE_SIZE = 256
+    # Documents that passed: a repeated operation is walked once (as validation is, behind
+    # its cache), not on every request.
+    _passed: ClassVar[ByDocument[bool]] = ByDocument()
 
     def __init__(self, max_depth: int, max_aliases: int) -> None:
         self.max_depth = max_depth
@@ -73,15 +74,10 @@ class DocumentLimits(SchemaExtension):
         document = self.execution_context.graphql_document
         if document is None:  # raised, the error is the operation's answer
             return
-        # The key holds the document itself, so its id cannot be reused while it is cached.
-        key = (id(document), self.max_depth, self.max_aliases)
-        if self._passed.get(key) is document:
-            self._passed.move_to_end(key)
-            return
-        check_document(document, self.max_depth, self.max_aliases)
-        self._passed[key] = document
-        if len(self._passed) > self.PASSED_CACHE_SIZE:
-            self._passed.popitem(last=False)
+        limits = (self.max_depth, self.max_aliases)
+        if self._passed.get(document, limits) is MISSING:
+            check_document(document, self.max_depth, self.max_aliases)
+            self._passed.put(document, limits, True)
 
 
 def check_document(document: DocumentNode, max_depth: int, max_aliases: int) -> None:
@@ -287,33 +283,51 @@ class QueryLimits(SchemaExtension):
     """Computes the operation's cost before it runs; refuses it above `max_cost` or with more
     than `max_mutations` mutations. The cost is reported in the response's `extensions`."""
 
-    def __init__(self, max_cost: int, max_mutations: int) -> None:
+    def __init__(self, max_cost: int, max_mutations: int, costs: ByDocument[int]) -> None:
         self.max_cost = max_cost
         self.max_mutations = max_mutations
         self.cost: int | None = None
+        # Costs of the operations that passed, by document, operation and page sizes: what
+        # else a request varies (a wallet's id) leaves the cost as it is.
+        self._costs = costs
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        operation = get_operation_ast(document, context.operation_name) if document else None
-        if document is not None and operation is not None and context.result is None:
-            try:
-                schema = context.schema._schema
-                variables = get_variable_values(
-                    schema, operation.variable_definitions or (), context.variables or {}
-                )
-                # Bad variables are reported by execution itself, with better messages.
-                if isinstance(variables, VariableValues):
-                    self._check(schema, document, operation, variables.coerced)
-            except GraphQLError as error:
-                refuse(context, error)
-            if self.cost is not None:
-                # Into the response's `extensions`; later hooks (tracing) read it here too.
-                context.extensions_results["cost"] = {
-                    "requestedQueryCost": self.cost,
-                    "maximumAvailable": self.max_cost,
-                }
+        if document is not None and context.result is None:
+            key = _cost_key(document, context.operation_name, context.variables or {})
+            cost = self._costs.get(document, key) if key is not None else MISSING
+            if cost is not MISSING:
+                self.cost = cast(int, cost)
+            elif self._measure(document) and key is not None and self.cost is not None:
+                self._costs.put(document, key, self.cost)
+        if self.cost is not None:
+            # Into the response's `extensions`; later hooks (tracing) read it here too.
+            context.extensions_results["cost"] = {
+                "requestedQueryCost": self.cost,
+                "maximumAvailable": self.max_cost,
+            }
         yield
+
+    def _measure(self, document: DocumentNode) -> bool:
+        """Costs the operation, refusing it past the limits; whether it passed."""
+        context = self.execution_context
+        operation = get_operation_ast(document, context.operation_name)
+        if operation is None:
+            return False
+        try:
+            schema = context.schema._schema
+            variables = get_variable_values(
+                schema, operation.variable_definitions or (), context.variables or {}
+            )
+            # Bad variables are reported by execution itself, with better messages.
+            if not isinstance(variables, VariableValues):
+                return False
+            self._check(schema, document, operation, variables.coerced)
+        except GraphQLError as error:
+            refuse(context, error)
+            return False
+        return True
 
     def _check(
         self,
@@ -348,3 +362,36 @@ class QueryLimits(SchemaExtension):
                 "ask for smaller pages or fewer nested connections.",
                 "QUERY_TOO_COSTLY",
             )
+
+
+# The variables each document's page sizes (`first`) read, by document.
+_PAGE_SIZE_VARIABLES: ByDocument[tuple[str, ...]] = ByDocument()
+
+
+def _cost_key(
+    document: DocumentNode, operation: str | None, variables: dict[str, Any]
+) -> Hashable | None:
+    """What an operation's cost depends on beside its document: the operation's name and the
+    variables its page sizes read, as sent (absent and null apart: a variable's default
+    applies only to the first); None if these cannot be a key."""
+    names = _PAGE_SIZE_VARIABLES.get(document)
+    if names is MISSING:
+        names = tuple(
+            sorted(
+                {
+                    variable.name.value
+                    for argument in _nodes(document)
+                    if isinstance(argument, ArgumentNode) and argument.name.value == "first"
+                    for variable in _nodes(argument.value)
+                    if isinstance(variable, VariableNode)
+                }
+            )
+        )
+        _PAGE_SIZE_VARIABLES.put(document, None, names)
+    values = tuple(variables.get(name, MISSING) for name in cast(tuple[str, ...], names))
+    key = (operation, tuple((type(v), v) for v in values))
+    try:
+        hash(key)
+    except TypeError:  # a list or an object where a page size goes: refused later
+        return None
+    return key
