@@ -4,6 +4,7 @@
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import strawberry
 
@@ -17,9 +18,14 @@ class Node:
     id: strawberry.ID
 
 
+# base64's URL-safe alphabet, from the standard one (urlsafe_b64encode's own translation).
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def to_global_id(type_name: str, db_id: int) -> strawberry.ID:
-    raw = f"{type_name}:{db_id}".encode()
-    return strawberry.ID(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+    # binascii directly: a page writes dozens of ids, and base64's wrappers doubled the cost.
+    raw = binascii.b2a_base64(f"{type_name}:{db_id}".encode(), newline=False)
+    return cast(strawberry.ID, raw.translate(_URL_SAFE).rstrip(b"=").decode())
 
 
 def from_global_id(global_id: str) -> tuple[str, int]:

