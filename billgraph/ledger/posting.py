@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billgraph.core.unit import UnitOfWork
 from billgraph.db.engine import SQLITE_WRITER, Database
-from billgraph.db.models import LedgerEntry, Wallet, utcnow
+from billgraph.db.models import utcnow
 from billgraph.db.plain import INTEGRITY_ERRORS
 from billgraph.ledger.statements import MOVE, MOVE_AND_RECORD, POSTING, RECORD
-from billgraph.live.events import BalanceChanged
+from billgraph.live.events import AnyEntry, AnyWallet, BalanceChanged, EntryState, WalletState
 
 
 class EntryType(StrEnum):
@@ -83,8 +83,8 @@ class EntryRequest:
 class Posting:
     """The outcome of a posting: the entry, the wallet after it, and whether it was a replay."""
 
-    entry: LedgerEntry
-    wallet: Wallet
+    entry: AnyEntry
+    wallet: AnyWallet
     replayed: bool
 
     @property
@@ -216,7 +216,7 @@ def _announced(database: Database, posting: Posting) -> Posting:
 
 def _posting(request: EntryRequest, row: _Row) -> Posting:
     entry_id, wallet_id, sequence, balance_after, created_at, threshold = row
-    entry = LedgerEntry(
+    entry = EntryState(
         id=entry_id,
         organization_id=request.organization_id,
         wallet_id=wallet_id,
@@ -227,10 +227,9 @@ def _posting(request: EntryRequest, row: _Row) -> Posting:
         balance_after=balance_after,
         reason=request.reason,
         idempotency_key=request.idempotency_key,
-        request_hash=request.fingerprint,
         created_at=created_at,
     )
-    wallet = Wallet(
+    wallet = WalletState(
         id=wallet_id,
         organization_id=request.organization_id,
         customer_id=request.customer_id,

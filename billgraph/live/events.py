@@ -47,7 +47,44 @@ _ENTRY_FIELDS = (
 )
 
 
-def crossed_low_balance(threshold: int | None, entry: LedgerEntry) -> bool:
+@dataclass(frozen=True, slots=True)
+class WalletState:
+    """A wallet as an event carries it (as it was right after one entry): a plain record, not
+    an ORM object, as one is made for every posting and for every event a process receives."""
+
+    id: int
+    organization_id: int
+    customer_id: int
+    currency: str
+    balance: int
+    version: int
+    low_balance_threshold: int | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EntryState:
+    """A ledger entry as a posting or an event carries it (a plain record, as WalletState)."""
+
+    id: int
+    organization_id: int
+    wallet_id: int
+    sequence: int
+    entry_type: str
+    amount: int
+    currency: str
+    balance_after: int
+    reason: str | None
+    idempotency_key: str
+    created_at: datetime
+
+
+# As read from the database (ORM objects) or carried by a posting or an event (records).
+AnyWallet = Wallet | WalletState
+AnyEntry = LedgerEntry | EntryState
+
+
+def crossed_low_balance(threshold: int | None, entry: AnyEntry) -> bool:
     """Whether `entry` took its wallet from at-or-above `threshold` to below it."""
     if threshold is None or entry.entry_type != "DEBIT":
         return False
@@ -61,8 +98,8 @@ class BalanceChanged:
     `entry` is None when it was too large for the wire; the receiver reads it back.
     """
 
-    wallet: Wallet
-    entry: LedgerEntry | None
+    wallet: AnyWallet
+    entry: AnyEntry | None
 
     @property
     def organization_id(self) -> int:
@@ -83,12 +120,19 @@ class BalanceChanged:
         )
 
     @classmethod
-    def of(cls, wallet: Wallet | Row[Any], entry: LedgerEntry) -> "BalanceChanged":
+    def of(cls, wallet: AnyWallet | Row[Any], entry: AnyEntry) -> "BalanceChanged":
         """The event for `entry`, with `wallet` (its current row, a model or a plain row) as
         it was right after it."""
-        state = {f: getattr(wallet, f) for f in _WALLET_FIELDS}
-        state.update(balance=entry.balance_after, version=entry.sequence)
-        after = Wallet(**state, updated_at=entry.created_at)
+        after = WalletState(
+            id=wallet.id,
+            organization_id=wallet.organization_id,
+            customer_id=wallet.customer_id,
+            currency=wallet.currency,
+            balance=entry.balance_after,
+            version=entry.sequence,
+            low_balance_threshold=wallet.low_balance_threshold,
+            updated_at=entry.created_at,
+        )
         return cls(wallet=after, entry=entry)
 
 
@@ -199,5 +243,5 @@ def decode(payload: str) -> Event:
     wallet["updated_at"] = datetime.fromisoformat(wallet["updated_at"])
     entry = message["entry"]
     if entry is not None:
-        entry = LedgerEntry(**{**entry, "created_at": datetime.fromisoformat(entry["created_at"])})
-    return BalanceChanged(wallet=Wallet(**wallet), entry=entry)
+        entry = EntryState(**{**entry, "created_at": datetime.fromisoformat(entry["created_at"])})
+    return BalanceChanged(wallet=WalletState(**wallet), entry=entry)

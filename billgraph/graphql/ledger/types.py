@@ -5,13 +5,13 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 
-from billgraph.db import models
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import CURRENCY_BY_CODE, Currency
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
 from billgraph.graphql.scalars import BigInt
 from billgraph.ledger import posting
 from billgraph.ledger.repository import LedgerEntryRow
+from billgraph.live.events import AnyEntry
 
 if TYPE_CHECKING:
     from billgraph.graphql.wallets.types import Wallet
@@ -39,7 +39,7 @@ class LedgerEntry(Node):
     created_at: datetime
 
     @classmethod
-    def from_model(cls, row: models.LedgerEntry | LedgerEntryRow) -> "LedgerEntry":
+    def from_model(cls, row: AnyEntry | LedgerEntryRow) -> "LedgerEntry":
         return cls(
             id=to_global_id("LedgerEntry", row.id),
             db_id=row.id,

@@ -5,7 +5,6 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 
-from billgraph.db import models
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import CURRENCY_BY_CODE, Currency
 from billgraph.graphql.ledger.loaders import EntryPageKey
@@ -13,6 +12,7 @@ from billgraph.graphql.ledger.types import EntryType, LedgerEntry
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
 from billgraph.graphql.pagination import Connection, build_connection, decode_cursor, page_size
 from billgraph.graphql.scalars import BigInt
+from billgraph.live.events import AnyWallet
 from billgraph.wallets.repository import WalletRow
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class Wallet(Node):
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, row: models.Wallet | WalletRow) -> "Wallet":
+    def from_model(cls, row: AnyWallet | WalletRow) -> "Wallet":
         return cls(
             id=to_global_id("Wallet", row.id),
             db_id=row.id,
