@@ -173,7 +173,10 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             return found[1]
         if len(self._completers) >= MAX_COMPLETERS:
             self._completers.clear()
-        complete = self._compile(type_, node.selection_set)
+        # A directive of the field's own beyond @include/@skip (which collecting the fields
+        # applied already), such as @stream, is graphql-core's to carry out.
+        own = any(d.name.value not in ("include", "skip") for d in node.directives or ())
+        complete = None if own else self._compile(type_, node.selection_set)
         # The node is kept with its completer: its id cannot be another node's meanwhile.
         self._completers[key] = (node, complete)
         return complete

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import strawberry
+from graphql import ExperimentalIncrementalExecutionResults
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from billgraph.graphql.execution import COMPLETERS, LeanExecution
@@ -210,3 +212,27 @@ async def test_only_a_selection_that_is_plain_throughout_is_compiled() -> None:
         # a directive below edges: graphql-core collects the edge's fields
         "directives": {"edges": False, "cursor": True},
     }
+
+
+def _incremental_schema(context: type[StrawberryGraphQLCoreExecutionContext]) -> strawberry.Schema:
+    config = StrawberryConfig(enable_experimental_incremental_execution=True)
+    return strawberry.Schema(Query, execution_context_class=context, config=config)
+
+
+async def _payloads(schema: strawberry.Schema, document: str) -> list[Any]:
+    """The initial result's data, then each incremental payload, formatted."""
+    result: Any = await schema.execute(document)
+    if not isinstance(result, ExperimentalIncrementalExecutionResults):
+        return [result.data]
+    payloads: list[Any] = [result.initial_result.formatted]
+    payloads += [p.formatted async for p in result.subsequent_results]
+    return payloads
+
+
+async def test_a_streamed_list_is_left_to_graphql_core() -> None:
+    """@stream on a plain list: the short path would send it whole; graphql-core streams it."""
+    document = '{ page(case: "plain") { edges @stream(initialCount: 1) { cursor } total } }'
+    lean = await _payloads(_incremental_schema(LeanExecution), document)
+    core = await _payloads(_incremental_schema(StrawberryGraphQLCoreExecutionContext), document)
+    assert lean == core
+    assert len(core) > 1  # the other edges came after the first
