@@ -5,7 +5,7 @@ amount, createdAt; an edge's node; a connection's edges): about a hundred per wa
 For each, graphql-core builds a path and a resolve info, calls Strawberry's default resolver
 through the middleware manager, checks for an awaitable and walks `complete_value`, several
 times what reading the attribute costs. A field is plain when it has no resolver, no arguments
-and no field extensions, and its type is
+and no field extensions (and the schema's default resolver is getattr), and its type is
 - a scalar or enum: the attribute, serialized by its type;
 - an object type (not an interface or union) whose Strawberry type has no is_type_of of its
   own (the one Strawberry makes for a type with interfaces reads no resolve info);
@@ -52,6 +52,8 @@ PLANS = "_billgraph_plain_fields"
 COMPLETERS = "_billgraph_completers"
 # Compiled completers kept; all are dropped when full (documents come from a bounded cache).
 MAX_COMPLETERS = 4096
+# Values that are neither awaitable nor errors, told apart without a call.
+SIMPLE = frozenset({str, int, bool, float})
 # What Strawberry's own is_type_of is given for the resolve info it does not read.
 NO_INFO = cast("GraphQLResolveInfo[Any]", None)
 
@@ -101,7 +103,11 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         middleware = self.middleware_manager
         # A middleware that hooks every resolve must see every field: no short path then.
         self._plans: dict[tuple[str, str], str | None] | None = None
-        if middleware is None or not middleware._middleware_resolvers:
+        # Reading the attribute is what the default resolver does only if it is getattr.
+        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
+        config = getattr(strawberry_schema, "config", None)
+        plain_reads = config is not None and config.default_resolver is getattr
+        if plain_reads and (middleware is None or not middleware._middleware_resolvers):
             self._plans = _cache(self.schema, PLANS)
             self._completers: dict[tuple[int, str], tuple[FieldNode, Completer | None]] = _cache(
                 self.schema, COMPLETERS
@@ -192,11 +198,18 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             if selection_set is not None:
                 return None
             coerce = target.coerce_output_value
+            is_awaitable = self.is_awaitable
 
             def leaf(value: Any) -> Any:
                 if value is None:
                     if nullable:
                         return None
+                    raise GiveUp
+                # A scalar may serialize anything (Decimal's str): graphql-core raises an
+                # error and awaits an awaitable first.
+                if type(value) not in SIMPLE and (
+                    is_awaitable(value) or isinstance(value, Exception)
+                ):
                     raise GiveUp
                 coerced = coerce(value)
                 if coerced is None or coerced is Undefined:

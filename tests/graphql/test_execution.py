@@ -5,6 +5,7 @@ locations), whichever part of a document the short path takes or gives back."""
 
 import asyncio
 import enum
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -38,6 +39,7 @@ class Entry:
     amount: int
     kind: Kind
     note: str | None
+    price: Decimal  # a scalar that serializes anything (with str)
     tags: list[Tag]
     maybe_tags: list[Tag | None] | None
 
@@ -65,6 +67,7 @@ def _entry(n: int, **changes: Any) -> Entry:
         "amount": n,
         "kind": Kind.CREDIT if n % 2 else Kind.DEBIT,
         "note": None if n % 3 else f"note {n}",
+        "price": Decimal(n) / 4,
         "tags": [Tag(name=f"t{n}", weight=n), Tag(name="x", weight=None)],
         "maybe_tags": None if n % 2 else [None, Tag(name="y", weight=1)],
     }
@@ -110,6 +113,8 @@ PAGES: dict[str, Any] = {
     "null node": lambda: Page(edges=[Edge(cursor="c", node=None)], grid=[], total=1),  # type: ignore[arg-type]
     "null grid row": lambda: _page(_entry(1), grid=[[1], None]),
     "bad total": lambda: _page(_entry(1), total=1.5),
+    "error as price": lambda: _page(_entry(1, price=ValueError("no price"))),
+    "awaitable price": lambda: _page(_entry(1, price=_later(Decimal("1.5")))),
 }
 
 
@@ -132,7 +137,7 @@ LEAN = _schema(LeanExecution)
 CORE = _schema(StrawberryGraphQLCoreExecutionContext)
 
 SELECTIONS = {
-    "leaves": "edges { cursor node { id amount kind note } } total",
+    "leaves": "edges { cursor node { id amount kind note price } } total",
     "aliases and typename": "all: edges { c: cursor n: node { __typename i: id a: amount } }",
     "nested lists": "grid total edges { node { tags { name weight } maybeTags { name } } }",
     "a resolver inside": "edges { node { id doubled tags { name } } }",
@@ -176,7 +181,9 @@ async def test_the_short_path_answers_as_graphql_core(
 async def test_each_case_is_what_it_says() -> None:
     """The cases that should fail do fail (with graphql-core's errors), the others do not:
     the comparison above covers both."""
-    document = _document(SELECTIONS["nested lists"] + " edges { node { amount kind } }", "page")
+    document = _document(
+        SELECTIONS["nested lists"] + " edges { node { amount kind price } }", "page"
+    )
     failing = {c for c in PAGES if (await _both(document, c))[1][1]}
     assert failing == {
         "null amount",
@@ -189,6 +196,7 @@ async def test_each_case_is_what_it_says() -> None:
         "null node",
         "null grid row",
         "bad total",
+        "error as price",
     }
 
 
@@ -236,3 +244,18 @@ async def test_a_streamed_list_is_left_to_graphql_core() -> None:
     core = await _payloads(_incremental_schema(StrawberryGraphQLCoreExecutionContext), document)
     assert lean == core
     assert len(core) > 1  # the other edges came after the first
+
+
+def _redacting(source: Any, name: str) -> Any:
+    """A default resolver of another schema's: notes are never shown."""
+    return "(hidden)" if name == "note" else getattr(source, name)
+
+
+async def test_a_schema_with_its_own_default_resolver_gets_no_short_path() -> None:
+    config = StrawberryConfig(default_resolver=_redacting)
+    lean = strawberry.Schema(Query, execution_context_class=LeanExecution, config=config)
+    document = _document(SELECTIONS["leaves"], "page")
+    result = await lean.execute(document, variable_values={"case": "plain"})
+    assert result.errors is None and result.data is not None
+    notes = {e["node"]["note"] for e in result.data["page"]["edges"]}
+    assert notes == {"(hidden)"}
