@@ -69,21 +69,15 @@ class Prebuilt:
         return compiled
 
     @cached_property
-    def _fixed(self) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None, Any], ...]]:
-        """Without expanding parameters: the SQL and its parameters in order, each one's
-        name, bind processor, and the value the statement itself carries (a literal such as
-        a bound 0), else REQUIRED."""
+    def _fixed(self) -> "_Rendered":
+        """Without expanding parameters: the compiled SQL and its parameters in order."""
         compiled = self.compiled
         processors = cast(dict[str, Callable[[Any], Any]], compiled._bind_processors)
-        parameters = []
-        for name in compiled.positiontup or []:
-            bind = compiled.binds[name]
-            value = REQUIRED if bind.required or bind.callable else bind.value
-            parameters.append((name, processors.get(name), value))
-        return compiled.string, tuple(parameters)
+        sources = [_bound(compiled, n, processors) for n in compiled.positiontup or []]
+        return _Rendered(compiled.string, tuple(sources))
 
     @cached_property
-    def _expansions(self) -> dict[tuple[int, ...], "_Expansion | None"]:
+    def _expansions(self) -> dict[tuple[int, ...], "_Rendered | None"]:
         """The SQL per number of values in each expanding list, built on first use; None
         for a shape it cannot be built for (values rendered into the SQL)."""
         return {}
@@ -92,19 +86,14 @@ class Prebuilt:
         """The PostgreSQL SQL for `params` (by name) and its positional arguments,
         bind-processed."""
         compiled = self.compiled
-        if compiled.post_compile_params:
-            shape = tuple(len(params.get(b.key, ())) for b in compiled.post_compile_params)
-            expansions = self._expansions
-            if shape not in expansions:
-                expansions[shape] = _Expansion.of(compiled, params)
-            expansion = expansions[shape]
-            return expansion.sql(params) if expansion else _expanded(compiled, params)
-        sql, parameters = self._fixed
-        arguments = []
-        for name, process, value in parameters:
-            value = params[name] if value is REQUIRED or name in params else value
-            arguments.append(value if process is None else process(value))
-        return sql, arguments
+        if not compiled.post_compile_params:
+            return self._fixed.sql(params)
+        shape = tuple(len(params.get(b.key, ())) for b in compiled.post_compile_params)
+        expansions = self._expansions
+        if shape not in expansions:
+            expansions[shape] = _Rendered.expanded(compiled, params)
+        expansion = expansions[shape]
+        return expansion.sql(params) if expansion else _expanded(compiled, params)
 
 
 def _expanded(compiled: SQLCompiler, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
@@ -118,17 +107,31 @@ def _expanded(compiled: SQLCompiler, params: Mapping[str, Any]) -> tuple[str, li
     ]
 
 
+# Where a positional argument comes from: a parameter's name, the index of the value in it
+# when it is an expanding list (else None), the value the statement itself carries (a
+# literal such as a bound 0) or REQUIRED, and its bind processor.
+_Source = tuple[str, int | None, Any, Callable[[Any], Any] | None]
+
+
+def _bound(
+    compiled: SQLCompiler, name: str, processors: Mapping[str, Callable[[Any], Any]]
+) -> _Source:
+    bind = compiled.binds[name]
+    value = REQUIRED if bind.required or bind.callable else bind.value
+    return (name, None, value, processors.get(name))
+
+
 @dataclass(frozen=True)
-class _Expansion:
-    """The SQL SQLAlchemy renders for expanding lists of given lengths, and where each of its
-    parameters comes from: a list's value at an index (SQLAlchemy names it `<list>_<n>`, n
-    from 1), a parameter by name, or the statement's own value; each with its processor."""
+class _Rendered:
+    """SQL as SQLAlchemy renders it, and where each of its positional arguments comes from."""
 
     text: str
-    sources: tuple[tuple[str, int | None, Any, Callable[[Any], Any] | None], ...]
+    sources: tuple[_Source, ...]
 
     @classmethod
-    def of(cls, compiled: SQLCompiler, params: Mapping[str, Any]) -> "_Expansion | None":
+    def expanded(cls, compiled: SQLCompiler, params: Mapping[str, Any]) -> "_Rendered | None":
+        """The SQL for expanding lists of the lengths in `params` (SQLAlchemy names a list's
+        values `<list>_<n>`, n from 1); None where it cannot be reused for other values."""
         if compiled.literal_execute_params:
             return None  # values in the SQL text itself: rendered per call
         lists = {b.key for b in compiled.post_compile_params}
@@ -136,20 +139,18 @@ class _Expansion:
             return None  # a list the statement carries: rendered per call
         state = compiled.construct_expanded_state(dict(params))
         processors = cast(dict[str, Callable[[Any], Any]], state.processors)
-        sources: list[tuple[str, int | None, Any, Callable[[Any], Any] | None]] = []
+        sources: list[_Source] = []
         for name in state.positiontup or []:
-            bind = compiled.binds.get(name)
-            if bind is not None and name not in lists:
-                value = REQUIRED if bind.required or bind.callable else bind.value
-                sources.append((name, None, value, processors.get(name)))
+            if name in compiled.binds and name not in lists:
+                sources.append(_bound(compiled, name, processors))
                 continue
             source, _, index = name.rpartition("_")
             if source not in lists or not index.isdigit():
                 return None
             sources.append((source, int(index) - 1, REQUIRED, processors.get(name)))
-        expansion = cls(state.statement, tuple(sources))
+        rendered = cls(state.statement, tuple(sources))
         # Built from these parameters, it must give back exactly what SQLAlchemy gave.
-        return expansion if expansion.sql(params) == _expanded(compiled, params) else None
+        return rendered if rendered.sql(params) == _expanded(compiled, params) else None
 
     def sql(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         arguments = []

@@ -64,6 +64,10 @@ def _typename(_: Any) -> None:
     """The completer of __typename, never called: the type's name is the value."""
 
 
+# What the short path gives for a field it leaves to graphql-core.
+LONG = object()
+
+
 class GiveUp(Exception):
     """The completer cannot answer this value: graphql-core's path will."""
 
@@ -132,42 +136,51 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         if self._plans is not None:
-            node: FieldNode = field_details_list[0].node
-            attribute = None if node.arguments else self._plain(parent_type, node.name.value)
-            if attribute is not None:
-                field = parent_type.fields[node.name.value]
-                complete = (
-                    self._completer(parent_type, node, field.type)
-                    if len(field_details_list) == 1
-                    else None
-                )
-                try:
-                    value = getattr(source, attribute)
-                    if complete is not None:
-                        return complete(value)
-                except Exception:  # noqa: BLE001 - the full path below reports it
-                    pass
-                else:
-                    target = get_nullable_type(field.type)
-                    if (
-                        is_object_type(target)
-                        and value is not None
-                        and not isinstance(value, Exception)
-                        and not self.is_awaitable(value)
-                    ):
-                        is_type_of = target.is_type_of
-                        if is_type_of is None or is_type_of(value, NO_INFO) is True:
-                            return self._object(
-                                target,
-                                field.type,
-                                value,
-                                field_details_list,
-                                path,
-                                position_context,
-                            )
+            answer = self._short(parent_type, source, field_details_list, path, position_context)
+            if answer is not LONG:
+                return answer
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def _short(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Any,
+        position_context: Any,
+    ) -> Any:
+        """The field answered on the short path, or LONG for graphql-core's."""
+        node: FieldNode = field_details_list[0].node
+        attribute = None if node.arguments else self._plain(parent_type, node.name.value)
+        if attribute is None:
+            return LONG
+        field = parent_type.fields[node.name.value]
+        complete = (
+            self._completer(parent_type, node, field.type) if len(field_details_list) == 1 else None
+        )
+        try:
+            value = getattr(source, attribute)
+            if complete is not None:
+                return complete(value)
+        except Exception:  # noqa: BLE001 - graphql-core's path reports it
+            return LONG
+        # Not compiled (a merged field, a selection that is not all plain): an object's
+        # subfields still go through graphql-core, on the attribute.
+        target = get_nullable_type(field.type)
+        if (
+            not is_object_type(target)
+            or value is None
+            or value is Undefined
+            or isinstance(value, Exception)
+            or self.is_awaitable(value)
+        ):
+            return LONG
+        is_type_of = target.is_type_of
+        if is_type_of is not None and is_type_of(value, NO_INFO) is not True:
+            return LONG
+        return self._object(target, field.type, value, field_details_list, path, position_context)
 
     def _completer(
         self, parent_type: GraphQLObjectType, node: FieldNode, type_: GraphQLOutputType

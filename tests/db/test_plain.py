@@ -1,15 +1,27 @@
 """Prebuilt statements: the SQL and arguments built once per shape are SQLAlchemy's own, for
 any number of values in an IN list, and the rows read with them are the right ones."""
 
+import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, bindparam, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from billgraph.customers.repository import CUSTOMERS_BY_IDS
 from billgraph.db.engine import Database
-from billgraph.db.plain import Prebuilt
+from billgraph.db.plain import Plain, Prebuilt
 from billgraph.graphql.node import from_global_id
 from billgraph.ledger.repository import ENTRIES_BY_IDS, ENTRY_PAGES
 from billgraph.wallets.repository import WALLETS_BY_CUSTOMER_IDS, WALLETS_BY_IDS
@@ -111,3 +123,38 @@ async def test_rows_read_by_lists_of_each_length_are_those_asked_for(
                 WALLETS_BY_IDS, {"organization_id": organization_id, "ids": asked}
             )
             assert sorted(r.id for r in rows) == sorted(w for w in asked if w in wallets)
+
+
+@postgresql_only
+async def test_a_full_pool_waits_and_a_failed_statement_gives_its_connection_back(
+    database: Database,
+) -> None:
+    """One connection: a statement that fails returns it, and a second checkout waits for
+    the first to end rather than failing or opening a second connection."""
+    plain = Plain(database.engine, pool_size=1)
+    failing = Prebuilt(select(literal_column("1 / 0")))
+    try:
+        for _ in range(3):
+            with pytest.raises(asyncpg.DivisionByZeroError):
+                async with plain.connect() as connection:
+                    await connection.rows(failing, {})
+        assert plain._busy == 0  # checked out, given back: the count drives the timeout
+        async with plain.connect() as first:
+            waiting = asyncio.create_task(_one(plain))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()  # the pool's only connection is taken
+            assert [tuple(r) for r in await first.rows(ONE, {})] == [(1,)]
+        assert await asyncio.wait_for(waiting, 10) == [(1,)]
+        async with plain.connect() as again:  # nothing was lost on the way
+            assert [tuple(r) for r in await again.rows(ONE, {})] == [(1,)]
+        assert plain._busy == 0
+    finally:
+        await plain.close()
+
+
+ONE = Prebuilt(select(literal_column("1")))
+
+
+async def _one(plain: Plain) -> list[tuple[Any, ...]]:
+    async with plain.connect() as connection:
+        return [tuple(r) for r in await connection.rows(ONE, {})]

@@ -4,14 +4,21 @@ not on every request."""
 
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
-from typing import Generic, TypeVar
+from enum import Enum
+from typing import Final, Generic, Literal, TypeVar
 
 from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 V = TypeVar("V")
-MISSING = object()
+
+
+class Missing(Enum):
+    MISSING = "missing"
+
+
+MISSING: Final = Missing.MISSING  # what ByDocument.get gives for what it does not hold
 
 
 class ByDocument(Generic[V]):
@@ -23,7 +30,7 @@ class ByDocument(Generic[V]):
         self.size = size
         self._entries: OrderedDict[tuple[int, Hashable], tuple[DocumentNode, V]] = OrderedDict()
 
-    def get(self, document: DocumentNode, key: Hashable = None) -> V | object:
+    def get(self, document: DocumentNode, key: Hashable = None) -> V | Literal[Missing.MISSING]:
         """The value, or MISSING."""
         entry = self._entries.get((id(document), key))
         if entry is None or entry[0] is not document:
@@ -54,5 +61,5 @@ class ValidationCache(SchemaExtension):
         if errors is MISSING:
             errors = validate_document(context.schema._schema, document, rules)
             self._errors.put(document, rules, errors)
-        context.pre_execution_errors = errors  # type: ignore[assignment]
+        context.pre_execution_errors = errors
         yield

@@ -11,7 +11,7 @@ really fetch. Tokens are Strawberry's own limiter, applied while parsing.
 
 from collections.abc import Hashable, Iterator
 from itertools import islice
-from typing import Any, ClassVar, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple
 
 from graphql import (
     ArgumentNode,
@@ -298,7 +298,7 @@ class QueryLimits(SchemaExtension):
             key = _cost_key(document, context.operation_name, context.variables or {})
             cost = self._costs.get(document, key) if key is not None else MISSING
             if cost is not MISSING:
-                self.cost = cast(int, cost)
+                self.cost = cost
             elif self._measure(document) and key is not None and self.cost is not None:
                 self._costs.put(document, key, self.cost)
         if self.cost is not None:
@@ -388,7 +388,7 @@ def _cost_key(
             )
         )
         _PAGE_SIZE_VARIABLES.put(document, None, names)
-    values = tuple(variables.get(name, MISSING) for name in cast(tuple[str, ...], names))
+    values = tuple(variables.get(name, MISSING) for name in names)
     key = (operation, tuple((type(v), v) for v in values))
     try:
         hash(key)
