@@ -5,7 +5,6 @@ from functools import partial
 import strawberry
 from graphql import GraphQLError
 from opentelemetry.trace import Tracer
-from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -19,9 +18,9 @@ from billgraph.graphql.customers.mutations import CustomerMutations
 from billgraph.graphql.customers.queries import CustomerQueries
 from billgraph.graphql.execution import LeanExecution
 from billgraph.graphql.extensions.auth import Authentication
-from billgraph.graphql.extensions.caches import ByDocument, ValidationCache
+from billgraph.graphql.extensions.documents import DocumentChecks, Documents
 from billgraph.graphql.extensions.errors import DatabaseOutage, StreamErrors
-from billgraph.graphql.extensions.limits import DocumentLimits, QueryLimits
+from billgraph.graphql.extensions.limits import Costs, QueryLimits
 from billgraph.graphql.extensions.tracing import OperationTracing
 from billgraph.graphql.ledger.mutations import LedgerMutations
 from billgraph.graphql.live.subscriptions import SubscriptionRoot
@@ -61,20 +60,25 @@ class Mutation(
 
 
 class Schema(strawberry.Schema):
+    """Strawberry's schema, with the document and cost caches its extensions share with the
+    view's lean path, and whether a tracer wraps each operation."""
+
+    documents: Documents
+    costs: Costs
+    traced: bool
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         """Client errors are answers, not incidents: present_errors logs the unexpected ones."""
 
 
-def build_schema(settings: Settings, tracer: Tracer | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings, tracer: Tracer | None = None) -> Schema:
     """The schema; with a `tracer`, a span per operation (without, no tracing hook at all)."""
-    # Depth and aliases are DocumentLimits', measured before validation: Strawberry's rules
-    # for them recurse through fragments and expand each spread anew (exponential time).
     tracing = [] if tracer is None else [partial(OperationTracing, tracer)]
-    validated: ByDocument[list[GraphQLError]] = ByDocument()
-    costs: ByDocument[int] = ByDocument()
-    return Schema(
+    documents = Documents(settings.max_tokens, settings.max_query_depth, settings.max_aliases)
+    costs = Costs(settings.max_query_cost, settings.max_mutations_per_document)
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         subscription=SubscriptionRoot,
@@ -82,16 +86,14 @@ def build_schema(settings: Settings, tracer: Tracer | None = None) -> strawberry
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
         extensions=[
             *tracing,  # first: its span wraps the other hooks
-            lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-            lambda: ParserCache(maxsize=256),
-            # Once parsed, before validation:
-            lambda: DocumentLimits(settings.max_query_depth, settings.max_aliases),
-            lambda: ValidationCache(validated),
+            lambda: DocumentChecks(documents),  # tokens, depth, aliases; validation
             Authentication,
             StreamErrors,
             DatabaseOutage,
-            lambda: QueryLimits(
-                settings.max_query_cost, settings.max_mutations_per_document, costs
-            ),
+            lambda: QueryLimits(costs),
         ],
     )
+    schema.documents = documents
+    schema.costs = costs
+    schema.traced = tracer is not None
+    return schema

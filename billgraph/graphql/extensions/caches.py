@@ -1,15 +1,13 @@
-"""What is worked out once per parsed document: the parser cache hands the same document
-object out for the same text, so a repeated operation is checked, validated and costed once,
-not on every request."""
+"""What is worked out once per parsed document: Documents hands the same document object out
+for the same text, so a repeated operation is validated and costed once, not on every
+request."""
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from enum import Enum
 from typing import Final, Generic, Literal, TypeVar
 
-from graphql import DocumentNode, GraphQLError
-from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+from graphql import DocumentNode
 
 V = TypeVar("V")
 
@@ -42,24 +40,3 @@ class ByDocument(Generic[V]):
         self._entries[(id(document), key)] = (document, value)
         if len(self._entries) > self.size:
             self._entries.popitem(last=False)
-
-
-class ValidationCache(SchemaExtension):
-    """Strawberry's ValidationCache, keyed by the document's identity rather than its hash:
-    graphql-core hashes a document by walking all of it, on every request. One `errors`
-    cache per schema."""
-
-    def __init__(self, errors: "ByDocument[list[GraphQLError]]") -> None:
-        self._errors = errors
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        assert document is not None
-        rules = tuple(context.validation_rules)
-        errors = self._errors.get(document, rules)
-        if errors is MISSING:
-            errors = validate_document(context.schema._schema, document, rules)
-            self._errors.put(document, rules, errors)
-        context.pre_execution_errors = errors
-        yield

@@ -5,10 +5,11 @@ later), and INTERNAL_SERVER_ERROR for anything unexpected, whose details go to t
 the client.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
+from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
@@ -42,12 +43,16 @@ class DatabaseOutage(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        errors = getattr(result, "errors", None) or ()
-        if any(_unavailable(error) for error in errors):
-            response = self.execution_context.context.response
-            if response is not None and hasattr(response, "status_code"):
-                response.status_code = 503
-                response.headers.update(unavailable_headers())
+        mark_unavailable(getattr(result, "errors", None) or (), self.execution_context.context)
+
+
+def mark_unavailable(errors: Iterable[GraphQLError], context: Context) -> None:
+    """HTTP 503 with Retry-After for an answer whose `errors` say the database is down."""
+    if any(_unavailable(error) for error in errors):
+        response = context.response
+        if isinstance(response, Response):  # a socket has no status
+            response.status_code = 503
+            response.headers.update(unavailable_headers())
 
 
 def refuse(execution: ExecutionContext, error: GraphQLError) -> None:

@@ -6,12 +6,13 @@ does: the root fields are at depth 0, introspection (`__schema`, `__type`) adds 
 Aliases are counted through fragments, once per spread. Cost: every field costs 1; a
 connection field (one taking `first`) multiplies the cost of what it selects by `first`, so
 `customers(first: 100) { wallets { ledgerEntries(first: 100) { ... } } }` costs what it would
-really fetch. Tokens are Strawberry's own limiter, applied while parsing.
+really fetch. Tokens are limited while parsing (documents.Documents), which runs
+check_document on each document it parses.
 """
 
 from collections.abc import Hashable, Iterator
 from itertools import islice
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 from graphql import (
     ArgumentNode,
@@ -49,39 +50,17 @@ from billgraph.http.bodies import MAX_INTEGER_DIGITS
 MAX_FRAGMENT_NESTING = 32
 
 
-class DocumentLimits(SchemaExtension):
-    """Refuses, once the document is parsed and before it is validated, fields nested deeper
-    than `max_depth`, more than `max_aliases` aliases (both counted through fragments),
-    fragments nested more than MAX_FRAGMENT_NESTING deep and integer literals of more than
-    MAX_INTEGER_DIGITS digits.
-
-    Validation and the cost walk recurse through fragments, and Python's int() refuses
-    literals over 4,300 digits: past these limits no document reaches them. The walk itself
-    is iterative and measures each fragment once, however often it is spread, so it takes
-    time linear in the document whatever its shape (a fragment spread twice in a fragment
-    spread twice, 30 times over, is a billion fields to a walk that expands spreads)."""
-
-    # Documents that passed: a repeated operation is walked once (as validation is, behind
-    # its cache), not on every request.
-    _passed: ClassVar[ByDocument[bool]] = ByDocument()
-
-    def __init__(self, max_depth: int, max_aliases: int) -> None:
-        self.max_depth = max_depth
-        self.max_aliases = max_aliases
-
-    def on_parse(self) -> Iterator[None]:
-        yield
-        document = self.execution_context.graphql_document
-        if document is None:  # raised, the error is the operation's answer
-            return
-        limits = (self.max_depth, self.max_aliases)
-        if self._passed.get(document, limits) is MISSING:
-            check_document(document, self.max_depth, self.max_aliases)
-            self._passed.put(document, limits, True)
-
-
 def check_document(document: DocumentNode, max_depth: int, max_aliases: int) -> None:
-    """Raises BAD_USER_INPUT if the document exceeds the limits of DocumentLimits."""
+    """Raises BAD_USER_INPUT for fields nested deeper than `max_depth`, more than
+    `max_aliases` aliases (both counted through fragments), fragments nested more than
+    MAX_FRAGMENT_NESTING deep or an integer literal of more than MAX_INTEGER_DIGITS digits.
+
+    Run once a document is parsed, before it is validated: validation and the cost walk
+    recurse through fragments, and Python's int() refuses literals over 4,300 digits, so past
+    these limits no document reaches them. The walk itself is iterative and measures each
+    fragment once, however often it is spread, so it takes time linear in the document
+    whatever its shape (a fragment spread twice in a fragment spread twice, 30 times over,
+    is a billion fields to a walk that expands spreads)."""
     for node in _nodes(document):
         if isinstance(node, IntValueNode) and len(node.value.lstrip("-")) > MAX_INTEGER_DIGITS:
             raise graphql_error(
@@ -279,55 +258,55 @@ class _Walk:
         return DEFAULT_PAGE_SIZE
 
 
-class QueryLimits(SchemaExtension):
-    """Computes the operation's cost before it runs; refuses it above `max_cost` or with more
-    than `max_mutations` mutations. The cost is reported in the response's `extensions`."""
+class CostRefused(Exception):
+    """An operation past a limit: the error it is answered with, and its cost if known."""
 
-    def __init__(self, max_cost: int, max_mutations: int, costs: ByDocument[int]) -> None:
+    def __init__(self, error: GraphQLError, cost: int | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.cost = cost
+
+
+class Costs:
+    """Operations' costs, checked against `max_cost` and `max_mutations`; those that passed
+    are remembered by document, operation and page sizes: what else a request varies (a
+    wallet's id) leaves the cost as it is."""
+
+    def __init__(self, max_cost: int, max_mutations: int, size: int = 256) -> None:
         self.max_cost = max_cost
         self.max_mutations = max_mutations
-        self.cost: int | None = None
-        # Costs of the operations that passed, by document, operation and page sizes: what
-        # else a request varies (a wallet's id) leaves the cost as it is.
-        self._costs = costs
+        self._passed: ByDocument[int] = ByDocument(size)
 
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None and context.result is None:
-            key = _cost_key(document, context.operation_name, context.variables or {})
-            cost = self._costs.get(document, key) if key is not None else MISSING
-            if cost is not MISSING:
-                self.cost = cost
-            elif self._measure(document) and key is not None and self.cost is not None:
-                self._costs.put(document, key, self.cost)
-        if self.cost is not None:
-            # Into the response's `extensions`; later hooks (tracing) read it here too.
-            context.extensions_results["cost"] = {
-                "requestedQueryCost": self.cost,
-                "maximumAvailable": self.max_cost,
-            }
-        yield
-
-    def _measure(self, document: DocumentNode) -> bool:
-        """Costs the operation, refusing it past the limits; whether it passed."""
-        context = self.execution_context
-        operation = get_operation_ast(document, context.operation_name)
+    def of(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any],
+    ) -> int | None:
+        """The operation's cost, or None if it has none (no such operation, or variables
+        that execution refuses, with better messages); CostRefused past a limit."""
+        key = _cost_key(document, operation_name, variables)
+        cost = self._passed.get(document, key) if key is not None else MISSING
+        if cost is not MISSING:
+            return cost
+        operation = get_operation_ast(document, operation_name)
         if operation is None:
-            return False
+            return None
         try:
-            schema = context.schema._schema
-            variables = get_variable_values(
-                schema, operation.variable_definitions or (), context.variables or {}
-            )
-            # Bad variables are reported by execution itself, with better messages.
-            if not isinstance(variables, VariableValues):
-                return False
-            self._check(schema, document, operation, variables.coerced)
+            coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
+            if not isinstance(coerced, VariableValues):
+                return None
+            cost = self._check(schema, document, operation, coerced.coerced)
         except GraphQLError as error:
-            refuse(context, error)
-            return False
-        return True
+            raise CostRefused(error, None) from None
+        if key is not None:
+            self._passed.put(document, key, cost)
+        return cost
+
+    def report(self, cost: int) -> dict[str, int]:
+        """The response's `extensions.cost`."""
+        return {"requestedQueryCost": cost, "maximumAvailable": self.max_cost}
 
     def _check(
         self,
@@ -335,7 +314,7 @@ class QueryLimits(SchemaExtension):
         document: DocumentNode,
         operation: OperationDefinitionNode,
         variables: dict[str, Any],
-    ) -> None:
+    ) -> int:
         root = schema.get_root_type(operation.operation)
         assert root is not None
         walk = _Walk(
@@ -355,13 +334,45 @@ class QueryLimits(SchemaExtension):
                 raise graphql_error(
                     f"At most {self.max_mutations} mutations per request.", "BAD_USER_INPUT"
                 )
-        self.cost = walk.cost(operation.selection_set, root)
-        if self.cost > self.max_cost:
-            raise graphql_error(
-                f"Query cost {self.cost} exceeds the maximum of {self.max_cost}; "
-                "ask for smaller pages or fewer nested connections.",
-                "QUERY_TOO_COSTLY",
+        cost = walk.cost(operation.selection_set, root)
+        if cost > self.max_cost:
+            raise CostRefused(
+                graphql_error(
+                    f"Query cost {cost} exceeds the maximum of {self.max_cost}; "
+                    "ask for smaller pages or fewer nested connections.",
+                    "QUERY_TOO_COSTLY",
+                ),
+                cost,
             )
+        return cost
+
+
+class QueryLimits(SchemaExtension):
+    """Computes the operation's cost before it runs (Costs); refuses it past the limits. The
+    cost is reported in the response's `extensions`, a refused one's too."""
+
+    def __init__(self, costs: Costs) -> None:
+        self._costs = costs
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        cost = None
+        if document is not None and context.result is None:
+            try:
+                cost = self._costs.of(
+                    context.schema._schema,
+                    document,
+                    context.operation_name,
+                    context.variables or {},
+                )
+            except CostRefused as refused:
+                cost = refused.cost
+                refuse(context, refused.error)
+        if cost is not None:
+            # Into the response's `extensions`; later hooks (tracing) read it here too.
+            context.extensions_results["cost"] = self._costs.report(cost)
+        yield
 
 
 # The variables each document's page sizes (`first`) read, by document.
