@@ -22,6 +22,7 @@ from billgraph.api_keys.cache import PrincipalCache
 from billgraph.api_keys.service import Scope as KeyScope
 from billgraph.checkout.providers import Providers
 from billgraph.db.engine import Database
+from billgraph.graphql import lean
 from billgraph.graphql.context import Context
 from billgraph.graphql.extensions.errors import present_errors
 from billgraph.graphql.media_types import GRAPHQL_RESPONSE_JSON, response_media_type
@@ -66,8 +67,9 @@ class GraphQLApp(GraphQL[Context, None]):
         tracer: Tracer | None = None,
         providers: Providers | None = None,
     ) -> None:
+        schema = build_schema(settings, tracer)
         super().__init__(
-            build_schema(settings, tracer),
+            schema,
             keep_alive=True,
             keep_alive_interval=settings.websocket_keep_alive_seconds,
             connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),
@@ -80,6 +82,8 @@ class GraphQLApp(GraphQL[Context, None]):
         # Keys seen a moment ago, while the broker delivers every revocation to this process.
         self.principals = PrincipalCache(broker)
         broker.watch_revocations(self.principals.revoked, self.principals.clear)
+        # Known operations skip Strawberry's view and extension machinery (graphql/lean.py).
+        self.lean = schema if lean.serves(schema) else None
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -138,7 +142,11 @@ class GraphQLApp(GraphQL[Context, None]):
             return
         request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(request)
+            response = None
+            if self.lean is not None and request.method == "POST":
+                response = await lean.answer(self, self.lean, request)
+            if response is None:
+                response = await self.run(request)
         except HTTPException as exc:  # unreadable body, batching, wrong method: JSON, not text
             request_id = scope.get("state", {}).get("request_id")
             response = error_response(exc.status_code, exc.reason, "BAD_REQUEST", request_id)
