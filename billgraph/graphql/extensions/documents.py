@@ -61,8 +61,8 @@ class Documents:
 
 class DocumentChecks(SchemaExtension):
     """Parsing and validation through `documents`: Strawberry's token limiter, parser cache
-    and validation cache in one, with DocumentLimits' shape checks between parsing and
-    validation (Strawberry's own depth rules expand each fragment spread anew)."""
+    and validation cache in one, with limits.check_document between parsing and validation
+    (Strawberry's own depth rules expand each fragment spread anew)."""
 
     def __init__(self, documents: Documents) -> None:
         self.documents = documents

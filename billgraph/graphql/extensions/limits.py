@@ -182,7 +182,7 @@ class _Walk:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
-        # Each fragment's cost, computed once however often it is spread (DocumentLimits
+        # Each fragment's cost, computed once however often it is spread (check_document
         # has bounded how deep this walk recurses).
         self._fragment_costs: dict[str, int] = {}
         self._costing: set[str] = set()
