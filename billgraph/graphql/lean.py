@@ -24,8 +24,8 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types import ExecutionResult
 
-from billgraph.graphql.extensions.auth import refusal, set_status
-from billgraph.graphql.extensions.errors import mark_unavailable
+from billgraph.graphql.extensions.auth import refusal
+from billgraph.graphql.extensions.errors import mark_unavailable, set_status
 from billgraph.graphql.extensions.limits import CostRefused
 from billgraph.graphql.schema import Schema
 from billgraph.http import bodies
@@ -109,9 +109,7 @@ async def answer(view: "GraphQLApp", schema: Schema, request: Request) -> Respon
                 variable_values=variables,
                 operation_name=name,
                 executor_class=schema.execution_context_class,
-                is_awaitable=cast(
-                    "Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable
-                ),
+                is_awaitable=_IS_AWAITABLE,
                 operation_extensions=extensions,
             )
             if isawaitable(executed):

@@ -5,7 +5,6 @@ headers and the body must be the same bytes. Which requests the lean path answer
 between Strawberry's path and itself."""
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -18,7 +17,8 @@ from billgraph.db.engine import Database
 from billgraph.graphql.view import GraphQLApp
 from billgraph.settings import Settings
 from tests.api_keys.test_api_keys import create_key
-from tests.support.graph import CREATE_ENTRY, Tenant, entry_input, new_tenant
+from tests.conftest import assert_ledger_invariant
+from tests.support.graph import CREATE_ENTRY, entry_input, new_tenant
 
 WALLET = (
     "query Wallet($id: ID!) { wallet(id: $id) { id balance ledgerEntries(first: 20) "
@@ -96,9 +96,6 @@ def _body(query: object, variables: object = None, name: object = None, **more: 
         data["operationName"] = name
     data.update(more)
     return json.dumps(data).encode()
-
-
-Case = Callable[[Tenant, dict[str, str]], Awaitable[None]]
 
 
 async def test_each_request_gets_the_same_answer_either_way(
@@ -196,18 +193,33 @@ async def test_each_request_gets_the_same_answer_either_way(
     assert sender.strawberry_runs > len(cases)
 
 
-async def test_the_balance_read_through_the_lean_path_is_the_ledger_s(
+async def test_postings_through_the_lean_path_keep_the_ledger_s_rules(
     sender: Sender, database: Database
 ) -> None:
-    """A successful write through the lean path, then its read: what the ledger holds."""
+    """Writes answered by the lean path: a credit, its replay, a conflicting reuse of its key,
+    a debit past the balance and another organization's write each do what the ledger says,
+    and the read after them is the ledger's."""
     tenant = await new_tenant(database, sender.client)
+    other = await new_tenant(database, sender.client)
     customer = await tenant.create_customer()
     customer_id = customer["customer"]["id"]
     before = sender.strawberry_runs
-    posted = await tenant.post(customer_id, 700)
+
+    posted = await tenant.post(customer_id, 700, key="lean-credit")
+    replay = await tenant.post(customer_id, 700, key="lean-credit")
+    conflict = await tenant.post(customer_id, 701, key="lean-credit")
+    too_much = await tenant.post(customer_id, 701, "DEBIT", key="lean-debit")
+    theirs = await other.post(customer_id, 5, key="lean-theirs")
     read = await tenant.data(WALLET, {"id": customer["wallet"]["id"]})
-    assert sender.strawberry_runs == before  # both answered by the lean path
-    assert posted["wallet"]["balance"] == 700
+
+    assert sender.strawberry_runs == before  # every one answered by the lean path
+    assert posted["__typename"] == "CreateLedgerEntrySuccess"
+    assert posted["replayed"] is False and posted["wallet"]["balance"] == 700
+    assert replay["replayed"] is True and replay["entry"]["id"] == posted["entry"]["id"]
+    assert conflict["__typename"] == "IdempotencyConflictError"
+    assert too_much["__typename"] == "InsufficientBalanceError"
+    assert theirs["__typename"] == "NotFoundError"
     assert read["wallet"]["balance"] == 700
     entries = read["wallet"]["ledgerEntries"]["edges"]
     assert [e["node"]["amount"] for e in entries] == [700]
+    await assert_ledger_invariant(database)

@@ -17,7 +17,7 @@ from strawberry.extensions import SchemaExtension
 from billgraph.api_keys.service import Scope
 from billgraph.graphql.context import Context
 from billgraph.graphql.errors import graphql_error
-from billgraph.graphql.extensions.errors import refuse
+from billgraph.graphql.extensions.errors import refuse, set_status
 
 
 class Refusal(NamedTuple):
@@ -82,10 +82,3 @@ def _introspection_only(selections: object) -> bool:
         isinstance(s, FieldNode) and s.name.value.startswith("__")
         for s in selections  # type: ignore[attr-defined]
     )
-
-
-def set_status(context: Context, status: int) -> None:
-    """The answer's HTTP status (a socket has none)."""
-    response = context.response
-    if response is not None and hasattr(response, "status_code"):
-        response.status_code = status

@@ -5,7 +5,7 @@ later), and INTERNAL_SERVER_ERROR for anything unexpected, whose details go to t
 the client.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
@@ -49,10 +49,15 @@ class DatabaseOutage(SchemaExtension):
 def mark_unavailable(errors: Iterable[GraphQLError], context: Context) -> None:
     """HTTP 503 with Retry-After for an answer whose `errors` say the database is down."""
     if any(_unavailable(error) for error in errors):
-        response = context.response
-        if isinstance(response, Response):  # a socket has no status
-            response.status_code = 503
-            response.headers.update(unavailable_headers())
+        set_status(context, 503, unavailable_headers())
+
+
+def set_status(context: Context, status: int, headers: Mapping[str, str] | None = None) -> None:
+    """The answer's HTTP status, and `headers` with it (a socket has neither)."""
+    response = context.response
+    if isinstance(response, Response):
+        response.status_code = status
+        response.headers.update(headers or {})
 
 
 def refuse(execution: ExecutionContext, error: GraphQLError) -> None:
