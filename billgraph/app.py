@@ -26,10 +26,8 @@ from billgraph.graphql.view import GraphQLApp
 from billgraph.http.checkout import CheckoutRoutes
 from billgraph.http.invoices import InvoiceRoutes
 from billgraph.http.middleware import (
-    BodySizeLimit,
-    RateLimit,
+    Guards,
     RequestContext,
-    ServiceUnavailable,
 )
 from billgraph.http.toss import TossRoutes
 from billgraph.live.brokers import create_broker
@@ -154,10 +152,11 @@ def create_app(
             Middleware(RequestContext),
             # Off, not even a pass-through: tracing costs a request nothing.
             *([Middleware(TraceRequests, tracer=tracing.tracer)] if tracing else []),
-            Middleware(ServiceUnavailable),  # a database outage anywhere below: 503
-            Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
             Middleware(
-                RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+                Guards,  # body size, rate limit; a database outage anywhere below: 503
+                max_bytes=settings.max_body_bytes,
+                rate=settings.rate_limit_per_second,
+                burst=settings.rate_limit_burst,
             ),
         ],
         lifespan=lifespan,

@@ -4,8 +4,11 @@ Most fields of a page are plain attributes of the objects built from rows (an en
 amount, createdAt; an edge's node; a connection's edges): about a hundred per wallet read.
 For each, graphql-core builds a path and a resolve info, calls Strawberry's default resolver
 through the middleware manager, checks for an awaitable and walks `complete_value`, several
-times what reading the attribute costs. A field is plain when it has no resolver, no arguments
-and no field extensions (and the schema's default resolver is getattr), and its type is
+times what reading the attribute costs. A field is plain when it has no arguments and no field
+extensions and either no resolver (and the schema's default resolver is getattr) or a
+synchronous resolver of the object alone (an edge's cursor, encoded only when selected: such a
+resolver is a computed attribute, pure, and may be called again by graphql-core's path below),
+and its type is
 - a scalar or enum: the attribute, serialized by its type;
 - an object type (not an interface or union) whose Strawberry type has no is_type_of of its
   own (the one Strawberry makes for a type with interfaces reads no resolve info);
@@ -23,6 +26,8 @@ graphql-core's own path.
 """
 
 from collections.abc import Awaitable, Callable
+from operator import attrgetter
+from types import FunctionType
 from typing import Any, cast
 
 from graphql import (
@@ -40,6 +45,7 @@ from graphql import (
     is_non_null_type,
     is_object_type,
 )
+from graphql.type.scalars import serialize_id, serialize_string
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
@@ -58,6 +64,8 @@ SIMPLE = frozenset({str, int, bool, float})
 NO_INFO = cast("GraphQLResolveInfo[Any]", None)
 
 Completer = Callable[[Any], Any]
+# What a plain field's value is read with: the attribute's getter, or the computed resolver.
+Reader = Callable[[Any], Any]
 
 
 def _typename(_: Any) -> None:
@@ -72,24 +80,43 @@ class GiveUp(Exception):
     """The completer cannot answer this value: graphql-core's path will."""
 
 
-def _attribute(field: GraphQLField) -> str | None:
-    """The Python attribute a plain field reads, None if the field is not plain."""
+def _read(definition: StrawberryField, resolve: Any) -> Reader | None:
+    """How a field without arguments is read: its attribute, or its resolver of the object
+    alone; None if it needs more (an Info, a coroutine) or has field extensions."""
+    if definition.extensions:
+        return None
+    resolver = definition.base_resolver
+    if resolver is None:
+        return (
+            attrgetter(definition.python_name) if getattr(resolve, "_is_default", False) else None
+        )
+    if resolver.is_async or resolver.self_parameter is None or definition.arguments:
+        return None
+    if resolver.info_parameter or resolver.parent_parameter or resolver.root_parameter:
+        return None
+    function = resolver.wrapped_func
+    return function if isinstance(function, FunctionType) else None
+
+
+def _reader(field: GraphQLField) -> Reader | None:
+    """What a plain field's value is read with, None if the field is not plain."""
     definition = (field.extensions or {}).get(STRAWBERRY)
     if not isinstance(definition, StrawberryField) or field.args:
         return None
-    if not definition.is_basic_field or not getattr(field.resolve, "_is_default", False):
+    read = _read(definition, field.resolve)
+    if read is None:
         return None
     target = get_nullable_type(field.type)
     while is_list_type(target):
         target = get_nullable_type(target.of_type)
     if is_leaf_type(target):
-        return definition.python_name
+        return read
     if is_object_type(target):
         object_definition = (target.extensions or {}).get(STRAWBERRY)
         if isinstance(object_definition, StrawberryObjectDefinition) and (
             object_definition.is_type_of is None
         ):
-            return definition.python_name
+            return read
     return None
 
 
@@ -106,7 +133,7 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         middleware = self.middleware_manager
         # A middleware that hooks every resolve must see every field: no short path then.
-        self._plans: dict[tuple[str, str], str | None] | None = None
+        self._plans: dict[tuple[str, str], Reader | None] | None = None
         # Reading the attribute is what the default resolver does only if it is getattr.
         strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
         config = getattr(strawberry_schema, "config", None)
@@ -117,15 +144,15 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
                 self.schema, COMPLETERS
             )
 
-    def _plain(self, parent_type: GraphQLObjectType, name: str) -> str | None:
+    def _plain(self, parent_type: GraphQLObjectType, name: str) -> Reader | None:
         plans = self._plans
         assert plans is not None
         key = (parent_type.name, name)
         if key in plans:
             return plans[key]
         field = parent_type.fields.get(name)
-        attribute = plans[key] = _attribute(field) if field is not None else None
-        return attribute
+        read = plans[key] = _reader(field) if field is not None else None
+        return read
 
     def execute_field(
         self,
@@ -153,15 +180,15 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         """The field answered on the short path, or LONG for graphql-core's."""
         node: FieldNode = field_details_list[0].node
-        attribute = None if node.arguments else self._plain(parent_type, node.name.value)
-        if attribute is None:
+        read = None if node.arguments else self._plain(parent_type, node.name.value)
+        if read is None:
             return LONG
         field = parent_type.fields[node.name.value]
         complete = (
             self._completer(parent_type, node, field.type) if len(field_details_list) == 1 else None
         )
         try:
-            value = getattr(source, attribute)
+            value = read(source)
             if complete is not None:
                 return complete(value)
         except Exception:  # noqa: BLE001 - graphql-core's path reports it
@@ -229,7 +256,14 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
                     raise GiveUp
                 return coerced
 
-            return leaf
+            if coerce not in (serialize_string, serialize_id):
+                return leaf
+
+            def text(value: Any) -> Any:
+                # Ids and strings: a str is its own output (the two serializers' first case).
+                return value if type(value) is str else leaf(value)
+
+            return text
         if is_list_type(target):
             item = self._compile(target.of_type, selection_set)
             if item is None:
@@ -264,18 +298,18 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             if is_type_of is not None and is_type_of(value, NO_INFO) is not True:
                 raise GiveUp
             result = {}
-            for key, attribute, complete in fields:
-                result[key] = complete(getattr(value, attribute)) if attribute else type_name
+            for key, read, complete in fields:
+                result[key] = complete(read(value)) if read else type_name
             return result
 
         return object_
 
     def _fields(
         self, type_: GraphQLObjectType, selection_set: SelectionSetNode
-    ) -> list[tuple[str, str | None, Completer]] | None:
-        """(response key, attribute, completer) per selected field, __typename with no
-        attribute; None unless every selection is a plain field without directives."""
-        fields: list[tuple[str, str | None, Completer]] = []
+    ) -> list[tuple[str, Reader | None, Completer]] | None:
+        """(response key, reader, completer) per selected field, __typename with no reader;
+        None unless every selection is a plain field without directives."""
+        fields: list[tuple[str, Reader | None, Completer]] = []
         keys: set[str] = set()
         for selection in selection_set.selections:
             if not isinstance(selection, FieldNode) or selection.directives:
@@ -288,13 +322,13 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             if name == "__typename" and selection.selection_set is None:
                 fields.append((key, None, _typename))
                 continue
-            attribute = None if selection.arguments else self._plain(type_, name)
-            if attribute is None:
+            read = None if selection.arguments else self._plain(type_, name)
+            if read is None:
                 return None
             complete = self._compile(type_.fields[name].type, selection.selection_set)
             if complete is None:
                 return None
-            fields.append((key, attribute, complete))
+            fields.append((key, read, complete))
         return fields
 
     def _object(

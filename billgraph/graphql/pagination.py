@@ -23,10 +23,18 @@ class PageInfo:
     end_cursor: str | None
 
 
+def _cursor(self: "Edge[object]") -> str:  # Strawberry passes the edge as `self`
+    return encode_cursor(self.kind, self.key)
+
+
 @strawberry.type
 class Edge(Generic[NodeT]):
-    cursor: str
+    # Encoded when selected: most pages ask for nodes only (a connection's pageInfo carries
+    # the cursor to page on).
+    cursor: str = strawberry.field(resolver=_cursor)
     node: NodeT
+    kind: strawberry.Private[str]
+    key: strawberry.Private[int]
 
 
 @strawberry.type
@@ -70,10 +78,11 @@ def build_connection(
     to_node: Callable[[RowT], NodeT],
 ) -> Connection[NodeT]:
     """A page from `rows`, fetched with `limit + 1`: the extra row only says a next page exists."""
-    edges = [Edge(cursor=encode_cursor(kind, sort_key(r)), node=to_node(r)) for r in rows[:limit]]
+    edges = [Edge(node=to_node(r), kind=kind, key=sort_key(r)) for r in rows[:limit]]
     return Connection(
         edges=edges,
         page_info=PageInfo(
-            has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None
+            has_next_page=len(rows) > limit,
+            end_cursor=encode_cursor(kind, edges[-1].key) if edges else None,
         ),
     )

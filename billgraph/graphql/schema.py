@@ -26,6 +26,7 @@ from billgraph.graphql.ledger.mutations import LedgerMutations
 from billgraph.graphql.live.subscriptions import SubscriptionRoot
 from billgraph.graphql.node import NodeQueries
 from billgraph.graphql.organizations.queries import OrganizationQueries
+from billgraph.graphql.resolvers import direct
 from billgraph.graphql.scalars import SCALAR_MAP
 from billgraph.graphql.wallets.mutations import WalletMutations
 from billgraph.graphql.wallets.queries import WalletQueries
@@ -93,6 +94,7 @@ def build_schema(settings: Settings, tracer: Tracer | None = None) -> Schema:
             lambda: QueryLimits(costs),
         ],
     )
+    direct(schema)  # resolvers without Strawberry's per-call wrapper where it does nothing
     schema.documents = documents
     schema.costs = costs
     schema.traced = tracer is not None

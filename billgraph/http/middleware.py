@@ -1,5 +1,5 @@
-"""ASGI middleware: request ids and access logs, database outages as 503, body size limit,
-per-API-key rate limit."""
+"""ASGI middleware: request ids and access logs; the guards (body size limit, per-API-key rate
+limit, database outages as 503)."""
 
 import hashlib
 import math
@@ -10,7 +10,6 @@ from collections import OrderedDict
 
 import structlog
 from prometheus_client import Counter, Histogram
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billgraph.db.availability import is_unavailable
@@ -54,6 +53,14 @@ async def _send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header `name` (lower case), as Starlette's Headers.get gives it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 class RequestContext:
     """Gives every request an id (the client's X-Request-ID if sane), echoes it in the
     response, binds it to every log line, and logs and counts the request."""
@@ -65,7 +72,7 @@ class RequestContext:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        offered = Headers(scope=scope).get("x-request-id", "")
+        offered = _header(scope, b"x-request-id") or ""
         request_id = offered if _CLIENT_REQUEST_ID.match(offered) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -102,89 +109,29 @@ class RequestContext:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
-class ServiceUnavailable:
-    """A database outage that escapes a route (authenticating the API key, a webhook) is
-    answered 503 with Retry-After and the code SERVICE_UNAVAILABLE, and logged as a warning:
-    the client retries later, the connection stays open, no stack trace per request. Any
-    other failure goes on to the app's error handler (a masked 500)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception as exc:
-            if started or not is_unavailable(exc):
-                raise
-            log.warning("database unavailable", path=scope["path"], error=type(exc).__name__)
-            await _send_error(
-                send,
-                503,
-                UNAVAILABLE_MESSAGE,
-                UNAVAILABLE_CODE,
-                scope.get("state", {}).get("request_id"),
-                ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
-            )
-
-
-class BodySizeLimit:
-    """Refuses request bodies larger than `max_bytes` with 413, before they are parsed."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = scope.get("state", {}).get("request_id")
-        message = f"Request body over {self.max_bytes} bytes."
-        length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _send_error(send, 413, message, "PAYLOAD_TOO_LARGE", request_id)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await _send_error(send, 413, message, "PAYLOAD_TOO_LARGE", request_id)
-
-
 class _BodyTooLarge(Exception):
     pass
 
 
-class RateLimit:
-    """A token bucket per API key (per process): `rate` requests a second, bursts up to
-    `burst`. Over the limit: 429 with Retry-After. Requests without a key are not limited
-    here; they are refused as unauthenticated anyway."""
+class Guards:
+    """What every HTTP request passes before a route, in one layer (each layer is paid per
+    request):
+
+    - a body larger than `max_bytes` is refused with 413 before it is parsed (by its
+      Content-Length, or while it is read);
+    - a token bucket per API key (per process): `rate` requests a second, bursts up to
+      `burst`; over the limit, 429 with Retry-After. Requests without a key are not limited
+      here; they are refused as unauthenticated anyway;
+    - a database outage that escapes a route (authenticating the API key, a webhook) is
+      answered 503 with Retry-After and the code SERVICE_UNAVAILABLE, and logged as a
+      warning: the client retries later, the connection stays open, no stack trace per
+      request. Any other failure goes on to the app's error handler (a masked 500)."""
 
     MAX_BUCKETS = 100_000
 
-    def __init__(self, app: ASGIApp, rate: float, burst: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, rate: float, burst: int) -> None:
         self.app = app
+        self.max_bytes = max_bytes
         self.rate = rate
         self.burst = burst
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -205,20 +152,58 @@ class RateLimit:
         return wait
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = None
-        if scope["type"] == "http" and self.rate > 0:
-            token = bearer_token(Headers(scope=scope).get("authorization", ""))
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope.get("state", {}).get("request_id")
+        too_large = f"Request body over {self.max_bytes} bytes."
+        length = _header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _send_error(send, 413, too_large, "PAYLOAD_TOO_LARGE", request_id)
+            return
+        token = bearer_token(_header(scope, b"authorization") or "") if self.rate > 0 else None
         if token:
-            key = hashlib.sha256(token.encode()).hexdigest()
-            wait = self._take(key)
+            wait = self._take(hashlib.sha256(token.encode()).hexdigest())
             if wait > 0:
                 await _send_error(
                     send,
                     429,
                     "Rate limit exceeded for this API key.",
                     "RATE_LIMITED",
-                    scope.get("state", {}).get("request_id"),
+                    request_id,
                     ((b"retry-after", str(math.ceil(wait)).encode()),),
                 )
                 return
-        await self.app(scope, receive, send)
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watch)
+        except _BodyTooLarge:
+            await _send_error(watch, 413, too_large, "PAYLOAD_TOO_LARGE", request_id)
+        except Exception as exc:
+            if started or not is_unavailable(exc):
+                raise
+            log.warning("database unavailable", path=scope["path"], error=type(exc).__name__)
+            await _send_error(
+                send,
+                503,
+                UNAVAILABLE_MESSAGE,
+                UNAVAILABLE_CODE,
+                request_id,
+                ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
+            )

@@ -44,8 +44,12 @@ class Entry:
     maybe_tags: list[Tag | None] | None
 
     @strawberry.field
-    def doubled(self) -> int:
+    def doubled(self, info: strawberry.Info) -> int:  # a resolver: graphql-core's to call
         return self.amount * 2
+
+    @strawberry.field
+    def half(self) -> int:  # of the object alone: read like an attribute
+        return self.amount // 2
 
 
 @strawberry.type
@@ -141,6 +145,7 @@ SELECTIONS = {
     "aliases and typename": "all: edges { c: cursor n: node { __typename i: id a: amount } }",
     "nested lists": "grid total edges { node { tags { name weight } maybeTags { name } } }",
     "a resolver inside": "edges { node { id doubled tags { name } } }",
+    "a computed field": "edges { node { id half } }",
     "the same key twice": "edges { node { id } node { amount } }",
     "fragments": "edges { ...E } fragment E on Edge { cursor node { ... on Entry { id } } }",
     "directives": "edges { cursor @include(if: $yes) node @skip(if: $yes) { id } }",
@@ -198,6 +203,14 @@ async def test_each_case_is_what_it_says() -> None:
         "bad total",
         "error as price",
     }
+    computed = _document(SELECTIONS["a computed field"], "page")
+    assert {c for c in PAGES if (await _both(computed, c))[1][1]} == {
+        "null amount",  # None // 2 raises in the resolver
+        "bad amount",  # "many" // 2 raises too
+        "huge amount",
+        "error as node",
+        "null node",
+    }
 
 
 async def test_only_a_selection_that_is_plain_throughout_is_compiled() -> None:
@@ -220,6 +233,18 @@ async def test_only_a_selection_that_is_plain_throughout_is_compiled() -> None:
         # a directive below edges: graphql-core collects the edge's fields
         "directives": {"edges": False, "cursor": True},
     }
+
+
+async def test_a_field_computed_from_the_object_alone_is_compiled() -> None:
+    completers = getattr(LEAN._schema, COMPLETERS)
+    completers.clear()
+    document = _document(SELECTIONS["a computed field"], "page")
+    result = await LEAN.execute(document, variable_values={"case": "plain"})
+    assert result.errors is None
+    assert result.data == {
+        "page": {"edges": [{"node": {"id": f"e{n}", "half": n // 2}} for n in range(1, 6)]}
+    }
+    assert {node.name.value: c is not None for node, c in completers.values()} == {"edges": True}
 
 
 def _incremental_schema(context: type[StrawberryGraphQLCoreExecutionContext]) -> strawberry.Schema:
