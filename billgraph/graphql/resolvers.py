@@ -3,11 +3,12 @@
 For every field with a resolver, Strawberry's wrapper builds an Info, converts the arguments
 (a walk over each argument's type), chains the field's extensions, calls the resolver and, for
 an async one, awaits it inside a coroutine of its own: paid per call, 21 times on a customers
-page. For a field whose arguments are all scalars or enums (whose conversion is the value
-itself, renamed to its Python name) and that has no field extensions, no exception handlers
-and no field class of its own, `direct` installs a resolve function that does only what the
-wrapper would have done: the Info, the renamed arguments, the call (a coroutine is returned to
-graphql-core, which awaits it). Anything else keeps Strawberry's wrapper.
+page. For a field whose arguments are scalars, enums, lists of them or plain input types
+(whose conversion a function built once can do) and that has no field extensions, no
+exception handlers and no field class of its own, `direct` installs a resolve function that
+does only what the wrapper would have done: the Info, the converted arguments, the call (a
+coroutine is returned to graphql-core, which awaits it). Anything else keeps Strawberry's
+wrapper.
 """
 
 from collections.abc import Callable
@@ -29,13 +30,12 @@ from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
 
-# The definition's key in a GraphQL field's extensions (Strawberry's own).
-STRAWBERRY = "strawberry-definition"
+from billgraph.graphql.execution import STRAWBERRY
 
 Resolve = Callable[..., Any]
-
-
 Convert = Callable[[Any], Any]
+# (GraphQL name, Python name, converter) of an argument or an input field.
+Conversions = tuple[tuple[str, str, Convert], ...]
 
 
 def _same(value: Any) -> Any:
@@ -73,13 +73,11 @@ def _converter(schema: Schema, type_: Any) -> Convert | None:
         return None
     if definition.is_graphql_generic:
         return None
-    fields = []
-    for input_field in definition.fields:
-        convert = _converter(schema, input_field.type)
-        if convert is None:
-            return None
-        name = schema.config.name_converter.from_field(input_field)
-        fields.append((name, input_field.python_name, convert))
+    fields = _conversions(
+        schema, [(f, schema.config.name_converter.from_field(f)) for f in definition.fields]
+    )
+    if fields is None:
+        return None
     # Fields without a default start as None (graphql-core has checked the required ones).
     unset = {
         f.python_name: None
@@ -99,19 +97,27 @@ def _converter(schema: Schema, type_: Any) -> Convert | None:
     return build
 
 
+def _conversions(schema: Schema, named: list[tuple[Any, str]]) -> Conversions | None:
+    """Of each (argument or input field, its GraphQL name); None if one is not covered."""
+    conversions = []
+    for item, name in named:
+        convert = _converter(schema, item.type)
+        if convert is None:
+            return None
+        conversions.append((name, item.python_name, convert))
+    return tuple(conversions)
+
+
 Keywords = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def keywords(schema: Schema, field: StrawberryField) -> Keywords | None:
     """The resolver's keyword arguments from graphql-core's argument values, as Strawberry's
     convert_arguments makes them; None if an argument's type is not covered."""
-    arguments = []
-    for argument in field.arguments:
-        convert = _converter(schema, argument.type)
-        if convert is None:
-            return None
-        name = schema.config.name_converter.from_argument(argument)
-        arguments.append((name, argument.python_name, convert))
+    names = schema.config.name_converter
+    arguments = _conversions(schema, [(a, names.from_argument(a)) for a in field.arguments])
+    if arguments is None:
+        return None
     # Most arguments are scalars and enums, passed on as they are.
     renames = tuple((name, python) for name, python, convert in arguments if convert is _same)
     converts = tuple(a for a in arguments if a[2] is not _same)
@@ -135,8 +141,9 @@ def _direct(schema: Schema, field: StrawberryField) -> Resolve | None:
         return None
     keywords_of = keywords(schema, field)
     function = resolver.wrapped_func
+    # Not a plain function: a staticmethod or classmethod object, Strawberry's wrapper knows them.
     if keywords_of is None or not isinstance(function, FunctionType):
-        return None  # a staticmethod or classmethod object: Strawberry's wrapper knows them
+        return None
     with_self = resolver.self_parameter is not None
     info_name = resolver.info_parameter.name if resolver.info_parameter else None
     info_class = schema.config.info_class
