@@ -20,19 +20,29 @@ attribute, the items, the subfields, read and built into the result in one walk.
 does not expect (a null where the type says non-null, a value that fails to serialize, an
 awaitable, a list that is not a list) gives up, and the field is executed again by
 graphql-core, which raises and reports exactly as before: reading attributes twice changes
-nothing. A plain object field whose selection is not all plain (a customer's wallets have a
-resolver) executes its subfields through graphql-core on the attribute. Anything else takes
-graphql-core's own path.
+nothing.
+
+A selection that reaches fields with resolvers (a page of customers, each with its wallets)
+is answered by a deep completer, compiled once per document node too: the plain parts read
+in the same walk, each field with a resolver executed by execute_field where it stands, and
+every step doing what graphql-core does there with the same errors, nulls and awaitables. A
+deep completer never gives up (a value it does not expect goes to graphql-core's
+complete_value at that position), so no resolver runs twice. It completes the values that
+resolvers return too (complete_value): a wallet, a page of entries, a customer's wallets.
+Fragments and directives inside a selection leave it to graphql-core, and anything else
+takes graphql-core's own path.
 """
 
 from collections.abc import Awaitable, Callable
+from enum import Enum
 from operator import attrgetter
 from types import FunctionType
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from graphql import (
     FieldNode,
     GraphQLField,
+    GraphQLList,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
@@ -45,6 +55,8 @@ from graphql import (
     is_non_null_type,
     is_object_type,
 )
+from graphql.execution.collect_fields import FieldDetails
+from graphql.pyutils import Path, gather_with_cancel
 from graphql.type.scalars import serialize_id, serialize_string
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
@@ -56,6 +68,7 @@ STRAWBERRY = "strawberry-definition"
 # completers compiled for document nodes.
 PLANS = "_billgraph_plain_fields"
 COMPLETERS = "_billgraph_completers"
+DEEPS = "_billgraph_value_completers"
 # Compiled completers kept; all are dropped when full (documents come from a bounded cache).
 MAX_COMPLETERS = 4096
 # Values that are neither awaitable nor errors, told apart without a call.
@@ -64,6 +77,8 @@ SIMPLE = frozenset({str, int, bool, float})
 NO_INFO = cast("GraphQLResolveInfo[Any]", None)
 
 Completer = Callable[[Any], Any]
+# A value's completer at a position where some fields have resolvers (see Deep below).
+DeepCompleter = Callable[["LeanExecution", Any, Path, Any, "GraphQLResolveInfo[Any] | None"], Any]
 # What a plain field's value is read with: the attribute's getter, or the computed resolver.
 Reader = Callable[[Any], Any]
 
@@ -143,6 +158,7 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             self._completers: dict[tuple[int, str], tuple[FieldNode, Completer | None]] = _cache(
                 self.schema, COMPLETERS
             )
+            self._deeps: dict[tuple[int, str, int], Compiled] = _cache(self.schema, DEEPS)
 
     def _plain(self, parent_type: GraphQLObjectType, name: str) -> Reader | None:
         plans = self._plans
@@ -170,6 +186,32 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             parent_type, source, field_details_list, path, position_context
         )
 
+    def complete_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: Any,
+        info: "GraphQLResolveInfo[Any]",
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        # A resolver's object or list (a wallet, a page of entries, a customer's wallets):
+        # completed by what was compiled for its selection, as graphql-core would.
+        if self._plans is not None and len(field_details_list) == 1:
+            node: FieldNode = field_details_list[0].node
+            if node.selection_set is not None:
+                compiled = self._value_completers(info.parent_type, node, return_type)
+                if compiled.plain is not None:
+                    try:
+                        return compiled.plain(result)
+                    except Exception:  # noqa: BLE001 - graphql-core's path reports it
+                        pass
+                elif compiled.deep is not None:
+                    return compiled.deep(self, result, path, position_context, info)
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
     def _short(
         self,
         parent_type: GraphQLObjectType,
@@ -193,8 +235,12 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
                 return complete(value)
         except Exception:  # noqa: BLE001 - graphql-core's path reports it
             return LONG
-        # Not compiled (a merged field, a selection that is not all plain): an object's
-        # subfields still go through graphql-core, on the attribute.
+        if len(field_details_list) == 1:
+            compiled = self._value_completers(parent_type, node, field.type)
+            if compiled.deep is not None and compiled.at is not None:
+                return _field(self, compiled.at, compiled.deep, value, path, position_context)
+        # Not compiled (a merged field, a selection with fragments): an object's subfields
+        # still go through graphql-core, on the attribute.
         target = get_nullable_type(field.type)
         if (
             not is_object_type(target)
@@ -331,6 +377,91 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             fields.append((key, read, complete))
         return fields
 
+    def _value_completers(
+        self, parent_type: GraphQLObjectType, node: FieldNode, type_: GraphQLOutputType
+    ) -> "Compiled":
+        """For a value of `type_` at `node`: its completer if the selection is plain
+        throughout, else its deep completer if one compiles; compiled on first use."""
+        key = (id(node), parent_type.name, id(type_))
+        found = self._deeps.get(key)
+        if found is not None and found.node is node:
+            return found
+        if len(self._deeps) >= MAX_COMPLETERS:
+            self._deeps.clear()
+        pure = deep = at = None
+        field = parent_type.fields.get(node.name.value)
+        # As in _completer: a directive of the field's own is graphql-core's to carry out.
+        if field is not None and not any(
+            d.name.value not in ("include", "skip") for d in node.directives or ()
+        ):
+            pure = self._compile(type_, node.selection_set)
+            if pure is None and node.selection_set is not None:
+                at = At(parent_type, field, [FieldDetails(node, None)])
+                deep = self._deep(at, node.selection_set, type_)
+        found = self._deeps[key] = Compiled(node, pure, deep if at else None, at)
+        return found
+
+    def _deep(
+        self, at: "At", selection_set: SelectionSetNode, type_: GraphQLOutputType
+    ) -> DeepCompleter | None:
+        """What complete_value does for a value of `type_` (the type of the field `at`, or
+        an item type of it) whose selection has fields that resolvers
+        answer: the plain parts read and built in one walk, each field with a resolver
+        executed by execute_field, errors handled where graphql-core handles them; None
+        unless the selection is fields only (no fragments, no directives) down to each
+        resolver's field."""
+        if is_non_null_type(type_):
+            inner = self._deep(at, selection_set, type_.of_type)
+            return None if inner is None else _non_null(inner, at)
+        if is_list_type(type_):
+            item = self._deep(at, selection_set, type_.of_type)
+            return None if item is None else _list(item, type_.of_type, at)
+        if not is_object_type(type_):
+            return None
+        definition = (type_.extensions or {}).get(STRAWBERRY)
+        if not (
+            isinstance(definition, StrawberryObjectDefinition) and definition.is_type_of is None
+        ):
+            return None
+        members = self._members(type_, selection_set)
+        return None if members is None else _object(type_, members, at)
+
+    def _members(
+        self, type_: GraphQLObjectType, selection_set: SelectionSetNode
+    ) -> list["Member"] | None:
+        """The selected fields of a deep completer's object, in order; None unless every
+        selection is a field without directives, each response key once."""
+        members: list[Member] = []
+        keys: set[str] = set()
+        for selection in selection_set.selections:
+            if not isinstance(selection, FieldNode) or selection.directives:
+                return None
+            name = selection.name.value
+            key = selection.alias.value if selection.alias else name
+            if key in keys:
+                return None
+            keys.add(key)
+            if name == "__typename" and selection.selection_set is None:
+                members.append(Member(key, Kind.TYPENAME, None, None, None))
+                continue
+            field = type_.fields.get(name)
+            if field is None:
+                return None
+            at = At(type_, field, [FieldDetails(selection, None)])
+            read = None if selection.arguments else self._plain(type_, name)
+            if read is not None:
+                pure = self._compile(field.type, selection.selection_set)
+                if pure is not None:
+                    members.append(Member(key, Kind.PURE, read, pure, at))
+                    continue
+                if selection.selection_set is not None:
+                    deep = self._deep(at, selection.selection_set, field.type)
+                    if deep is not None:
+                        members.append(Member(key, Kind.DEEP, read, deep, at))
+                        continue
+            members.append(Member(key, Kind.RESOLVED, None, None, at))
+        return members
+
     def _object(
         self,
         type_: GraphQLObjectType,
@@ -359,3 +490,267 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
                 return None
 
         return awaited(completed)
+
+
+# Deep completers (see the module's docstring): each step does what graphql-core's
+# complete_value, complete_list_value and execute_fields do at that step.
+CORE = StrawberryGraphQLCoreExecutionContext
+
+
+class Kind(Enum):
+    TYPENAME = "typename"
+    PURE = "pure"  # plain throughout: read and completed without a path
+    DEEP = "deep"  # read as an attribute, completed by a deep completer
+    RESOLVED = "resolved"  # anything else: execute_field
+
+
+class At:
+    """A field of a compiled selection: where its errors are located, its resolve info."""
+
+    __slots__ = ("details", "field", "message", "parent")
+
+    def __init__(self, parent: GraphQLObjectType, field: GraphQLField, details: Any) -> None:
+        self.parent = parent
+        self.field = field
+        self.details = details
+        name = details[0].node.name.value
+        self.message = f"Cannot return null for non-nullable field {parent.name}.{name}."
+
+    def info(self, executor: LeanExecution, path: Path) -> "GraphQLResolveInfo[Any]":
+        nodes = [d.node for d in self.details]
+        return executor.build_resolve_info(self.field, nodes, self.parent, path)
+
+
+class Compiled(NamedTuple):
+    """What is compiled for the values at a field node: a plain completer, or a deep one
+    with its field."""
+
+    node: FieldNode
+    plain: Completer | None
+    deep: DeepCompleter | None
+    at: "At | None"
+
+
+class Member:
+    __slots__ = ("at", "complete", "key", "kind", "read")
+
+    def __init__(
+        self,
+        key: str,
+        kind: Kind,
+        read: Reader | None,
+        complete: Any,
+        at: At | None,
+    ) -> None:
+        self.key = key
+        self.kind = kind
+        self.read = read
+        self.complete = complete
+        self.at = at
+
+
+def _field(
+    executor: LeanExecution,
+    at: At,
+    deep: DeepCompleter,
+    value: Any,
+    path: Path,
+    position_context: Any,
+) -> Any:
+    """What execute_field gives for a plain field whose attribute is `value`, completed by
+    its deep completer."""
+    type_ = at.field.type
+    try:
+        if executor.is_awaitable(value):
+            return executor.complete_awaitable_value(
+                type_, at.details, at.info(executor, path), path, value, position_context
+            )
+        completed = deep(executor, value, path, position_context, None)
+        if executor.is_awaitable(completed):
+            return _guarded(executor, completed, type_, at.details, path)
+        return completed
+    except Exception as error:  # noqa: BLE001 - located and reported as graphql-core does
+        executor.handle_field_error(error, type_, at.details, path)
+        return None
+
+
+async def _guarded(
+    executor: LeanExecution, completed: Awaitable[Any], type_: Any, details: Any, path: Path
+) -> Any:
+    """An awaited completion whose error is the field's (or the item's), as graphql-core
+    handles it: null where the type allows, else raised on to the parent."""
+    try:
+        return await completed
+    except Exception as error:  # noqa: BLE001 - as above
+        executor.handle_field_error(error, type_, details, path)
+        return None
+
+
+def _non_null(inner: DeepCompleter, at: At) -> DeepCompleter:
+    def non_null(
+        executor: LeanExecution,
+        value: Any,
+        path: Path,
+        position_context: Any,
+        info: "GraphQLResolveInfo[Any] | None",
+    ) -> Any:
+        if isinstance(value, Exception):
+            raise value
+        completed = inner(executor, value, path, position_context, info)
+        if completed is None:
+            raise TypeError(at.message)
+        return completed
+
+    return non_null
+
+
+def _list(item: DeepCompleter, item_type: GraphQLOutputType, at: At) -> DeepCompleter:
+    list_type = GraphQLList(item_type)
+
+    def items(
+        executor: LeanExecution,
+        value: Any,
+        path: Path,
+        position_context: Any,
+        info: "GraphQLResolveInfo[Any] | None",
+    ) -> Any:
+        if isinstance(value, Exception):
+            raise value
+        if value is None or value is Undefined:
+            return None
+        if info is None:
+            info = at.info(executor, path)
+        if type(value) is not list and type(value) is not tuple:
+            return CORE.complete_value(
+                executor, list_type, at.details, info, path, value, position_context
+            )
+        is_awaitable = executor.is_awaitable
+        results: list[Any] = []
+        waiting: list[int] = []
+        index = 0
+        try:
+            for index, element in enumerate(value):
+                item_path = path.add_key(index, None)
+                if is_awaitable(element):
+                    results.append(
+                        executor.complete_awaitable_list_item_value(
+                            element, item_type, at.details, info, item_path, position_context
+                        )
+                    )
+                    waiting.append(index)
+                    continue
+                try:
+                    completed = item(executor, element, item_path, position_context, info)
+                    if is_awaitable(completed):
+                        completed = _guarded(executor, completed, item_type, at.details, item_path)
+                        waiting.append(index)
+                except Exception as error:  # noqa: BLE001 - as complete_list_item_value
+                    executor.handle_field_error(error, item_type, at.details, item_path)
+                    completed = None
+                results.append(completed)
+        except Exception:
+            # As graphql-core: what was started settles in the background, and so do the
+            # awaitable items not reached.
+            pending = [results[i] for i in waiting if i < len(results)]
+            pending.extend(v for v in value[index + 1 :] if is_awaitable(v))
+            if pending:
+                executor.settle_in_background(pending)
+            raise
+        if not waiting:
+            return results
+        return _gathered(results, waiting)
+
+    return items
+
+
+def _object(type_: GraphQLObjectType, members: list[Member], at: At) -> DeepCompleter:
+    is_type_of = type_.is_type_of
+    name = type_.name
+
+    def object_(
+        executor: LeanExecution,
+        value: Any,
+        path: Path,
+        position_context: Any,
+        info: "GraphQLResolveInfo[Any] | None",
+    ) -> Any:
+        if isinstance(value, Exception):
+            raise value
+        if value is None or value is Undefined:
+            return None
+        if is_type_of is not None and is_type_of(value, NO_INFO) is not True:
+            # graphql-core's complete_value raises its error for the value.
+            return CORE.complete_value(
+                executor,
+                type_,
+                at.details,
+                info or at.info(executor, path),
+                path,
+                value,
+                position_context,
+            )
+        is_awaitable = executor.is_awaitable
+        result: dict[str, Any] = {}
+        waiting: list[str] = []
+        try:
+            for member in members:
+                key = member.key
+                kind = member.kind
+                if kind is Kind.TYPENAME:
+                    result[key] = name
+                    continue
+                field_path = Path(path, key, name)
+                child: At = member.at  # type: ignore[assignment] # only __typename has none
+                if kind is Kind.PURE:
+                    try:
+                        result[key] = member.complete(member.read(value))  # type: ignore[misc]
+                        continue
+                    except Exception:  # noqa: BLE001 - graphql-core's path reports it
+                        completed = CORE.execute_field(
+                            executor, type_, value, child.details, field_path, position_context
+                        )
+                elif kind is Kind.DEEP:
+                    try:
+                        attribute = member.read(value)  # type: ignore[misc]
+                    except Exception as error:  # noqa: BLE001 - as a resolver's error
+                        executor.handle_field_error(
+                            error, child.field.type, child.details, field_path
+                        )
+                        completed = None
+                    else:
+                        completed = _field(
+                            executor,
+                            child,
+                            member.complete,
+                            attribute,
+                            field_path,
+                            position_context,
+                        )
+                else:
+                    completed = executor.execute_field(
+                        type_, value, child.details, field_path, position_context
+                    )
+                result[key] = completed
+                if is_awaitable(completed):
+                    waiting.append(key)
+        except Exception:
+            if waiting:
+                executor.settle_in_background([result[k] for k in waiting])
+            raise
+        if not waiting:
+            return result
+        return _gathered(result, waiting)
+
+    return object_
+
+
+async def _gathered(result: Any, waiting: list[Any]) -> Any:
+    """`result` (a dict or a list) with its awaitables at `waiting` awaited, as graphql-core
+    awaits a selection's or a list's: one directly, several together."""
+    if len(waiting) == 1:
+        result[waiting[0]] = await result[waiting[0]]
+    else:
+        values = await gather_with_cancel(*(result[k] for k in waiting))
+        for k, v in zip(waiting, values, strict=True):
+            result[k] = v
+    return result

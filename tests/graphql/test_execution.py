@@ -14,7 +14,7 @@ from graphql import ExperimentalIncrementalExecutionResults
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from billgraph.graphql.execution import COMPLETERS, LeanExecution
+from billgraph.graphql.execution import COMPLETERS, DEEPS, LeanExecution
 
 
 @strawberry.enum
@@ -31,6 +31,10 @@ class Named:
 @strawberry.type
 class Tag(Named):
     weight: int | None
+
+    @strawberry.field
+    async def shout(self, info: strawberry.Info) -> str:  # a resolver on a type with is_type_of
+        return self.name.upper()
 
 
 @strawberry.type
@@ -50,6 +54,26 @@ class Entry:
     @strawberry.field
     def half(self) -> int:  # of the object alone: read like an attribute
         return self.amount // 2
+
+    @strawberry.field
+    async def later(self, info: strawberry.Info) -> int:  # awaited
+        return self.amount * 3
+
+    @strawberry.field
+    async def twin(self, info: strawberry.Info) -> Tag | None:  # an object, awaited
+        return self.tags[0] if self.tags else None
+
+    @strawberry.field
+    async def lenient(self, info: strawberry.Info) -> int | None:  # its error: a null
+        if self.amount % 2 == 0:
+            raise ValueError(f"no even amounts: {self.amount}")
+        return self.amount
+
+    @strawberry.field
+    def strict(self, info: strawberry.Info) -> int:  # its error nulls the nearest nullable
+        if self.amount % 2 == 0:
+            raise ValueError(f"no even amounts: {self.amount}")
+        return self.amount
 
 
 @strawberry.type
@@ -101,6 +125,7 @@ PAGES: dict[str, Any] = {
     "bad kind": lambda: _page(_entry(1, kind="credit?")),
     "null tag": lambda: _page(_entry(1, tags=[Tag(name="a", weight=1), None])),
     "null maybe tag": lambda: _page(_entry(2)),
+    "not a tag": lambda: _page(_entry(1, tags=[Tag(name="a", weight=1), Kind.CREDIT])),
     "tags not a list": lambda: _page(_entry(1, tags=Tag(name="a", weight=1))),
     "tags a generator": lambda: _page(_entry(1, tags=(Tag(name=str(i), weight=i) for i in [1]))),
     "awaitable tag": lambda: _page(_entry(1, tags=[_later(Tag(name="late", weight=2))])),
@@ -146,6 +171,10 @@ SELECTIONS = {
     "nested lists": "grid total edges { node { tags { name weight } maybeTags { name } } }",
     "a resolver inside": "edges { node { id doubled tags { name } } }",
     "a computed field": "edges { node { id half } }",
+    "awaited resolvers inside": "edges { cursor node { id later twin { name weight } } } total",
+    "a failing resolver inside": "total edges { node { id lenient tags { name } } }",
+    "a failing non-null resolver inside": "edges { node { id strict later } } total",
+    "a resolver on an interface's type": "edges { node { id tags { name shout } } }",
     "the same key twice": "edges { node { id } node { amount } }",
     "fragments": "edges { ...E } fragment E on Edge { cursor node { ... on Entry { id } } }",
     "directives": "edges { cursor @include(if: $yes) node @skip(if: $yes) { id } }",
@@ -196,6 +225,7 @@ async def test_each_case_is_what_it_says() -> None:
         "huge amount",
         "bad kind",
         "null tag",
+        "not a tag",
         "tags not a list",
         "error as node",
         "null node",
@@ -213,38 +243,50 @@ async def test_each_case_is_what_it_says() -> None:
     }
 
 
-async def test_only_a_selection_that_is_plain_throughout_is_compiled() -> None:
-    completers = getattr(LEAN._schema, COMPLETERS)
-    compiled: dict[str, dict[str, bool]] = {}
+def _compiled() -> dict[str, set[str]]:
+    """Per field name: what was compiled for its nodes (in both caches): "plain" (the whole
+    selection), "deep" (resolvers inside) or "none"."""
+    found: dict[str, set[str]] = {}
+    for node, complete in getattr(LEAN._schema, COMPLETERS).values():
+        found.setdefault(node.name.value, set()).add("plain" if complete else "none")
+    for node, plain, deep, _ in getattr(LEAN._schema, DEEPS).values():
+        kind = "plain" if plain else "deep" if deep else "none"
+        found.setdefault(node.name.value, set()).add(kind)
+    return found
+
+
+async def test_what_is_compiled_for_each_selection() -> None:
+    compiled: dict[str, dict[str, set[str]]] = {}
     for selection in ("leaves", "a resolver inside", "directives"):
-        completers.clear()
+        getattr(LEAN._schema, COMPLETERS).clear()
+        getattr(LEAN._schema, DEEPS).clear()
         result = await LEAN.execute(
             _document(SELECTIONS[selection], "page"), variable_values={"case": "plain"}
         )
         assert result.errors is None
-        compiled[selection] = {
-            node.name.value: complete is not None for node, complete in completers.values()
-        }
+        compiled[selection] = _compiled()
     assert compiled == {
-        "leaves": {"edges": True, "total": True},
-        # edges holds a field with a resolver: graphql-core walks the list, the short path
-        # takes each item's node (its subfields through graphql-core) and plain fields
-        "a resolver inside": {"edges": False, "node": False, "id": True, "tags": True},
-        # a directive below edges: graphql-core collects the edge's fields
-        "directives": {"edges": False, "cursor": True},
+        # the resolver's page, plain throughout: one completer
+        "leaves": {"page": {"plain"}},
+        # a field with a resolver below the edges: the page's deep completer walks to it
+        # (and graphql-core executes it)
+        "a resolver inside": {"page": {"deep"}},
+        # a directive below edges: graphql-core collects the edge's fields, the short path
+        # takes the plain ones
+        "directives": {"page": {"deep"}, "edges": {"none"}, "cursor": {"plain"}},
     }
 
 
 async def test_a_field_computed_from_the_object_alone_is_compiled() -> None:
-    completers = getattr(LEAN._schema, COMPLETERS)
-    completers.clear()
+    getattr(LEAN._schema, COMPLETERS).clear()
+    getattr(LEAN._schema, DEEPS).clear()
     document = _document(SELECTIONS["a computed field"], "page")
     result = await LEAN.execute(document, variable_values={"case": "plain"})
     assert result.errors is None
     assert result.data == {
         "page": {"edges": [{"node": {"id": f"e{n}", "half": n // 2}} for n in range(1, 6)]}
     }
-    assert {node.name.value: c is not None for node, c in completers.values()} == {"edges": True}
+    assert _compiled() == {"page": {"plain"}}
 
 
 def _incremental_schema(context: type[StrawberryGraphQLCoreExecutionContext]) -> strawberry.Schema:
