@@ -3,8 +3,10 @@ Starlette + asyncpg app, with no GraphQL and no SQLAlchemy, for the gateway to b
 against (the ratio billgraph / ceiling is the figure to raise).
 
 It runs the SQL the gateway runs, statement for statement and character for character (the API
-key's lookup, then the wallet or the customers page and their wallets, then one LATERAL select
-of every wallet's newest entries; bench.reads checks that the gateway still sends these), on
+key's lookup, then for the wallet read one select of the wallet and a LATERAL page of its
+newest entries, for the customers read the page of customers, then one select of their wallets
+with a LATERAL page of each one's entries; bench.reads checks that the gateway still sends
+these), on
 one pooled connection per request, and answers with the bytes the gateway answers: the same
 JSON shape, ids and timestamps, and the cost `extensions` the gateway adds (constants for
 these documents). What it leaves out is everything that is not
@@ -65,14 +67,6 @@ API_KEY = (
     "FROM api_keys JOIN organizations ON organizations.id = api_keys.organization_id \n"
     "WHERE api_keys.secret_hash = $1::VARCHAR AND api_keys.revoked_at IS NULL"
 )
-_WALLET_COLUMNS = (
-    "SELECT wallets.id, wallets.organization_id, wallets.customer_id, wallets.currency, "
-    "wallets.balance, wallets.version, wallets.low_balance_threshold, wallets.created_at, "
-    "wallets.updated_at \n"
-    "FROM wallets JOIN customers ON customers.id = wallets.customer_id \n"
-    "WHERE wallets.organization_id = $1::BIGINT AND customers.deleted_at IS NULL AND "
-)
-WALLET_BY_ID = _WALLET_COLUMNS + "wallets.id IN ($2::BIGINT)"
 _CUSTOMER_COLUMNS = (
     "SELECT customers.id, customers.organization_id, customers.email, "
     "customers.email_normalized, customers.name, customers.external_id, customers.created_at, "
@@ -84,42 +78,45 @@ CUSTOMERS_FIRST = _CUSTOMER_COLUMNS + " ORDER BY customers.id \n LIMIT $2::INTEG
 CUSTOMERS_AFTER = (
     _CUSTOMER_COLUMNS + " AND customers.id > $2::BIGINT ORDER BY customers.id \n LIMIT $3::INTEGER"
 )
-ENTRY_PAGES = (
+_WALLETS_WITH_PAGES = (
     "SELECT page.id, page.organization_id, page.wallet_id, page.sequence, page.entry_type, "
     "page.amount, page.currency, page.balance_after, page.reason, page.idempotency_key, "
-    "page.request_hash, page.created_at \n"
-    "FROM (SELECT unnest($1::BIGINT[]) AS wallet_id, unnest($2::BIGINT[]) AS before) AS keys "
-    "JOIN LATERAL (SELECT ledger_entries.id AS id, ledger_entries.organization_id AS "
-    "organization_id, ledger_entries.wallet_id AS wallet_id, ledger_entries.sequence AS "
-    "sequence, ledger_entries.entry_type AS entry_type, ledger_entries.amount AS amount, "
+    "page.request_hash, page.created_at, wallets.id AS id_1, wallets.organization_id AS "
+    "organization_id_1, wallets.customer_id, wallets.currency AS currency_1, wallets.balance, "
+    "wallets.version, wallets.low_balance_threshold, wallets.created_at AS created_at_1, "
+    "wallets.updated_at \n"
+    "FROM wallets JOIN customers ON customers.id = wallets.customer_id LEFT OUTER JOIN LATERAL "
+    "(SELECT ledger_entries.id AS id, ledger_entries.organization_id AS organization_id, "
+    "ledger_entries.wallet_id AS wallet_id, ledger_entries.sequence AS sequence, "
+    "ledger_entries.entry_type AS entry_type, ledger_entries.amount AS amount, "
     "ledger_entries.currency AS currency, ledger_entries.balance_after AS balance_after, "
     "ledger_entries.reason AS reason, ledger_entries.idempotency_key AS idempotency_key, "
     "ledger_entries.request_hash AS request_hash, ledger_entries.created_at AS created_at \n"
     "FROM ledger_entries \n"
-    "WHERE ledger_entries.wallet_id = keys.wallet_id AND ledger_entries.sequence < keys.before "
-    "AND ledger_entries.organization_id = $3::BIGINT ORDER BY ledger_entries.sequence DESC \n"
-    " LIMIT $4::INTEGER) AS page ON true"
+    "WHERE ledger_entries.wallet_id = wallets.id AND ledger_entries.sequence < $1::BIGINT AND "
+    "ledger_entries.organization_id = $2::BIGINT ORDER BY ledger_entries.sequence DESC \n"
+    " LIMIT $3::INTEGER) AS page ON true \n"
+    "WHERE wallets.organization_id = $2::BIGINT AND customers.deleted_at IS NULL AND "
 )
+_BY_WALLET_THEN_NEWEST = " ORDER BY wallets.customer_id, wallets.id, page.sequence DESC"
+WALLET_WITH_PAGE = _WALLETS_WITH_PAGES + "wallets.id IN ($4::BIGINT)" + _BY_WALLET_THEN_NEWEST
 
 
-def wallets_by_customers(count: int) -> str:
-    """The wallets of `count` customers: SQLAlchemy expands the IN list, one parameter each."""
-    placeholders = ", ".join(f"${n}::BIGINT" for n in range(2, count + 2))
-    return (
-        _WALLET_COLUMNS
-        + f"wallets.customer_id IN ({placeholders}) ORDER BY wallets.customer_id, wallets.id"
-    )
+def wallets_with_pages(count: int) -> str:
+    """The wallets of `count` customers, each with its page of entries: SQLAlchemy expands the
+    IN list, one parameter each."""
+    placeholders = ", ".join(f"${n}::BIGINT" for n in range(4, count + 4))
+    return _WALLETS_WITH_PAGES + f"wallets.customer_id IN ({placeholders})" + _BY_WALLET_THEN_NEWEST
 
 
 def statements(operation: str, *, after: bool = True) -> list[str]:
     """What one request of `operation` runs, in order (a full page of customers)."""
     if operation == "Wallet":
-        return [API_KEY, WALLET_BY_ID, ENTRY_PAGES]
+        return [API_KEY, WALLET_WITH_PAGE]
     return [
         API_KEY,
         CUSTOMERS_AFTER if after else CUSTOMERS_FIRST,
-        wallets_by_customers(CUSTOMERS_PAGE),
-        ENTRY_PAGES,
+        wallets_with_pages(CUSTOMERS_PAGE),
     ]
 
 
@@ -163,14 +160,13 @@ async def _wallet(connection: asyncpg.Connection, org: int, variables: dict[str,
     wallet_id = from_global_id(variables.get("id"), "Wallet")
     if wallet_id is None:
         return {"wallet": None}
-    wallet = await connection.fetchrow(WALLET_BY_ID, org, wallet_id)
-    if wallet is None:
+    rows = await connection.fetch(WALLET_WITH_PAGE, NO_CURSOR, org, WALLET_ENTRIES + 1, wallet_id)
+    if not rows:
         return {"wallet": None}
-    rows = await connection.fetch(ENTRY_PAGES, [wallet_id], [NO_CURSOR], org, WALLET_ENTRIES + 1)
-    rows = sorted(rows, key=lambda r: r["sequence"], reverse=True)[:WALLET_ENTRIES]
+    wallet = rows[0]
     return {
         "wallet": {
-            "id": global_id("Wallet", wallet["id"]),
+            "id": global_id("Wallet", wallet["id_1"]),
             "balance": wallet["balance"],
             "ledgerEntries": {
                 "edges": [
@@ -182,7 +178,8 @@ async def _wallet(connection: asyncpg.Connection, org: int, variables: dict[str,
                             "createdAt": iso(r["created_at"]),
                         }
                     }
-                    for r in rows
+                    for r in rows[:WALLET_ENTRIES]
+                    if r["id"] is not None
                 ]
             },
         }
@@ -213,16 +210,13 @@ async def _customers(connection: asyncpg.Connection, org: int, variables: dict[s
     entries_of: dict[int, list[asyncpg.Record]] = {}
     if customers:
         ids = list(wallets_of)
-        for wallet in await connection.fetch(wallets_by_customers(len(ids)), org, *ids):
-            wallets_of[wallet["customer_id"]].append(wallet)
-        wallet_ids = [w["id"] for ws in wallets_of.values() for w in ws]
-        if wallet_ids:
-            for entry in await connection.fetch(
-                ENTRY_PAGES, wallet_ids, [NO_CURSOR] * len(wallet_ids), org, CUSTOMER_ENTRIES + 1
-            ):
-                entries_of.setdefault(entry["wallet_id"], []).append(entry)
-    for rows in entries_of.values():
-        rows.sort(key=lambda r: r["sequence"], reverse=True)
+        sql = wallets_with_pages(len(ids))
+        for row in await connection.fetch(sql, NO_CURSOR, org, CUSTOMER_ENTRIES + 1, *ids):
+            if row["id_1"] not in entries_of:  # a wallet's first row (newest entry first)
+                entries_of[row["id_1"]] = []
+                wallets_of[row["customer_id"]].append(row)
+            if row["id"] is not None:
+                entries_of[row["id_1"]].append(row)
     return {
         "customers": {
             "edges": [
@@ -231,7 +225,7 @@ async def _customers(connection: asyncpg.Connection, org: int, variables: dict[s
                         "id": global_id("Customer", c["id"]),
                         "wallets": [
                             {
-                                "id": global_id("Wallet", w["id"]),
+                                "id": global_id("Wallet", w["id_1"]),
                                 "balance": w["balance"],
                                 "ledgerEntries": {
                                     "edges": [
@@ -242,7 +236,7 @@ async def _customers(connection: asyncpg.Connection, org: int, variables: dict[s
                                                 "createdAt": iso(e["created_at"]),
                                             }
                                         }
-                                        for e in entries_of.get(w["id"], [])[:CUSTOMER_ENTRIES]
+                                        for e in entries_of[w["id_1"]][:CUSTOMER_ENTRIES]
                                     ]
                                 },
                             }

@@ -26,7 +26,12 @@ from billgraph.graphql.checkout.loaders import (
 )
 from billgraph.graphql.customers.loaders import customer_loader
 from billgraph.graphql.ledger.loaders import EntryPageKey, entry_loader, entry_page_loader
-from billgraph.graphql.wallets.loaders import wallet_loader, wallets_by_customer_loader
+from billgraph.graphql.wallets.loaders import (
+    PagedKey,
+    paged_wallets_loader,
+    wallet_loader,
+    wallets_by_customer_loader,
+)
 from billgraph.ledger.repository import LedgerEntryRow
 from billgraph.live.hub import Hub
 from billgraph.settings import Settings
@@ -41,6 +46,8 @@ class Loaders:
     def __init__(self, database: Database, organization_id: int) -> None:
         self._database = database
         self._organization_id = organization_id
+        # What resolvers read ahead in their selection (graphql.lookahead), per field node.
+        self.ahead: dict[tuple[int, str], dict[str, object] | None] = {}
 
     @cached_property
     def customer(self) -> "DataLoader[int, CustomerRow | None]":
@@ -53,6 +60,18 @@ class Loaders:
     @cached_property
     def wallets_by_customer(self) -> "DataLoader[int, list[WalletRow]]":
         return wallets_by_customer_loader(self._database, self._organization_id)
+
+    @cached_property
+    def paged_wallet(self) -> "DataLoader[PagedKey, list[WalletRow]]":
+        return paged_wallets_loader(
+            self._database, self._organization_id, self.ledger_page, by_customer=False
+        )
+
+    @cached_property
+    def paged_wallets_by_customer(self) -> "DataLoader[PagedKey, list[WalletRow]]":
+        return paged_wallets_loader(
+            self._database, self._organization_id, self.ledger_page, by_customer=True
+        )
 
     @cached_property
     def ledger_entry(self) -> "DataLoader[int, LedgerEntryRow | None]":

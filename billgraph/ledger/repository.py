@@ -1,5 +1,6 @@
-"""The ledger's reads: entries by id, newest-first pages of many wallets at once, and what a
-posting that matched no row needs to find out why. Confined to one organization."""
+"""The ledger's reads: entries by id, newest-first pages of many wallets at once (alone, or
+with their wallets), and what a posting that matched no row needs to find out why. Confined to
+one organization."""
 
 from collections import defaultdict
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billgraph.db.models import Customer, LedgerEntry, Wallet
 from billgraph.db.plain import PlainConnection, Prebuilt
+from billgraph.wallets import repository as wallets
+from billgraph.wallets.repository import WalletRow
 
 LedgerEntryRow = Row[*tuple[Any, ...]]
 """A ledger_entries row as the loaders read it (billgraph.db.plain): the columns by position or
@@ -78,6 +81,51 @@ def _pages_lateral(*, by_type: bool) -> Select[Any]:
 # Filtered by entry type or not -> the statement (PostgreSQL's; SQLite's is built per call).
 ENTRY_PAGES = {by_type: Prebuilt(_pages_lateral(by_type=by_type)) for by_type in (False, True)}
 
+# A row of WALLETS_WITH_PAGES: an entry's columns (all null for a wallet without any), then
+# its wallet's.
+_ENTRY_COLUMNS = len(_entries.c)
+
+
+def _wallets_with_pages(*, by_customer: bool, by_type: bool) -> Select[Any]:
+    """PostgreSQL's wallets by id (or by customer id) with a page of each one's entries: the
+    wallet read and its entries in one statement, the page from the (wallet_id, sequence)
+    index. A wallet without entries in the page is one row of null entry columns."""
+    page = select(*_entries.c).where(
+        _entries.c.wallet_id == _wallets.c.id,
+        _entries.c.sequence < bindparam("before", type_=BigInteger()),
+        _entries.c.organization_id == bindparam("organization_id"),
+    )
+    if by_type:
+        page = page.where(_entries.c.entry_type == bindparam("entry_type"))
+    lateral = (
+        page.order_by(_entries.c.sequence.desc())
+        .limit(bindparam("limit", type_=Integer()))
+        .lateral("page")
+    )
+    key = _wallets.c.customer_id if by_customer else _wallets.c.id
+    return (
+        select(*lateral.c, *_wallets.c)
+        .select_from(
+            _wallets.join(_customers, _customers.c.id == _wallets.c.customer_id).outerjoin(
+                lateral, true()
+            )
+        )
+        .where(
+            _wallets.c.organization_id == bindparam("organization_id"),
+            _customers.c.deleted_at.is_(None),
+            key.in_(bindparam("ids", expanding=True)),
+        )
+        .order_by(_wallets.c.customer_id, _wallets.c.id, lateral.c.sequence.desc())
+    )
+
+
+# (by customer id, filtered by entry type) -> the statement.
+WALLETS_WITH_PAGES = {
+    (by_customer, by_type): Prebuilt(_wallets_with_pages(by_customer=by_customer, by_type=by_type))
+    for by_customer in (False, True)
+    for by_type in (False, True)
+}
+
 
 async def entries_by_ids(
     connection: PlainConnection, organization_id: int, ids: Sequence[int]
@@ -124,6 +172,60 @@ async def entries_pages(
                 found[row[_WALLET_ID]].append(row)
     for rows in found.values():
         rows.sort(key=_SEQUENCE, reverse=True)
+    return found
+
+
+async def wallets_with_pages(
+    connection: PlainConnection,
+    organization_id: int,
+    ids: Sequence[int],
+    *,
+    by_customer: bool,
+    before: int | None,
+    limit: int,
+    entry_type: str | None,
+) -> list[tuple[WalletRow, list[LedgerEntryRow]]]:
+    """The live wallets of `ids` (wallet ids, or customer ids `by_customer`), ordered by
+    customer then wallet, each with at most `limit` of its entries below `before`, newest
+    first. One statement on PostgreSQL; on SQLite (no LATERAL) the wallets, then their pages.
+
+    On PostgreSQL the rows are tuples of the tables' columns in order, read by position only
+    (an entry's row came with its wallet's columns after its own)."""
+    if not ids:
+        return []
+    if connection.dialect != "postgresql":
+        if by_customer:
+            grouped = await wallets.wallet_rows_by_customer_ids(connection, organization_id, ids)
+            rows = [w for customer_id in sorted(grouped) for w in grouped[customer_id]]
+        else:
+            by_id = await wallets.wallet_rows_by_ids(connection, organization_id, ids)
+            rows = sorted(by_id.values(), key=lambda w: (w.customer_id, w.id))
+        pages = await entries_pages(
+            connection,
+            organization_id,
+            [(w[0], before) for w in rows],
+            limit=limit,
+            entry_type=entry_type,
+        )
+        return [(w, pages.get(w[0], [])) for w in rows]
+    params: dict[str, object] = {
+        "ids": ids,
+        "before": NO_CURSOR if before is None else before,
+        "organization_id": organization_id,
+        "limit": limit,
+    }
+    if entry_type is not None:
+        params["entry_type"] = entry_type
+    found: list[tuple[WalletRow, list[LedgerEntryRow]]] = []
+    wallet_id = None
+    for row in await connection.rows(
+        WALLETS_WITH_PAGES[by_customer, entry_type is not None], params
+    ):
+        if row[_ENTRY_COLUMNS] != wallet_id:
+            wallet_id = row[_ENTRY_COLUMNS]
+            found.append((row[_ENTRY_COLUMNS:], []))
+        if row[0] is not None:
+            found[-1][1].append(row[:_ENTRY_COLUMNS])
     return found
 
 

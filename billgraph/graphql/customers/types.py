@@ -26,7 +26,7 @@ from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
 from billgraph.graphql.pagination import Connection, build_connection, decode_cursor, page_size
-from billgraph.graphql.wallets.types import Wallet
+from billgraph.graphql.wallets.types import Wallet, entries_ahead
 
 if TYPE_CHECKING:
     from billgraph.graphql.organizations.types import Organization
@@ -85,7 +85,11 @@ class Customer(Node):
 
     @strawberry.field(description="The customer's wallets, one per currency, oldest first.")
     async def wallets(self, info: Info) -> list[Wallet]:
-        rows = await info.context.loaders.wallets_by_customer.load(self.db_id)
+        page = entries_ahead(info)  # read with the wallets when their entries are selected
+        if page is None:
+            rows = await info.context.loaders.wallets_by_customer.load(self.db_id)
+        else:
+            rows = await info.context.loaders.paged_wallets_by_customer.load((self.db_id, page))
         return [Wallet.from_row(r) for r in rows]
 
     @strawberry.field(description="The customer's wallet in `currency`, if it has one.")

@@ -12,6 +12,15 @@ from billgraph.ledger import repository
 from billgraph.ledger.repository import LedgerEntryRow
 
 
+class Page(NamedTuple):
+    """The entries a ledgerEntries field asks of a wallet: at most `limit` below
+    `before_sequence` (None: from the newest), of one type or all."""
+
+    before_sequence: int | None
+    limit: int
+    entry_type: str | None
+
+
 class EntryPageKey(NamedTuple):
     wallet_id: int
     before_sequence: int | None

@@ -1,14 +1,13 @@
-from typing import cast
-
 import strawberry
 
 from billgraph.graphql.context import Info
-from billgraph.graphql.node import find_node
-from billgraph.graphql.wallets.types import Wallet
+from billgraph.graphql.node import db_id_of
+from billgraph.graphql.wallets.types import Wallet, load_paged_wallet
 
 
 @strawberry.type
 class WalletQueries:
     @strawberry.field
     async def wallet(self, info: Info, id: strawberry.ID) -> Wallet | None:
-        return cast(Wallet | None, await find_node(info, id, "Wallet"))
+        db_id = db_id_of(id, "Wallet")
+        return None if db_id is None else await load_paged_wallet(info, db_id)

@@ -4,11 +4,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
+from graphql import GraphQLError
 
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import CURRENCY_BY_CODE, Currency
-from billgraph.graphql.ledger.loaders import EntryPageKey
+from billgraph.graphql.ledger.loaders import EntryPageKey, Page
 from billgraph.graphql.ledger.types import EntryType, LedgerEntry
+from billgraph.graphql.lookahead import child_arguments
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
 from billgraph.graphql.pagination import Connection, build_connection, decode_cursor, page_size
 from billgraph.graphql.scalars import BigInt
@@ -81,18 +83,48 @@ class Wallet(Node):
         after: str | None = None,
         entry_type: EntryType | None = None,
     ) -> Connection[LedgerEntry]:
-        limit = page_size(first)
-        key = EntryPageKey(
-            wallet_id=self.db_id,
-            before_sequence=decode_cursor(ENTRY_CURSOR, after),
-            limit=limit + 1,  # one more than asked tells whether there is a next page
-            entry_type=entry_type.value if entry_type else None,
+        page = entry_page(first, after, entry_type)
+        rows = await info.context.loaders.ledger_page.load(EntryPageKey(self.db_id, *page))
+        return build_connection(
+            rows, page.limit - 1, ENTRY_CURSOR, lambda r: r[3], LedgerEntry.from_row
         )
-        rows = await info.context.loaders.ledger_page.load(key)
-        return build_connection(rows, limit, ENTRY_CURSOR, lambda r: r[3], LedgerEntry.from_row)
+
+
+def entry_page(first: int | None, after: str | None, entry_type: EntryType | None) -> Page:
+    """The page a wallet's ledgerEntries(first, after, entryType) reads; BAD_USER_INPUT for
+    arguments out of range."""
+    limit = page_size(first)
+    return Page(
+        before_sequence=decode_cursor(ENTRY_CURSOR, after),
+        limit=limit + 1,  # one more than asked tells whether there is a next page
+        entry_type=entry_type.value if entry_type else None,
+    )
+
+
+def entries_ahead(info: Info) -> Page | None:
+    """The page of entries that the wallets this field returns will be asked for: that of a
+    ledgerEntries selected on them (the first, outside fragments), to be read with them. None
+    if there is none, or its arguments are out of range (its resolver will say so)."""
+    arguments = child_arguments(info, "ledgerEntries")
+    if arguments is None:
+        return None
+    try:
+        return entry_page(arguments["first"], arguments["after"], arguments["entryType"])
+    except GraphQLError:
+        return None
 
 
 @node_loader("Wallet")
 async def _load(info: Info, db_id: int) -> Wallet | None:
     row = await info.context.loaders.wallet.load(db_id)
     return Wallet.from_row(row) if row is not None else None
+
+
+async def load_paged_wallet(info: Info, db_id: int) -> Wallet | None:
+    """The wallet a field returns (`wallet(id:)`), read with the page of entries its
+    selection asks for when there is one."""
+    page = entries_ahead(info)
+    if page is None:
+        return cast(Wallet | None, await _load(info, db_id))
+    rows = await info.context.loaders.paged_wallet.load((db_id, page))
+    return Wallet.from_row(rows[0]) if rows else None
