@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from billgraph.db.models import Customer, LedgerEntry, Wallet
 from billgraph.db.plain import PlainConnection, Prebuilt
@@ -56,25 +57,30 @@ _LIVE_ENTRIES = (
 ENTRIES_BY_IDS = Prebuilt(_LIVE_ENTRIES.where(_entries.c.id.in_(bindparam("ids", expanding=True))))
 
 
-def _pages_lateral(*, by_type: bool) -> Select[Any]:
-    """PostgreSQL's pages: each (wallet, before) of the arrays, its `limit` newest entries
-    from the (wallet_id, sequence) index."""
-    keys = select(
-        func.unnest(bindparam("wallet_ids", type_=ARRAY(BigInteger))).label("wallet_id"),
-        func.unnest(bindparam("befores", type_=ARRAY(BigInteger))).label("before"),
-    ).subquery("keys")
+def _newest(wallet_id: Any, before: Any, *, by_type: bool) -> LateralFromClause:
+    """A LATERAL page: the `limit` newest entries of `wallet_id` below `before` (of the type
+    `entry_type` if `by_type`), read from the (wallet_id, sequence) index."""
     page = select(*_entries.c).where(
-        _entries.c.wallet_id == keys.c.wallet_id,
-        _entries.c.sequence < keys.c.before,
+        _entries.c.wallet_id == wallet_id,
+        _entries.c.sequence < before,
         _entries.c.organization_id == bindparam("organization_id"),
     )
     if by_type:
         page = page.where(_entries.c.entry_type == bindparam("entry_type"))
-    lateral = (
+    return (
         page.order_by(_entries.c.sequence.desc())
         .limit(bindparam("limit", type_=Integer()))
         .lateral("page")
     )
+
+
+def _pages_lateral(*, by_type: bool) -> Select[Any]:
+    """PostgreSQL's pages: each (wallet, before) of the arrays, its `limit` newest entries."""
+    keys = select(
+        func.unnest(bindparam("wallet_ids", type_=ARRAY(BigInteger))).label("wallet_id"),
+        func.unnest(bindparam("befores", type_=ARRAY(BigInteger))).label("before"),
+    ).subquery("keys")
+    lateral = _newest(keys.c.wallet_id, keys.c.before, by_type=by_type)
     return select(*lateral.c).select_from(keys).join(lateral, true())
 
 
@@ -88,20 +94,10 @@ _ENTRY_COLUMNS = len(_entries.c)
 
 def _wallets_with_pages(*, by_customer: bool, by_type: bool) -> Select[Any]:
     """PostgreSQL's wallets by id (or by customer id) with a page of each one's entries: the
-    wallet read and its entries in one statement, the page from the (wallet_id, sequence)
-    index. A wallet without entries in the page is one row of null entry columns."""
-    page = select(*_entries.c).where(
-        _entries.c.wallet_id == _wallets.c.id,
-        _entries.c.sequence < bindparam("before", type_=BigInteger()),
-        _entries.c.organization_id == bindparam("organization_id"),
-    )
-    if by_type:
-        page = page.where(_entries.c.entry_type == bindparam("entry_type"))
-    lateral = (
-        page.order_by(_entries.c.sequence.desc())
-        .limit(bindparam("limit", type_=Integer()))
-        .lateral("page")
-    )
+    wallet read and its entries in one statement. A wallet without entries in the page is one
+    row of null entry columns."""
+    before = bindparam("before", type_=BigInteger())
+    lateral = _newest(_wallets.c.id, before, by_type=by_type)
     key = _wallets.c.customer_id if by_customer else _wallets.c.id
     return (
         select(*lateral.c, *_wallets.c)
