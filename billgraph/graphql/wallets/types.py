@@ -109,7 +109,9 @@ def entries_ahead(info: Info) -> Page | None:
     if arguments is None:
         return None
     try:
-        return entry_page(arguments["first"], arguments["after"], arguments["entryType"])
+        return entry_page(
+            arguments.get("first"), arguments.get("after"), arguments.get("entryType")
+        )
     except GraphQLError:
         return None
 
