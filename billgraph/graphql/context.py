@@ -47,7 +47,7 @@ class Loaders:
         self._database = database
         self._organization_id = organization_id
         # What resolvers read ahead in their selection (graphql.lookahead), per field node.
-        self.ahead: dict[tuple[int, str], dict[str, object] | None] = {}
+        self.ahead: dict[tuple[int, tuple[str, ...]], dict[str, object] | None] = {}
 
     @cached_property
     def customer(self) -> "DataLoader[int, CustomerRow | None]":

@@ -31,12 +31,17 @@ complete_value at that position), so no resolver runs twice. It completes the va
 resolvers return too (complete_value): a wallet, a page of entries, a customer's wallets.
 Fragments and directives inside a selection leave it to graphql-core, and anything else
 takes graphql-core's own path.
+
+A deep completer runs each coroutine it meets (a resolver's, a completion's) up to its first
+wait where it meets it, as the task that graphql-core would gather it in would run it first:
+one that finishes (its loader's rows were read ahead) needs no task, and a page whose rows
+were all read ahead completes in one walk (_run).
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from enum import Enum
 from operator import attrgetter
-from types import FunctionType
+from types import CoroutineType, FunctionType
 from typing import Any, NamedTuple, cast
 
 from graphql import (
@@ -632,18 +637,23 @@ def _list(item: DeepCompleter, item_type: GraphQLOutputType, at: At) -> DeepComp
             for index, element in enumerate(value):
                 item_path = path.add_key(index, None)
                 if is_awaitable(element):
-                    results.append(
+                    finished, completed = _run(
                         executor.complete_awaitable_list_item_value(
                             element, item_type, at.details, info, item_path, position_context
                         )
                     )
-                    waiting.append(index)
+                    results.append(completed)
+                    if not finished:
+                        waiting.append(index)
                     continue
                 try:
                     completed = item(executor, element, item_path, position_context, info)
                     if is_awaitable(completed):
-                        completed = _guarded(executor, completed, item_type, at.details, item_path)
-                        waiting.append(index)
+                        finished, completed = _run(
+                            _guarded(executor, completed, item_type, at.details, item_path)
+                        )
+                        if not finished:
+                            waiting.append(index)
                 except Exception as error:  # noqa: BLE001 - as complete_list_item_value
                     executor.handle_field_error(error, item_type, at.details, item_path)
                     completed = None
@@ -699,7 +709,6 @@ def _object(type_: GraphQLObjectType, members: list[Member], at: At) -> DeepComp
                 if kind is Kind.TYPENAME:
                     result[key] = name
                     continue
-                field_path = Path(path, key, name)
                 child: At = member.at  # type: ignore[assignment] # only __typename has none
                 if kind is Kind.PURE:
                     try:
@@ -707,9 +716,19 @@ def _object(type_: GraphQLObjectType, members: list[Member], at: At) -> DeepComp
                         continue
                     except Exception:  # noqa: BLE001 - graphql-core's path reports it
                         completed = CORE.execute_field(
-                            executor, type_, value, child.details, field_path, position_context
+                            executor,
+                            type_,
+                            value,
+                            child.details,
+                            Path(path, key, name),
+                            position_context,
                         )
-                elif kind is Kind.DEEP:
+                    result[key] = completed
+                    if is_awaitable(completed):
+                        waiting.append(key)
+                    continue
+                field_path = Path(path, key, name)
+                if kind is Kind.DEEP:
                     try:
                         attribute = member.read(value)  # type: ignore[misc]
                     except Exception as error:  # noqa: BLE001 - as a resolver's error
@@ -730,9 +749,11 @@ def _object(type_: GraphQLObjectType, members: list[Member], at: At) -> DeepComp
                     completed = executor.execute_field(
                         type_, value, child.details, field_path, position_context
                     )
-                result[key] = completed
                 if is_awaitable(completed):
-                    waiting.append(key)
+                    finished, completed = _run(completed)
+                    if not finished:
+                        waiting.append(key)
+                result[key] = completed
         except Exception:
             if waiting:
                 executor.settle_in_background([result[k] for k in waiting])
@@ -742,6 +763,71 @@ def _object(type_: GraphQLObjectType, members: list[Member], at: At) -> DeepComp
         return _gathered(result, waiting)
 
     return object_
+
+
+def _run(awaitable: Any) -> tuple[bool, Any]:
+    """A coroutine run up to its first wait, as the task that awaits it would run it first:
+    (True, its value) if it finished without waiting (its loader's rows were read ahead),
+    else (False, what awaiting goes on from there). Anything else (a future) is left as is.
+
+    This spares a task per value that is ready: a page of customers whose wallets were read
+    with the page completes without one. Loads still batch: a coroutine that waits has put
+    its key in the loader's queue, which is dispatched on the loop's next turn."""
+    if type(awaitable) is not CoroutineType:
+        return False, awaitable
+    try:
+        yielded = awaitable.send(None)
+    except StopIteration as stop:
+        return True, stop.value
+    except Exception as error:  # noqa: BLE001 - raised where it is awaited, as before
+        return False, _raised(error)
+    return False, _Started(awaitable, _held(yielded))
+
+
+def _held(yielded: Any) -> Any:
+    """A future that a coroutine's await yielded, taken as a task takes it: its waited-on
+    mark cleared, or another await of the same future (two fields of one loader key) would
+    find it set and fail. _Started sets it again when it hands the future to its task."""
+    if getattr(yielded, "_asyncio_future_blocking", False) is True:
+        yielded._asyncio_future_blocking = False
+    return yielded
+
+
+async def _raised(error: Exception) -> Any:
+    raise error
+
+
+class _Started:
+    """A coroutine that waits on `yielded`: awaiting this goes on from there, passing what
+    the awaiting task sends or throws (a wake-up, a cancellation) to the coroutine."""
+
+    __slots__ = ("coroutine", "yielded")
+
+    def __init__(self, coroutine: "Coroutine[Any, Any, Any]", yielded: Any) -> None:
+        self.coroutine = coroutine
+        self.yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine, yielded = self.coroutine, self.yielded
+        # Marked as waited on again for the task it goes to (see _held).
+        if getattr(yielded, "_asyncio_future_blocking", None) is False:
+            yielded._asyncio_future_blocking = True
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as error:  # noqa: BLE001 - the coroutine's to handle
+                try:
+                    yielded = coroutine.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coroutine.send(sent)
+                except StopIteration as stop:
+                    return stop.value
 
 
 async def _gathered(result: Any, waiting: list[Any]) -> Any:

@@ -46,6 +46,7 @@ class Entry:
     price: Decimal  # a scalar that serializes anything (with str)
     tags: list[Tag]
     maybe_tags: list[Tag | None] | None
+    gate: strawberry.Private["asyncio.Future[int] | None"] = None
 
     @strawberry.field
     def doubled(self, info: strawberry.Info) -> int:  # a resolver: graphql-core's to call
@@ -74,6 +75,33 @@ class Entry:
         if self.amount % 2 == 0:
             raise ValueError(f"no even amounts: {self.amount}")
         return self.amount
+
+    @strawberry.field
+    async def waits(self, info: strawberry.Info) -> int:  # waits on the loop, as on a batch
+        await asyncio.sleep(0)
+        return self.amount * 5
+
+    @strawberry.field
+    async def shared(self, info: strawberry.Info) -> int:  # waits on the future `sharedToo`
+        return await self._gate()  # waits on too, as two fields of one loader key do
+
+    @strawberry.field
+    async def shared_too(self, info: strawberry.Info) -> int:
+        return await self._gate() + 1
+
+    @strawberry.field
+    async def late_strict(self, info: strawberry.Info) -> int:  # fails after a wait
+        await asyncio.sleep(0)
+        if self.amount % 2 == 0:
+            raise ValueError(f"no even amounts, later: {self.amount}")
+        return self.amount
+
+    def _gate(self) -> "asyncio.Future[int]":
+        if self.gate is None:
+            loop = asyncio.get_running_loop()
+            self.gate = loop.create_future()
+            loop.call_soon(self.gate.set_result, self.amount * 7)
+        return self.gate
 
 
 @strawberry.type
@@ -174,6 +202,8 @@ SELECTIONS = {
     "awaited resolvers inside": "edges { cursor node { id later twin { name weight } } } total",
     "a failing resolver inside": "total edges { node { id lenient tags { name } } }",
     "a failing non-null resolver inside": "edges { node { id strict later } } total",
+    "resolvers that wait": "edges { node { id waits shared sharedToo later } } total",
+    "a non-null resolver failing after a wait": "edges { node { id lateStrict waits } } total",
     "a resolver on an interface's type": "edges { node { id tags { name shout } } }",
     "the same key twice": "edges { node { id } node { amount } }",
     "fragments": "edges { ...E } fragment E on Edge { cursor node { ... on Entry { id } } }",
@@ -326,3 +356,28 @@ async def test_a_schema_with_its_own_default_resolver_gets_no_short_path() -> No
     assert result.errors is None and result.data is not None
     notes = {e["node"]["note"] for e in result.data["page"]["edges"]}
     assert notes == {"(hidden)"}
+
+
+async def test_resolvers_that_need_not_wait_complete_without_a_task() -> None:
+    """Coroutines that finish without waiting (a loader's rows read ahead) are run on the
+    spot: no task per value, where graphql-core gathers them in one task each."""
+    loop = asyncio.get_running_loop()
+    started: list[str] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coroutine: Any, **kwargs: Any) -> Any:
+        started.append(getattr(coroutine, "__qualname__", type(coroutine).__name__))
+        return asyncio.Task(coroutine, loop=loop, **kwargs)
+
+    document = _document(SELECTIONS["awaited resolvers inside"], "page")
+    previous = loop.get_task_factory()
+    loop.set_task_factory(factory)
+    try:
+        lean = await LEAN.execute(document, variable_values={"case": "plain"})
+        lean_tasks, started[:] = list(started), []
+        core = await CORE.execute(document, variable_values={"case": "plain"})
+    finally:
+        loop.set_task_factory(previous)
+    assert _answer(lean) == _answer(core)
+    assert lean.errors is None
+    assert lean_tasks == []
+    assert len(started) >= 5  # graphql-core: one per entry at least

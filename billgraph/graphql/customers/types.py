@@ -24,6 +24,7 @@ from billgraph.graphql.checkout.types import (
 )
 from billgraph.graphql.context import Info
 from billgraph.graphql.currencies import Currency
+from billgraph.graphql.lookahead import child_arguments
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
 from billgraph.graphql.pagination import Connection, build_connection, decode_cursor, page_size
 from billgraph.graphql.wallets.types import Wallet, entries_ahead
@@ -162,7 +163,22 @@ async def customer_page(
     loaders = info.context.loaders
     for row in rows[:limit]:  # later customer(id) and wallet.customer lookups hit the cache
         loaders.customer.prime(row.id, row)
+    await _wallets_ahead(info, [row.id for row in rows[:limit]])
     return build_connection(rows, limit, CUSTOMER_CURSOR, lambda r: r[0], Customer.from_row)
+
+
+async def _wallets_ahead(info: Info, customer_ids: list[int]) -> None:
+    """The page's wallets (with their entries when those are selected) read now, in the
+    statement their loader would batch anyway: each customer's `wallets` then finds them
+    loaded and completes without waiting."""
+    if not customer_ids or child_arguments(info, "edges", "node", "wallets") is None:
+        return
+    loaders = info.context.loaders
+    page = entries_ahead(info, "edges", "node", "wallets")
+    if page is None:
+        await loaders.wallets_by_customer.load_many(customer_ids)
+    else:
+        await loaders.paged_wallets_by_customer.load_many([(i, page) for i in customer_ids])
 
 
 @node_loader("Customer")

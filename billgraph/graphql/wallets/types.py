@@ -101,11 +101,12 @@ def entry_page(first: int | None, after: str | None, entry_type: EntryType | Non
     )
 
 
-def entries_ahead(info: Info) -> Page | None:
-    """The page of entries that the wallets this field returns will be asked for: that of a
-    ledgerEntries selected on them (the first, outside fragments), to be read with them. None
-    if there is none, or its arguments are out of range (its resolver will say so)."""
-    arguments = child_arguments(info, "ledgerEntries")
+def entries_ahead(info: Info, *wallets: str) -> Page | None:
+    """The page of entries that the wallets this field returns (or the wallets reached from
+    its objects by the field names `wallets`) will be asked for: that of a ledgerEntries
+    selected on them (the first, outside fragments), to be read with them. None if there is
+    none, or its arguments are out of range (its resolver will say so)."""
+    arguments = child_arguments(info, *wallets, "ledgerEntries")
     if arguments is None:
         return None
     try:
