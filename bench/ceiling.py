@@ -67,57 +67,78 @@ API_KEY = (
     "FROM api_keys JOIN organizations ON organizations.id = api_keys.organization_id \n"
     "WHERE api_keys.secret_hash = $1::VARCHAR AND api_keys.revoked_at IS NULL"
 )
-_CUSTOMER_COLUMNS = (
-    "SELECT customers.id, customers.organization_id, customers.email, "
-    "customers.email_normalized, customers.name, customers.external_id, customers.created_at, "
-    "customers.updated_at, customers.deleted_at \n"
-    "FROM customers \n"
-    "WHERE customers.organization_id = $1::BIGINT AND customers.deleted_at IS NULL"
-)
-CUSTOMERS_FIRST = _CUSTOMER_COLUMNS + " ORDER BY customers.id \n LIMIT $2::INTEGER"
-CUSTOMERS_AFTER = (
-    _CUSTOMER_COLUMNS + " AND customers.id > $2::BIGINT ORDER BY customers.id \n LIMIT $3::INTEGER"
-)
-_WALLETS_WITH_PAGES = (
-    "SELECT page.id, page.organization_id, page.wallet_id, page.sequence, page.entry_type, "
-    "page.amount, page.currency, page.balance_after, page.reason, page.idempotency_key, "
-    "page.request_hash, page.created_at, wallets.id AS id_1, wallets.organization_id AS "
-    "organization_id_1, wallets.customer_id, wallets.currency AS currency_1, wallets.balance, "
-    "wallets.version, wallets.low_balance_threshold, wallets.created_at AS created_at_1, "
-    "wallets.updated_at \n"
-    "FROM wallets JOIN customers ON customers.id = wallets.customer_id LEFT OUTER JOIN LATERAL "
-    "(SELECT ledger_entries.id AS id, ledger_entries.organization_id AS organization_id, "
+_ENTRY_COLUMNS = (
+    "ledger_entries.id AS id, ledger_entries.organization_id AS organization_id, "
     "ledger_entries.wallet_id AS wallet_id, ledger_entries.sequence AS sequence, "
     "ledger_entries.entry_type AS entry_type, ledger_entries.amount AS amount, "
     "ledger_entries.currency AS currency, ledger_entries.balance_after AS balance_after, "
     "ledger_entries.reason AS reason, ledger_entries.idempotency_key AS idempotency_key, "
     "ledger_entries.request_hash AS request_hash, ledger_entries.created_at AS created_at \n"
-    "FROM ledger_entries \n"
+)
+_PAGE_AND_WALLET_COLUMNS = (
+    "SELECT page.id, page.organization_id, page.wallet_id, page.sequence, page.entry_type, "
+    "page.amount, page.currency, page.balance_after, page.reason, page.idempotency_key, "
+    "page.request_hash, page.created_at, wallets.id AS id_1, wallets.organization_id AS "
+    "organization_id_1, wallets.customer_id, wallets.currency AS currency_1, wallets.balance, "
+    "wallets.version, wallets.low_balance_threshold, wallets.created_at AS created_at_1, "
+    "wallets.updated_at"
+)
+
+
+def _customers_with_pages(after: bool) -> str:
+    """A page of customers with their wallets and each wallet's page of entries, in one
+    statement (ledger.repository.CUSTOMERS_WITH_PAGES): $1 the organization, then the
+    cursor's customer id if `after`, the page's size plus one, the entries' cursor and
+    count."""
+    n = 3 if after else 2  # the first parameter after the organization and the cursor
+    cursor = " AND customers.id > $2::BIGINT" if after else ""
+    return (
+        _PAGE_AND_WALLET_COLUMNS + ", numbered.id AS id_2, numbered.organization_id AS "
+        "organization_id_2, numbered.email, numbered.email_normalized, numbered.name, "
+        "numbered.external_id, numbered.created_at AS created_at_2, numbered.updated_at AS "
+        "updated_at_1, numbered.deleted_at \n"
+        "FROM (SELECT listed.id AS id, listed.organization_id AS organization_id, listed.email "
+        "AS email, listed.email_normalized AS email_normalized, listed.name AS name, "
+        "listed.external_id AS external_id, listed.created_at AS created_at, listed.updated_at "
+        "AS updated_at, listed.deleted_at AS deleted_at, row_number() OVER (ORDER BY listed.id) "
+        "AS position \n"
+        "FROM (SELECT customers.id AS id, customers.organization_id AS organization_id, "
+        "customers.email AS email, customers.email_normalized AS email_normalized, "
+        "customers.name AS name, customers.external_id AS external_id, customers.created_at AS "
+        "created_at, customers.updated_at AS updated_at, customers.deleted_at AS deleted_at \n"
+        "FROM customers \n"
+        f"WHERE customers.organization_id = $1::BIGINT AND customers.deleted_at IS NULL{cursor} "
+        f"ORDER BY customers.id \n LIMIT ${n}::INTEGER) AS listed) AS numbered LEFT OUTER JOIN "
+        "wallets ON wallets.customer_id = numbered.id AND wallets.organization_id = $1::BIGINT "
+        f"AND numbered.position < ${n}::INTEGER LEFT OUTER JOIN LATERAL (SELECT "
+        + _ENTRY_COLUMNS
+        + "FROM ledger_entries \n"
+        f"WHERE ledger_entries.wallet_id = wallets.id AND ledger_entries.sequence < "
+        f"${n + 1}::BIGINT AND ledger_entries.organization_id = $1::BIGINT ORDER BY "
+        f"ledger_entries.sequence DESC \n LIMIT ${n + 2}::INTEGER) AS page ON true ORDER BY "
+        "numbered.id, wallets.id, page.sequence DESC"
+    )
+
+
+CUSTOMERS_FIRST = _customers_with_pages(after=False)
+CUSTOMERS_AFTER = _customers_with_pages(after=True)
+WALLET_WITH_PAGE = (
+    _PAGE_AND_WALLET_COLUMNS + " \n"
+    "FROM wallets JOIN customers ON customers.id = wallets.customer_id LEFT OUTER JOIN LATERAL "
+    "(SELECT " + _ENTRY_COLUMNS + "FROM ledger_entries \n"
     "WHERE ledger_entries.wallet_id = wallets.id AND ledger_entries.sequence < $1::BIGINT AND "
     "ledger_entries.organization_id = $2::BIGINT ORDER BY ledger_entries.sequence DESC \n"
     " LIMIT $3::INTEGER) AS page ON true \n"
     "WHERE wallets.organization_id = $2::BIGINT AND customers.deleted_at IS NULL AND "
+    "wallets.id IN ($4::BIGINT) ORDER BY wallets.customer_id, wallets.id, page.sequence DESC"
 )
-_BY_WALLET_THEN_NEWEST = " ORDER BY wallets.customer_id, wallets.id, page.sequence DESC"
-WALLET_WITH_PAGE = _WALLETS_WITH_PAGES + "wallets.id IN ($4::BIGINT)" + _BY_WALLET_THEN_NEWEST
-
-
-def wallets_with_pages(count: int) -> str:
-    """The wallets of `count` customers, each with its page of entries: SQLAlchemy expands the
-    IN list, one parameter each."""
-    placeholders = ", ".join(f"${n}::BIGINT" for n in range(4, count + 4))
-    return _WALLETS_WITH_PAGES + f"wallets.customer_id IN ({placeholders})" + _BY_WALLET_THEN_NEWEST
 
 
 def statements(operation: str, *, after: bool = True) -> list[str]:
     """What one request of `operation` runs, in order (a full page of customers)."""
     if operation == "Wallet":
         return [API_KEY, WALLET_WITH_PAGE]
-    return [
-        API_KEY,
-        CUSTOMERS_AFTER if after else CUSTOMERS_FIRST,
-        wallets_with_pages(CUSTOMERS_PAGE),
-    ]
+    return [API_KEY, CUSTOMERS_AFTER if after else CUSTOMERS_FIRST]
 
 
 def global_id(type_name: str, db_id: int) -> str:
@@ -201,28 +222,30 @@ def _customer_cursor(after: object) -> int | None:
 
 async def _customers(connection: asyncpg.Connection, org: int, variables: dict[str, Any]) -> Any:
     after = _customer_cursor(variables.get("after"))
+    entries = (NO_CURSOR, CUSTOMER_ENTRIES + 1)
     if after is None:
-        customers = await connection.fetch(CUSTOMERS_FIRST, org, CUSTOMERS_PAGE + 1)
+        rows = await connection.fetch(CUSTOMERS_FIRST, org, CUSTOMERS_PAGE + 1, *entries)
     else:
-        customers = await connection.fetch(CUSTOMERS_AFTER, org, after, CUSTOMERS_PAGE + 1)
-    customers = customers[:CUSTOMERS_PAGE]
-    wallets_of: dict[int, list[asyncpg.Record]] = {c["id"]: [] for c in customers}
+        rows = await connection.fetch(CUSTOMERS_AFTER, org, after, CUSTOMERS_PAGE + 1, *entries)
+    customers: list[asyncpg.Record] = []
+    wallets_of: dict[int, list[asyncpg.Record]] = {}
     entries_of: dict[int, list[asyncpg.Record]] = {}
-    if customers:
-        ids = list(wallets_of)
-        sql = wallets_with_pages(len(ids))
-        for row in await connection.fetch(sql, NO_CURSOR, org, CUSTOMER_ENTRIES + 1, *ids):
-            if row["id_1"] not in entries_of:  # a wallet's first row (newest entry first)
-                entries_of[row["id_1"]] = []
-                wallets_of[row["customer_id"]].append(row)
-            if row["id"] is not None:
-                entries_of[row["id_1"]].append(row)
+    for row in rows:
+        if row["id_2"] not in wallets_of:  # a customer's first row
+            wallets_of[row["id_2"]] = []
+            customers.append(row)
+        if row["id_1"] is not None and row["id_1"] not in entries_of:  # a wallet's first
+            entries_of[row["id_1"]] = []
+            wallets_of[row["id_2"]].append(row)
+        if row["id"] is not None:
+            entries_of[row["id_1"]].append(row)
+    customers = customers[:CUSTOMERS_PAGE]
     return {
         "customers": {
             "edges": [
                 {
                     "node": {
-                        "id": global_id("Customer", c["id"]),
+                        "id": global_id("Customer", c["id_2"]),
                         "wallets": [
                             {
                                 "id": global_id("Wallet", w["id_1"]),
@@ -240,7 +263,7 @@ async def _customers(connection: asyncpg.Connection, org: int, variables: dict[s
                                     ]
                                 },
                             }
-                            for w in wallets_of[c["id"]]
+                            for w in wallets_of[c["id_2"]]
                         ],
                     }
                 }

@@ -25,7 +25,8 @@ CUSTOMERS_BY_IDS = Prebuilt(
 )
 
 
-def _page(*, after: bool, email: bool) -> Select[Any]:
+def page_select(*, after: bool, email: bool) -> Select[Any]:
+    """A page of live customers in creation order: after `after_id`, of `email`, `limit`."""
     query = _LIVE_CUSTOMERS
     if after:
         query = query.where(_customers.c.id > bindparam("after_id"))
@@ -36,7 +37,7 @@ def _page(*, after: bool, email: bool) -> Select[Any]:
 
 # (after a cursor, filtered by email) -> the page's statement
 CUSTOMER_PAGES = {
-    (a, e): Prebuilt(_page(after=a, email=e)) for a in (False, True) for e in (False, True)
+    (a, e): Prebuilt(page_select(after=a, email=e)) for a in (False, True) for e in (False, True)
 }
 
 
@@ -63,12 +64,20 @@ async def customers_page(
 ) -> list[CustomerRow]:
     """Customers in creation order after `after_id`; `limit` rows at most."""
     statement = CUSTOMER_PAGES[(after_id is not None, email is not None)]
+    params = page_params(organization_id, limit=limit, after_id=after_id, email=email)
+    return list(await connection.rows(statement, params))
+
+
+def page_params(
+    organization_id: int, *, limit: int, after_id: int | None, email: str | None
+) -> dict[str, object]:
+    """The parameters of page_select's statement."""
     params: dict[str, object] = {"organization_id": organization_id, "limit": limit}
     if after_id is not None:
         params["after_id"] = after_id
     if email is not None:
         params["email"] = email.strip().lower()
-    return list(await connection.rows(statement, params))
+    return params
 
 
 async def live_customer(

@@ -12,6 +12,7 @@ Timestamps come back timezone-aware in UTC from both: asyncpg returns timestampt
 and on SQLite the column type (models.UTCDateTime) makes them so.
 """
 
+from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import (
     AbstractAsyncContextManager,
@@ -24,7 +25,7 @@ from functools import cached_property
 from typing import Any, Protocol, cast
 
 import asyncpg
-from sqlalchemy import Select
+from sqlalchemy import Select, Table
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -51,6 +52,13 @@ class Row(asyncpg.Record):  # type: ignore[misc]
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+def named_rows(table: Table) -> Callable[[Sequence[Any]], Any]:
+    """What makes a row of `table`'s columns, read by position or by name as the loaders'
+    rows are, from a slice of a wider row (a statement that reads several tables at once)."""
+    row: Any = namedtuple(f"{table.name}_row", table.c.keys())  # type: ignore[misc]
+    return cast(Callable[[Sequence[Any]], Any], row._make)
 
 
 @dataclass(frozen=True)

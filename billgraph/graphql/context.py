@@ -64,13 +64,21 @@ class Loaders:
     @cached_property
     def paged_wallet(self) -> "DataLoader[PagedKey, list[WalletRow]]":
         return paged_wallets_loader(
-            self._database, self._organization_id, self.ledger_page, by_customer=False
+            self._database,
+            self._organization_id,
+            self.wallet,
+            self.ledger_page,
+            by_customer=False,
         )
 
     @cached_property
     def paged_wallets_by_customer(self) -> "DataLoader[PagedKey, list[WalletRow]]":
         return paged_wallets_loader(
-            self._database, self._organization_id, self.ledger_page, by_customer=True
+            self._database,
+            self._organization_id,
+            self.wallet,
+            self.ledger_page,
+            by_customer=True,
         )
 
     @cached_property

@@ -24,8 +24,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import LateralFromClause
 
+from billgraph.customers import repository as customers
+from billgraph.customers.repository import CustomerRow
 from billgraph.db.models import Customer, LedgerEntry, Wallet
-from billgraph.db.plain import PlainConnection, Prebuilt
+from billgraph.db.plain import PlainConnection, Prebuilt, named_rows
 from billgraph.wallets import repository as wallets
 from billgraph.wallets.repository import WalletRow
 
@@ -57,9 +59,12 @@ _LIVE_ENTRIES = (
 ENTRIES_BY_IDS = Prebuilt(_LIVE_ENTRIES.where(_entries.c.id.in_(bindparam("ids", expanding=True))))
 
 
-def _newest(wallet_id: Any, before: Any, *, by_type: bool) -> LateralFromClause:
-    """A LATERAL page: the `limit` newest entries of `wallet_id` below `before` (of the type
-    `entry_type` if `by_type`), read from the (wallet_id, sequence) index."""
+def _newest(
+    wallet_id: Any, before: Any, *, by_type: bool, limit: str = "limit"
+) -> LateralFromClause:
+    """A LATERAL page: the newest entries of `wallet_id` below `before` (of the type
+    `entry_type` if `by_type`), as many as the parameter `limit` says, read from the
+    (wallet_id, sequence) index."""
     page = select(*_entries.c).where(
         _entries.c.wallet_id == wallet_id,
         _entries.c.sequence < before,
@@ -69,7 +74,7 @@ def _newest(wallet_id: Any, before: Any, *, by_type: bool) -> LateralFromClause:
         page = page.where(_entries.c.entry_type == bindparam("entry_type"))
     return (
         page.order_by(_entries.c.sequence.desc())
-        .limit(bindparam("limit", type_=Integer()))
+        .limit(bindparam(limit, type_=Integer()))
         .lateral("page")
     )
 
@@ -121,6 +126,101 @@ WALLETS_WITH_PAGES = {
     for by_customer in (False, True)
     for by_type in (False, True)
 }
+
+
+def _customers_with_pages(*, after: bool, email: bool, by_type: bool) -> Select[Any]:
+    """PostgreSQL's page of customers (customers.page_select) with their wallets, each with
+    a page of its entries (`entries` of them): the three reads of a customers page in one
+    statement. The page's extra customer, read only to tell that a next page exists, comes
+    without wallets; a customer without wallets is one row of null wallet and entry columns,
+    a wallet without entries one of null entry columns."""
+    listed = customers.page_select(after=after, email=email).subquery("listed")
+    numbered = select(
+        *listed.c, func.row_number().over(order_by=listed.c.id).label("position")
+    ).subquery("numbered")
+    before = bindparam("before", type_=BigInteger())
+    lateral = _newest(_wallets.c.id, before, by_type=by_type, limit="entries")
+    wallets_of = and_(
+        _wallets.c.customer_id == numbered.c.id,
+        _wallets.c.organization_id == bindparam("organization_id"),
+        numbered.c.position < bindparam("limit", type_=Integer()),
+    )
+    return (
+        select(*lateral.c, *_wallets.c, *(numbered.c[column.key] for column in _customers.c))
+        .select_from(numbered.outerjoin(_wallets, wallets_of).outerjoin(lateral, true()))
+        .order_by(numbered.c.id, _wallets.c.id, lateral.c.sequence.desc())
+    )
+
+
+# (after a cursor, filtered by email, entries filtered by type) -> the statement.
+CUSTOMERS_WITH_PAGES = {
+    (a, e, t): Prebuilt(_customers_with_pages(after=a, email=e, by_type=t))
+    for a in (False, True)
+    for e in (False, True)
+    for t in (False, True)
+}
+_WALLET_COLUMNS = len(_wallets.c)
+_CUSTOMER_AT = _ENTRY_COLUMNS + _WALLET_COLUMNS  # where a row's customer columns start
+_customer_row = named_rows(_customers)
+_wallet_row = named_rows(_wallets)
+
+PagedWallets = list[tuple[WalletRow, list[LedgerEntryRow]]]
+
+
+async def customers_with_pages(
+    connection: PlainConnection,
+    organization_id: int,
+    *,
+    limit: int,
+    after_id: int | None,
+    email: str | None,
+    before: int | None,
+    entries: int,
+    entry_type: str | None,
+) -> list[tuple[CustomerRow, PagedWallets]]:
+    """A page of customers (customers.customers_page: `limit` rows at most, the last one of
+    them read only to tell that a next page exists, and without wallets), each with its live
+    wallets, oldest first, each with at most `entries` of its entries below `before`, newest
+    first. One statement on PostgreSQL; on SQLite (no LATERAL) the customers, then the
+    wallets and their pages (wallets_with_pages).
+
+    The customers and wallets are read by position and by name; the entries by position."""
+    if connection.dialect != "postgresql":
+        rows = await customers.customers_page(
+            connection, organization_id, limit=limit, after_id=after_id, email=email
+        )
+        grouped: dict[int, PagedWallets] = defaultdict(list)
+        for wallet, page in await wallets_with_pages(
+            connection,
+            organization_id,
+            [row[0] for row in rows[: limit - 1]],
+            by_customer=True,
+            before=before,
+            limit=entries,
+            entry_type=entry_type,
+        ):
+            grouped[wallet[2]].append((wallet, page))
+        return [(row, grouped.get(row[0], [])) for row in rows]
+    params = customers.page_params(organization_id, limit=limit, after_id=after_id, email=email)
+    params["before"] = NO_CURSOR if before is None else before
+    params["entries"] = entries
+    if entry_type is not None:
+        params["entry_type"] = entry_type
+    statement = CUSTOMERS_WITH_PAGES[
+        after_id is not None, email is not None, entry_type is not None
+    ]
+    found: list[tuple[CustomerRow, PagedWallets]] = []
+    customer_id = wallet_id = None
+    for row in await connection.rows(statement, params):
+        if row[_CUSTOMER_AT] != customer_id:
+            customer_id, wallet_id = row[_CUSTOMER_AT], None
+            found.append((_customer_row(row[_CUSTOMER_AT:]), []))
+        if row[_ENTRY_COLUMNS] is not None and row[_ENTRY_COLUMNS] != wallet_id:
+            wallet_id = row[_ENTRY_COLUMNS]
+            found[-1][1].append((_wallet_row(row[_ENTRY_COLUMNS:_CUSTOMER_AT]), []))
+        if row[0] is not None:
+            found[-1][1][-1][1].append(row[:_ENTRY_COLUMNS])
+    return found
 
 
 async def entries_by_ids(
@@ -185,8 +285,8 @@ async def wallets_with_pages(
     customer then wallet, each with at most `limit` of its entries below `before`, newest
     first. One statement on PostgreSQL; on SQLite (no LATERAL) the wallets, then their pages.
 
-    On PostgreSQL the rows are tuples of the tables' columns in order, read by position only
-    (an entry's row came with its wallet's columns after its own)."""
+    The wallets are read by position and by name; the entries by position (on PostgreSQL an
+    entry's row came with its wallet's columns after its own)."""
     if not ids:
         return []
     if connection.dialect != "postgresql":
@@ -219,7 +319,7 @@ async def wallets_with_pages(
     ):
         if row[_ENTRY_COLUMNS] != wallet_id:
             wallet_id = row[_ENTRY_COLUMNS]
-            found.append((row[_ENTRY_COLUMNS:], []))
+            found.append((_wallet_row(row[_ENTRY_COLUMNS:]), []))
         if row[0] is not None:
             found[-1][1].append(row[:_ENTRY_COLUMNS])
     return found

@@ -27,7 +27,9 @@ from billgraph.graphql.currencies import Currency
 from billgraph.graphql.lookahead import child_arguments
 from billgraph.graphql.node import Node, load_existing, node_loader, to_global_id
 from billgraph.graphql.pagination import Connection, build_connection, decode_cursor, page_size
+from billgraph.graphql.wallets.loaders import prime_pages
 from billgraph.graphql.wallets.types import Wallet, entries_ahead
+from billgraph.ledger import repository as ledger
 
 if TYPE_CHECKING:
     from billgraph.graphql.organizations.types import Organization
@@ -147,38 +149,44 @@ async def customer_page(
     info: Info, *, first: int | None, after: str | None, email: str | None
 ) -> Connection[Customer]:
     """The organization's customers in creation order; `email` filters case-insensitively
-    (text no database can store is refused, as BAD_USER_INPUT)."""
+    (text no database can store is refused, as BAD_USER_INPUT). When their wallets are
+    selected, they are read with the page, with their entries if those are selected too:
+    each customer's `wallets` then finds them loaded and completes without waiting."""
     limit = page_size(first)
     after_id = decode_cursor(CUSTOMER_CURSOR, after)
     if email is not None:
         validation.storable(email, "email")
+    organization_id = info.context.organization_id
+    loaders = info.context.loaders
+    wallets = child_arguments(info, "edges", "node", "wallets") is not None
+    page = entries_ahead(info, "edges", "node", "wallets") if wallets else None
     async with info.context.database.plain.connect() as connection:
-        rows = await repository.customers_page(
-            connection,
-            info.context.organization_id,
-            limit=limit + 1,
-            after_id=after_id,
-            email=email,
-        )
-    loaders = info.context.loaders
+        if page is None:
+            rows = await repository.customers_page(
+                connection, organization_id, limit=limit + 1, after_id=after_id, email=email
+            )
+        else:
+            listed = await ledger.customers_with_pages(
+                connection,
+                organization_id,
+                limit=limit + 1,
+                after_id=after_id,
+                email=email,
+                before=page.before_sequence,
+                entries=page.limit,
+                entry_type=page.entry_type,
+            )
+            rows = [customer for customer, _ in listed]
+            for customer, paged in listed[:limit]:
+                loaders.paged_wallets_by_customer.prime(
+                    (customer[0], page),
+                    prime_pages(loaders.wallet, loaders.ledger_page, page, paged),
+                )
     for row in rows[:limit]:  # later customer(id) and wallet.customer lookups hit the cache
-        loaders.customer.prime(row.id, row)
-    await _wallets_ahead(info, [row.id for row in rows[:limit]])
+        loaders.customer.prime(row[0], row)
+    if wallets and page is None and rows:
+        await loaders.wallets_by_customer.load_many([row[0] for row in rows[:limit]])
     return build_connection(rows, limit, CUSTOMER_CURSOR, lambda r: r[0], Customer.from_row)
-
-
-async def _wallets_ahead(info: Info, customer_ids: list[int]) -> None:
-    """The page's wallets (with their entries when those are selected) read now, in the
-    statement their loader would batch anyway: each customer's `wallets` then finds them
-    loaded and completes without waiting."""
-    if not customer_ids or child_arguments(info, "edges", "node", "wallets") is None:
-        return
-    loaders = info.context.loaders
-    page = entries_ahead(info, "edges", "node", "wallets")
-    if page is None:
-        await loaders.wallets_by_customer.load_many(customer_ids)
-    else:
-        await loaders.paged_wallets_by_customer.load_many([(i, page) for i in customer_ids])
 
 
 @node_loader("Customer")
