@@ -1,13 +1,13 @@
-"""The ceiling for a Python server: the two reads of bench.reads answered by a minimal
-Starlette + asyncpg app, with no GraphQL and no SQLAlchemy, for the gateway to be measured
-against (the ratio billgraph / ceiling is the figure to raise).
+"""The ceiling for a Python server: the two reads of bench.reads, and the debit of
+bench.ledger, answered by a minimal Starlette + asyncpg app, with no GraphQL and no
+SQLAlchemy, for the gateway to be measured against (the ratio billgraph / ceiling is the
+figure to raise).
 
 It runs the SQL the gateway runs, statement for statement and character for character (the API
 key's lookup, then for the wallet read one select of the wallet and a LATERAL page of its
-newest entries, for the customers read the page of customers, then one select of their wallets
-with a LATERAL page of each one's entries; bench.reads checks that the gateway still sends
-these), on
-one pooled connection per request, and answers with the bytes the gateway answers: the same
+newest entries, for the customers read one select of the page of customers with their wallets
+and a LATERAL page of each wallet's entries; bench.reads checks that the gateway still sends
+these), on one pooled connection per request, and answers with the bytes the gateway answers: the same
 JSON shape, ids and timestamps, and the cost `extensions` the gateway adds (constants for
 these documents). What it leaves out is everything that is not
 those statements and that JSON: GraphQL parsing, validation and execution, the ORM, sessions,
@@ -21,6 +21,16 @@ It takes the gateway's request (POST /graphql, a bearer API key, a JSON body) bu
     Customers  {"after": <customer cursor>|null} -> data.customers(first: 10) { edges { node { id
                                                    wallets { id balance ledgerEntries(first: 5)
                                                    { edges { node { id amount createdAt } } } } } } }
+
+    Debit      {"input": {customerId, amount, currency, entryType, idempotencyKey}}
+                                                -> data.createLedgerEntry { __typename replayed
+                                                   entry { id sequence balanceAfter }
+                                                   wallet { balance version } }
+
+The debit runs the gateway's posting statement (ledger.statements.POSTING, bound from the same
+checked request), one autocommitted statement per request as pgbench runs it, without the
+gateway's batching of one wallet's concurrent postings; a posting that matches no row is
+answered as a refusal, not explained.
 
 Served as the gateway is, by uvicorn in factory mode (bench.harness.servers.start_ceiling):
 
@@ -44,6 +54,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from billgraph.ledger.posting import EntryType
+from billgraph.ledger.service import entry_request
+from billgraph.ledger.statements import POSTING
+
 WALLET_ENTRIES = 20  # ledgerEntries(first: 20) of the wallet read
 CUSTOMERS_PAGE = 10  # customers(first: 10) of the nested read
 CUSTOMER_ENTRIES = 5  # ledgerEntries(first: 5) of each of its wallets
@@ -52,7 +66,9 @@ CUSTOMER_ENTRIES = 5  # ledgerEntries(first: 5) of each of its wallets
 EXTENSIONS = {
     "Wallet": {"cost": {"requestedQueryCost": 124, "maximumAvailable": 50000}},
     "Customers": {"cost": {"requestedQueryCost": 321, "maximumAvailable": 50000}},
+    "Debit": {"cost": {"requestedQueryCost": 8, "maximumAvailable": 50000}},
 }
+SCOPES = {"Wallet": "read", "Customers": "read", "Debit": "write"}  # what each one needs
 NO_CURSOR = 2**62  # billgraph.ledger.repository.NO_CURSOR: a first page of entries
 POOL_SIZE = 20  # billgraph's default pool per worker
 STATEMENT_TIMEOUT_MS = 5000  # and its statement_timeout
@@ -273,7 +289,40 @@ async def _customers(connection: asyncpg.Connection, org: int, variables: dict[s
     }
 
 
-OPERATIONS: dict[str, Resolver] = {"Wallet": _wallet, "Customers": _customers}
+async def _debit(connection: asyncpg.Connection, org: int, variables: dict[str, Any]) -> Any:
+    fields = variables.get("input") or {}
+    customer_id = from_global_id(fields.get("customerId"), "Customer")
+    if customer_id is None:
+        return {"createLedgerEntry": {"__typename": "NotFoundError"}}
+    request = entry_request(
+        org,
+        customer_id=customer_id,
+        currency=fields["currency"],
+        entry_type=EntryType(fields["entryType"]),
+        amount=fields["amount"],
+        reason=fields.get("reason"),
+        idempotency_key=fields["idempotencyKey"],
+    )
+    sql, arguments = POSTING.sql(request.params())
+    rows = await connection.fetch(sql, *arguments)
+    if not rows:
+        return {"createLedgerEntry": {"__typename": "InsufficientBalanceError"}}
+    entry_id, _, sequence, balance_after, _, _ = rows[0]
+    return {
+        "createLedgerEntry": {
+            "__typename": "CreateLedgerEntrySuccess",
+            "replayed": False,
+            "entry": {
+                "id": global_id("LedgerEntry", entry_id),
+                "sequence": sequence,
+                "balanceAfter": balance_after,
+            },
+            "wallet": {"balance": balance_after, "version": sequence},
+        }
+    }
+
+
+OPERATIONS: dict[str, Resolver] = {"Wallet": _wallet, "Customers": _customers, "Debit": _debit}
 
 
 def create_app(dsn: str | None = None) -> Starlette:
@@ -315,8 +364,8 @@ def create_app(dsn: str | None = None) -> Starlette:
             key = await connection.fetchrow(API_KEY, hashlib.sha256(secret.encode()).hexdigest())
             if key is None:
                 return _error("A valid API key is required.", "UNAUTHENTICATED", 401)
-            if "read" not in key["scopes"].split(","):
-                return _error("This API key lacks the READ scope.", "FORBIDDEN", 403)
+            if SCOPES[operation] not in key["scopes"].split(","):
+                return _error("This API key lacks the scope.", "FORBIDDEN", 403)
             data = await resolver(connection, key["organization_id"], variables)
         return _json({"data": data, "extensions": EXTENSIONS[operation]})
 

@@ -14,9 +14,11 @@ subprocess, and the script measures:
    customers, and its median latency over HTTP against the real server;
 2. createLedgerEntry (DEBIT 1, unique idempotency keys) over HTTP at 1 and 32 concurrent
    clients, on one hot wallet and spread over the 1,000 wallets: writes/s, p50, p99, errors;
-3. pgbench running the service's single-statement transaction (a data-modifying CTE) for the
+3. the same load on the ceiling for a Python server (bench.ceiling: the same request and
+   posting statement answered by Starlette + asyncpg, no GraphQL) for the same cases;
+4. pgbench running the service's single-statement transaction (a data-modifying CTE) for the
    same cases, and a naive 4-statement transaction on the hot wallet at 32 clients;
-4. the ledger invariant on the resulting database.
+5. the ledger invariant on the resulting database.
 
 Progress goes to stderr; the results (a plain table, then the same as Markdown for
 bench/RESULTS.md) go to stdout. Exits 1 if a write failed, the statement counts differ or the
@@ -40,6 +42,7 @@ from bench.harness.processes import Gateway, start_gateway
 from bench.harness.progress import progress
 from bench.harness.report import Report, Table, fmt, machine
 from bench.harness.seed import SHAPES, case_name, seed
+from bench.harness.servers import start_ceiling
 from bench.harness.tracing import OtlpSink, otlp_sink, tracing_env
 from bench.ledger_dashboard import dashboard
 from billgraph.db.engine import Database, connect
@@ -55,6 +58,7 @@ class Case:
     wallets: str  # "hot" or "random"
     clients: int
     http: HttpResult | None = None
+    ceiling: HttpResult | None = None  # the same load on bench.ceiling (its "gateway" CPU)
     pgbench: PgbenchResult | None = None
 
 
@@ -72,13 +76,17 @@ COMMIT;
 """
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b and not math.isnan(b) else "—"
+
+
 def writes_table(cases: list[Case]) -> Table:
     rows = []
     for case in cases:
-        h, p = case.http, case.pgbench
-        ratio = "—"
-        if h and p and p.tps and not math.isnan(p.tps):
-            ratio = f"{h.writes_per_second / p.tps:.2f}"
+        h, p, c = case.http, case.pgbench, case.ceiling
+        http = h.writes_per_second if h else None
+        ceiling = c.writes_per_second if c else None
+        pgbench = p.tps if p else None
         rows.append(
             [
                 case.name,
@@ -92,7 +100,10 @@ def writes_table(cases: list[Case]) -> Table:
                     if p
                     else ["—"] * 4
                 ),
-                ratio,
+                _ratio(http, pgbench),
+                fmt(ceiling) if c else "—",
+                _ratio(http, ceiling),
+                _ratio(ceiling, pgbench),
             ]
         )
     header = [
@@ -106,10 +117,14 @@ def writes_table(cases: list[Case]) -> Table:
         "pgbench p50 ms",
         "pgbench p99 ms",
         "HTTP/pgbench",
+        "ceiling writes/s",
+        "HTTP/ceiling",
+        "ceiling/pgbench",
     ]
     caption = (
         "Ledger writes (`createLedgerEntry` DEBIT 1) over HTTP against pgbench running the same "
-        "SQL:"
+        "SQL, and against the ceiling for a Python server (bench.ceiling: the same request and "
+        "statement on Starlette + asyncpg, no GraphQL):"
     )
     return Table(caption, header, rows)
 
@@ -121,6 +136,8 @@ def cpu_table(cases: list[Case]) -> Table:
         "HTTP: gateway",
         "HTTP: postgres",
         "HTTP: other",
+        "ceiling: server",
+        "ceiling: postgres",
         "pgbench: pgbench",
         "pgbench: postgres",
         "pgbench: other",
@@ -135,6 +152,11 @@ def cpu_table(cases: list[Case]) -> Table:
                     [fmt(h.cpu[r], 2) for r in ("load", "gateway", "postgres", "other")]
                     if h
                     else ["—"] * 4
+                ),
+                *(
+                    [fmt(c.cpu[r], 2) for r in ("gateway", "postgres")]
+                    if (c := case.ceiling)
+                    else ["—"] * 2
                 ),
                 *([fmt(p.cpu[r], 2) for r in ("load", "postgres", "other")] if p else ["—"] * 3),
             ]
@@ -157,6 +179,7 @@ async def _measure(
     run: runner.Run, runs: int, database: Database, meter: CpuMeter, sink: OtlpSink | None
 ) -> int:
     gateway: Gateway | None = None
+    ceiling: Gateway | None = None
     try:
         seeded = await seed(database)
         facts = await postgres_facts(database)
@@ -164,6 +187,9 @@ async def _measure(
             run.server.url, run.workdir, workers=GATEWAY_WORKERS, env=tracing_env(sink)
         )
         meter.roles["gateway"] = [gateway.process.pid]
+        ceiling = await start_ceiling(run.server.url, run.workdir, workers=GATEWAY_WORKERS)
+        # The same roles, the ceiling's server in the gateway's place.
+        ceiling_meter = CpuMeter({**meter.roles, "gateway": [ceiling.process.pid]})
 
         progress(f"step 2: dashboard query, first=10 and first=100 ({runs} timed runs each)")
         board = await dashboard(database, run.server.url, seeded, gateway, runs)
@@ -194,6 +220,23 @@ async def _measure(
                     f"the gateway died during {case.name} (exit {gateway.process.returncode}):\n"
                     f"{gateway.log_tail()}"
                 )
+
+            await checkpoint(database)
+            progress(
+                f"step 3: the same on the ceiling (bench.ceiling), {case.name}: "
+                f"{run.warmup:.0f} s warm-up + {run.seconds} s"
+            )
+            case.ceiling = await closed_loop(
+                ceiling,
+                seeded.api_key,
+                seeded.debited(case.wallets),
+                case.clients,
+                run.seconds,
+                run.warmup,
+                f"ceiling-{tag}",
+                ceiling_meter,
+            )
+            case.ceiling.log()
 
             await checkpoint(database)
             progress(f"step 4: pgbench single-statement CTE, {case.name}: {run.seconds} s")
@@ -238,9 +281,12 @@ async def _measure(
         if gateway is not None:
             progress("stopping the gateway")
             progress(f"gateway exited with {gateway.stop()}")
+        if ceiling is not None:
+            progress(f"ceiling exited with {ceiling.stop()}")
         await database.dispose()
 
     http_errors = sum(c.http.errors for c in cases if c.http)
+    http_errors += sum(c.ceiling.errors for c in cases if c.ceiling)
     pgbench_failures = sum(c.pgbench.failures for c in cases if c.pgbench)
     Report(
         title="Ledger benchmark",
