@@ -25,7 +25,8 @@ wallet or a random page, when the last one answered):
 and reports req/s, p50/p99 latency, CPU milliseconds per request of the server and of
 PostgreSQL (each role's process tree, bench.harness.cpu), the ratio billgraph / ceiling, and
 SQL statements per request (the gateway's counted in-process with billgraph.db.trace, and
-compared with the ceiling's).
+compared with the ceiling's), and the gateway's Python calls per request (in-process,
+cProfile): a figure that does not move with the machine's speed.
 
 Progress goes to stderr; the results (a plain table, then the same as Markdown for
 bench/RESULTS.md) go to stdout. Exits 1 if a request failed, the two servers answered
@@ -178,12 +179,14 @@ def statements_table(checks: list[SqlCheck]) -> Table:
             f"{c.billgraph.per_request:g}",
             str(len(c.ceiling)),
             "yes" if c.same else "NO (see the progress lines)",
+            f"{c.billgraph.calls:,.0f}",
         ]
         for c in checks
     ]
     return Table(
-        "SQL statements per request:",
-        ["read", "billgraph (in-process)", "ceiling", "same SQL"],
+        "SQL statements per request, and billgraph's Python calls per request (in-process, "
+        "cProfile: the same from run to run, where CPU time is not):",
+        ["read", "billgraph (in-process)", "ceiling", "same SQL", "billgraph calls"],
         rows,
     )
 
@@ -202,7 +205,8 @@ async def benchmark(run: runner.Run) -> int:
         checks = [SqlCheck(r.name, counted[r.name], ceiling.statements(r.operation)) for r in reads]
         for check in checks:
             progress(
-                f"step 2: {check.read}: {check.billgraph.per_request:g} statements per request; "
+                f"step 2: {check.read}: {check.billgraph.per_request:g} statements and "
+                f"{check.billgraph.calls:,.0f} Python calls per request; "
                 f"the ceiling's SQL is {'the same' if check.same else 'DIFFERENT'}"
             )
             for statement in check.billgraph.last:
