@@ -32,6 +32,11 @@ resolvers return too (complete_value): a wallet, a page of entries, a customer's
 Fragments and directives inside a selection leave it to graphql-core, and anything else
 takes graphql-core's own path.
 
+An object of exactly the class its type was declared with (or the generic class the type
+specializes), neither cast nor given an __await__ of its own, is completed without the
+checks graphql-core makes of every value (awaitable? an error? is_type_of?): each would say
+what its class already says (_exact).
+
 A deep completer runs each coroutine it meets (a resolver's, a completion's) up to its first
 wait where it meets it, as the task that graphql-core would gather it in would run it first:
 one that finishes (its loader's rows were read ahead) needs no task, and a page whose rows
@@ -39,6 +44,7 @@ were all read ahead completes in one walk (_run).
 """
 
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from datetime import date, datetime
 from enum import Enum
 from operator import attrgetter
 from types import CoroutineType, FunctionType
@@ -65,6 +71,7 @@ from graphql.pyutils import Path, gather_with_cancel
 from graphql.type.scalars import serialize_id, serialize_string
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 from strawberry.types.field import StrawberryField
 
 # The definition's key in a GraphQL type's or field's extensions (Strawberry's own).
@@ -78,6 +85,8 @@ DEEPS = "_billgraph_value_completers"
 MAX_COMPLETERS = 4096
 # Values that are neither awaitable nor errors, told apart without a call.
 SIMPLE = frozenset({str, int, bool, float})
+# The same among a leaf's values: timestamps too (an enum's members are added per field).
+READY = SIMPLE | {datetime, date}
 # What Strawberry's own is_type_of is given for the resolve info it does not read.
 NO_INFO = cast("GraphQLResolveInfo[Any]", None)
 
@@ -138,6 +147,30 @@ def _reader(field: GraphQLField) -> Reader | None:
         ):
             return read
     return None
+
+
+def _exact(type_: GraphQLObjectType) -> frozenset[type]:
+    """The classes whose instances complete as `type_` with no check: an instance of exactly
+    one of them, neither cast (strawberry.cast) nor given an __await__ of its own, is no
+    awaitable and no error, and Strawberry's is_type_of (when the type has interfaces) says
+    True for it. The type's class, and the generic one it specializes (an Edge[Wallet] is an
+    Edge); none when the type has an is_type_of of its own."""
+    definition = (type_.extensions or {}).get(STRAWBERRY)
+    if not isinstance(definition, StrawberryObjectDefinition) or definition.is_type_of:
+        return frozenset()
+    classes = [definition.origin]
+    if definition.concrete_of is not None:
+        classes.append(definition.concrete_of.origin)
+    return frozenset(
+        c
+        for c in classes
+        if not (
+            hasattr(c, "__await__")
+            or issubclass(c, BaseException)
+            or hasattr(c, TYPE_CAST_ATTRIBUTE)
+            or not c.__dictoffset__  # no __dict__ (slots), where instances' own are read
+        )
+    )
 
 
 def _cache(schema: GraphQLSchema, name: str) -> dict[Any, Any]:
@@ -290,6 +323,11 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
                 return None
             coerce = target.coerce_output_value
             is_awaitable = self.is_awaitable
+            ready = READY
+            enum = (target.extensions or {}).get(STRAWBERRY)
+            members = getattr(enum, "wrapped_cls", None)
+            if isinstance(members, type) and not hasattr(members, "__await__"):
+                ready = READY | {members}
 
             def leaf(value: Any) -> Any:
                 if value is None:
@@ -298,7 +336,7 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
                     raise GiveUp
                 # A scalar may serialize anything (Decimal's str): graphql-core raises an
                 # error and awaits an awaitable first.
-                if type(value) not in SIMPLE and (
+                if type(value) not in ready and (
                     is_awaitable(value) or isinstance(value, Exception)
                 ):
                     raise GiveUp
@@ -338,16 +376,23 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         is_type_of = target.is_type_of
         is_awaitable = self.is_awaitable
         type_name = target.name
+        exact = _exact(target)
 
         def object_(value: Any) -> Any:
-            if value is None:
-                if nullable:
-                    return None
-                raise GiveUp
-            if is_awaitable(value) or isinstance(value, Exception):
-                raise GiveUp
-            if is_type_of is not None and is_type_of(value, NO_INFO) is not True:
-                raise GiveUp
+            # (Inline, as below: it runs for every object of a page.)
+            if (
+                type(value) not in exact
+                or TYPE_CAST_ATTRIBUTE in value.__dict__
+                or "__await__" in value.__dict__
+            ):
+                if value is None:
+                    if nullable:
+                        return None
+                    raise GiveUp
+                if is_awaitable(value) or isinstance(value, Exception):
+                    raise GiveUp
+                if is_type_of is not None and is_type_of(value, NO_INFO) is not True:
+                    raise GiveUp
             result = {}
             for key, read, complete in fields:
                 result[key] = complete(read(value)) if read else type_name
@@ -676,6 +721,7 @@ def _list(item: DeepCompleter, item_type: GraphQLOutputType, at: At) -> DeepComp
 def _object(type_: GraphQLObjectType, members: list[Member], at: At) -> DeepCompleter:
     is_type_of = type_.is_type_of
     name = type_.name
+    exact = _exact(type_)
 
     def object_(
         executor: LeanExecution,
@@ -684,11 +730,17 @@ def _object(type_: GraphQLObjectType, members: list[Member], at: At) -> DeepComp
         position_context: Any,
         info: "GraphQLResolveInfo[Any] | None",
     ) -> Any:
-        if isinstance(value, Exception):
+        if (
+            type(value) in exact
+            and TYPE_CAST_ATTRIBUTE not in value.__dict__
+            and "__await__" not in value.__dict__
+        ):
+            pass  # see _exact
+        elif isinstance(value, Exception):
             raise value
-        if value is None or value is Undefined:
+        elif value is None or value is Undefined:
             return None
-        if is_type_of is not None and is_type_of(value, NO_INFO) is not True:
+        elif is_type_of is not None and is_type_of(value, NO_INFO) is not True:
             # graphql-core's complete_value raises its error for the value.
             return CORE.complete_value(
                 executor,

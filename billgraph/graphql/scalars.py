@@ -32,10 +32,6 @@ def _parse_big_int_literal(node: ValueNode, _variables: dict[str, Any] | None = 
     return _parse_big_int(int(node.value))
 
 
-def _serialize_big_int(value: int) -> int:
-    return _parse_big_int(value)
-
-
 SCALAR_MAP: dict[object, ScalarDefinition] = {
     BigInt: strawberry.scalar(
         name="BigInt",
@@ -43,7 +39,7 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
             "A 64-bit integer serialized as a JSON number, limited to the range a JavaScript "
             "client holds exactly: ±(2^53 - 1). Money is always an integer in minor units."
         ),
-        serialize=_serialize_big_int,
+        serialize=_parse_big_int,  # what goes out is checked as what comes in
         parse_value=_parse_big_int,
         parse_literal=_parse_big_int_literal,
     )

@@ -143,6 +143,17 @@ def _later(value: Any) -> "asyncio.Future[Any]":
     return future
 
 
+def _awaiting(value: Any) -> Any:
+    """`value` with an __await__ attribute of its own: graphql-core takes it for an awaitable
+    (hasattr), and `await` refuses it (the type has none)."""
+    value.__await__ = lambda: iter(())
+    return value
+
+
+def _awaiting_tag() -> Tag:
+    return _awaiting(Tag(name="own", weight=1))  # type: ignore[no-any-return]
+
+
 # What each `page(case:)` returns: well-formed pages, and values graphql-core refuses.
 PAGES: dict[str, Any] = {
     "plain": lambda: _page(*(_entry(n) for n in range(1, 6))),
@@ -172,6 +183,13 @@ PAGES: dict[str, Any] = {
     "bad total": lambda: _page(_entry(1), total=1.5),
     "error as price": lambda: _page(_entry(1, price=ValueError("no price"))),
     "awaitable price": lambda: _page(_entry(1, price=_later(Decimal("1.5")))),
+    "a tag cast to another type": lambda: _page(
+        _entry(1, tags=[strawberry.cast(Entry, Tag(name="cast", weight=1))])
+    ),
+    "a tag with an __await__ of its own": lambda: _page(_entry(1, tags=[_awaiting_tag()])),
+    "an edge with an __await__ of its own": lambda: Page(
+        edges=[_awaiting(Edge(cursor="c", node=_entry(1)))], grid=[], total=1
+    ),
 }
 
 
@@ -262,6 +280,9 @@ async def test_each_case_is_what_it_says() -> None:
         "null grid row",
         "bad total",
         "error as price",
+        "a tag cast to another type",
+        "a tag with an __await__ of its own",
+        "an edge with an __await__ of its own",
     }
     computed = _document(SELECTIONS["a computed field"], "page")
     assert {c for c in PAGES if (await _both(computed, c))[1][1]} == {
@@ -270,6 +291,7 @@ async def test_each_case_is_what_it_says() -> None:
         "huge amount",
         "error as node",
         "null node",
+        "an edge with an __await__ of its own",
     }
 
 
