@@ -210,17 +210,24 @@ async def customers_with_pages(
         after_id is not None, email is not None, entry_type is not None
     ]
     found: list[tuple[CustomerRow, PagedWallets]] = []
-    customer_id = wallet_id = None
     for row in await connection.rows(statement, params):
-        if row[_CUSTOMER_AT] != customer_id:
-            customer_id, wallet_id = row[_CUSTOMER_AT], None
+        if not found or found[-1][0][0] != row[_CUSTOMER_AT]:
             found.append((_customer_row(row[_CUSTOMER_AT:]), []))
-        if row[_ENTRY_COLUMNS] is not None and row[_ENTRY_COLUMNS] != wallet_id:
-            wallet_id = row[_ENTRY_COLUMNS]
-            found[-1][1].append((_wallet_row(row[_ENTRY_COLUMNS:_CUSTOMER_AT]), []))
-        if row[0] is not None:
-            found[-1][1][-1][1].append(row[:_ENTRY_COLUMNS])
+        _add_paged(found[-1][1], row, _CUSTOMER_AT)
     return found
+
+
+def _add_paged(paged: PagedWallets, row: Any, end: int) -> None:
+    """A row's wallet (its columns from _ENTRY_COLUMNS to `end`; none if they are null) and
+    entry (the first columns; none if null) added to `paged`, the rows coming in wallet
+    order, each wallet's entries newest first."""
+    wallet_id = row[_ENTRY_COLUMNS]
+    if wallet_id is None:
+        return
+    if not paged or paged[-1][0][0] != wallet_id:
+        paged.append((_wallet_row(row[_ENTRY_COLUMNS:end]), []))
+    if row[0] is not None:
+        paged[-1][1].append(row[:_ENTRY_COLUMNS])
 
 
 async def entries_by_ids(
@@ -280,7 +287,7 @@ async def wallets_with_pages(
     before: int | None,
     limit: int,
     entry_type: str | None,
-) -> list[tuple[WalletRow, list[LedgerEntryRow]]]:
+) -> PagedWallets:
     """The live wallets of `ids` (wallet ids, or customer ids `by_customer`), ordered by
     customer then wallet, each with at most `limit` of its entries below `before`, newest
     first. One statement on PostgreSQL; on SQLite (no LATERAL) the wallets, then their pages.
@@ -312,16 +319,11 @@ async def wallets_with_pages(
     }
     if entry_type is not None:
         params["entry_type"] = entry_type
-    found: list[tuple[WalletRow, list[LedgerEntryRow]]] = []
-    wallet_id = None
+    found: PagedWallets = []
     for row in await connection.rows(
         WALLETS_WITH_PAGES[by_customer, entry_type is not None], params
     ):
-        if row[_ENTRY_COLUMNS] != wallet_id:
-            wallet_id = row[_ENTRY_COLUMNS]
-            found.append((_wallet_row(row[_ENTRY_COLUMNS:]), []))
-        if row[0] is not None:
-            found[-1][1].append(row[:_ENTRY_COLUMNS])
+        _add_paged(found, row, len(row))
     return found
 
 
