@@ -1,7 +1,7 @@
 """Prebuilt statements on a plain connection: the hot paths' reads, and the posting (one
 statement, its own transaction), built once and read as rows.
 
-On PostgreSQL they run on a pool of asyncpg's own connections, as SQL compiled once by
+On PostgreSQL they run on a pool of asyncpg connections (db/pool.py), as SQL compiled once by
 SQLAlchemy's asyncpg dialect (the same text SQLAlchemy would send): a statement pays
 asyncpg's prepared-statement call and little else. Through SQLAlchemy the same statement
 also paid a pool checkout, a greenlet switch per call, execution-context setup and result
@@ -30,6 +30,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from billgraph.db.pool import Pool
 
 # How long a statement waits for a pooled connection before the database counts as unavailable
 # (SQLAlchemy's pool waits as long).
@@ -207,15 +209,15 @@ class _SqlAlchemyConnection:
 
 @dataclass
 class Plain:
-    """Where prebuilt statements run: `engine` (SQLite), or asyncpg's pool for its PostgreSQL
-    database, opened on first use, at most `pool_size` connections, each with the engine's
-    server settings (statement_timeout)."""
+    """Where prebuilt statements run: `engine` (SQLite), or a pool of asyncpg connections to
+    its PostgreSQL database (db/pool.py), at most `pool_size`, opened as they are needed,
+    each with the engine's server settings (statement_timeout)."""
 
     engine: AsyncEngine
     pool_size: int = 20
     server_settings: dict[str, str] = field(default_factory=dict)
     watchers: list[Watcher] = field(default_factory=list)
-    _pool: asyncpg.Pool | None = field(default=None, init=False, repr=False)
+    _pool: Pool | None = field(default=None, init=False, repr=False)
     _busy: int = field(default=0, init=False, repr=False)  # connections checked out here
 
     def connect(self) -> AbstractAsyncContextManager[PlainConnection]:
@@ -236,41 +238,31 @@ class Plain:
         if self.engine.dialect.name != "postgresql":
             raise RuntimeError("plain transactions are PostgreSQL's")
         connection = await self._acquire()
+        error: BaseException | None = None
         try:
             async with connection.transaction():
                 yield _PostgresConnection(connection, self.watchers)
+        except BaseException as raised:
+            error = raised
+            raise
         finally:
-            await self._release(connection)
+            self._release(connection, error)
 
     async def _acquire(self) -> asyncpg.Connection:
-        pool = self._pool or await self._open()
-        if self._busy < self.pool_size:
-            # A connection is free: taken at once, without the timer (a task) of a timeout.
-            connection = await pool.acquire()
-        else:
-            connection = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+        pool = self._pool
+        if pool is None:
+            dsn = self.engine.url.set(drivername="postgresql")
+            pool = self._pool = Pool(
+                dsn.render_as_string(hide_password=False), self.pool_size, self.server_settings
+            )
+        connection = await pool.acquire(ACQUIRE_TIMEOUT_SECONDS)
         self._busy += 1
         return connection
 
-    async def _release(self, connection: asyncpg.Connection) -> None:
+    def _release(self, connection: asyncpg.Connection, error: BaseException | None) -> None:
         self._busy -= 1
         assert self._pool is not None
-        await self._pool.release(connection)
-
-    async def _open(self) -> asyncpg.Pool:
-        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=0,
-            max_size=self.pool_size,
-            server_settings=self.server_settings,
-            reset=_nothing_to_reset,
-        )
-        if self._pool is not None:  # another task opened one meanwhile
-            await pool.close()
-            return self._pool
-        self._pool = pool
-        return pool
+        self._pool.release(connection, error)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -292,14 +284,6 @@ class _Checkout:
         self._connection = await self._plain._acquire()
         return _PostgresConnection(self._connection, self._plain.watchers)
 
-    async def __aexit__(self, *_: object) -> None:
+    async def __aexit__(self, _type: object, error: BaseException | None, _tb: object) -> None:
         assert self._connection is not None
-        await self._plain._release(self._connection)
-
-
-async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
-    """What a connection needs before it goes back to the pool, beyond asyncpg's own rollback
-    of a transaction left open: nothing. Only prebuilt statements run here, autocommitted or
-    in a managed transaction; none leaves a setting, a LISTEN, an advisory lock or a cursor
-    behind. asyncpg's default reset (RESET ALL, UNLISTEN *, CLOSE ALL and the unlock of
-    advisory locks) is a round trip per statement, and it doubled PostgreSQL's CPU per read."""
+        self._plain._release(self._connection, error)
