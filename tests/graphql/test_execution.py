@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 import strawberry
 from graphql import ExperimentalIncrementalExecutionResults
+from graphql.execution.values import get_argument_values
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from billgraph.graphql import execution
 from billgraph.graphql.execution import COMPLETERS, DEEPS, LeanExecution
 
 
@@ -51,6 +53,10 @@ class Entry:
     @strawberry.field
     def doubled(self, info: strawberry.Info) -> int:  # a resolver: graphql-core's to call
         return self.amount * 2
+
+    @strawberry.field
+    async def scaled(self, info: strawberry.Info, by: int, plus: int = 0) -> int:  # arguments
+        return self.amount * by + plus
 
     @strawberry.field
     def half(self) -> int:  # of the object alone: read like an attribute
@@ -224,6 +230,7 @@ SELECTIONS = {
     "a non-null resolver failing after a wait": "edges { node { id lateStrict waits } } total",
     "a resolver on an interface's type": "edges { node { id tags { name shout } } }",
     "the same key twice": "edges { node { id } node { amount } }",
+    "a resolver with arguments": "edges { node { id scaled(by: 3) again: scaled(by: 2, plus: 1) } }",
     "fragments": "edges { ...E } fragment E on Edge { cursor node { ... on Entry { id } } }",
     "directives": "edges { cursor @include(if: $yes) node @skip(if: $yes) { id } }",
     "interface fragment": "edges { node { tags { ... on Named { name } weight } } }",
@@ -378,6 +385,27 @@ async def test_a_schema_with_its_own_default_resolver_gets_no_short_path() -> No
     assert result.errors is None and result.data is not None
     notes = {e["node"]["note"] for e in result.data["page"]["edges"]}
     assert notes == {"(hidden)"}
+
+
+async def test_a_resolvers_arguments_are_coerced_once_per_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same field node and variables give the same arguments: one coercion for the
+    field's every entry, and each response key its own."""
+    coerced: list[str] = []
+
+    def counting(field: Any, node: Any, *args: Any, **kwargs: Any) -> Any:
+        coerced.append(node.alias.value if node.alias else node.name.value)
+        return get_argument_values(field, node, *args, **kwargs)
+
+    monkeypatch.setattr(execution, "get_argument_values", counting)
+    document = _document(SELECTIONS["a resolver with arguments"], "page")
+    for _ in range(2):  # and again for the next request
+        lean = await LEAN.execute(document, variable_values={"case": "plain"})
+        assert lean.errors is None
+        assert len(lean.data["page"]["edges"]) >= 3
+    assert sorted(coerced) == ["again", "again", "scaled", "scaled"]
+    assert _answer(lean) == _answer(await CORE.execute(document, variable_values={"case": "plain"}))
 
 
 async def test_resolvers_that_need_not_wait_complete_without_a_task() -> None:
