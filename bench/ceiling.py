@@ -55,6 +55,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from billgraph.ledger.posting import EntryType
+from billgraph.ledger.repository import CUSTOMERS_WITH_PAGES
 from billgraph.ledger.service import entry_request
 from billgraph.ledger.statements import POSTING
 
@@ -101,43 +102,13 @@ _PAGE_AND_WALLET_COLUMNS = (
 )
 
 
-def _customers_with_pages(after: bool) -> str:
-    """A page of customers with their wallets and each wallet's page of entries, in one
-    statement (ledger.repository.CUSTOMERS_WITH_PAGES): $1 the organization, then the
-    cursor's customer id if `after`, the page's size plus one, the entries' cursor and
-    count."""
-    n = 3 if after else 2  # the first parameter after the organization and the cursor
-    cursor = " AND customers.id > $2::BIGINT" if after else ""
-    return (
-        _PAGE_AND_WALLET_COLUMNS + ", numbered.id AS id_2, numbered.organization_id AS "
-        "organization_id_2, numbered.email, numbered.email_normalized, numbered.name, "
-        "numbered.external_id, numbered.created_at AS created_at_2, numbered.updated_at AS "
-        "updated_at_1, numbered.deleted_at \n"
-        "FROM (SELECT listed.id AS id, listed.organization_id AS organization_id, listed.email "
-        "AS email, listed.email_normalized AS email_normalized, listed.name AS name, "
-        "listed.external_id AS external_id, listed.created_at AS created_at, listed.updated_at "
-        "AS updated_at, listed.deleted_at AS deleted_at, row_number() OVER (ORDER BY listed.id) "
-        "AS position \n"
-        "FROM (SELECT customers.id AS id, customers.organization_id AS organization_id, "
-        "customers.email AS email, customers.email_normalized AS email_normalized, "
-        "customers.name AS name, customers.external_id AS external_id, customers.created_at AS "
-        "created_at, customers.updated_at AS updated_at, customers.deleted_at AS deleted_at \n"
-        "FROM customers \n"
-        f"WHERE customers.organization_id = $1::BIGINT AND customers.deleted_at IS NULL{cursor} "
-        f"ORDER BY customers.id \n LIMIT ${n}::INTEGER) AS listed) AS numbered LEFT OUTER JOIN "
-        "wallets ON wallets.customer_id = numbered.id AND wallets.organization_id = $1::BIGINT "
-        f"AND numbered.position < ${n}::INTEGER LEFT OUTER JOIN LATERAL (SELECT "
-        + _ENTRY_COLUMNS
-        + "FROM ledger_entries \n"
-        f"WHERE ledger_entries.wallet_id = wallets.id AND ledger_entries.sequence < "
-        f"${n + 1}::BIGINT AND ledger_entries.organization_id = $1::BIGINT ORDER BY "
-        f"ledger_entries.sequence DESC \n LIMIT ${n + 2}::INTEGER) AS page ON true ORDER BY "
-        "numbered.id, wallets.id, page.sequence DESC"
-    )
-
-
-CUSTOMERS_FIRST = _customers_with_pages(after=False)
-CUSTOMERS_AFTER = _customers_with_pages(after=True)
+# A page of customers with their wallets and each wallet's page of entries, in one
+# statement: the gateway's own text (ledger.repository.CUSTOMERS_WITH_PAGES, long enough
+# that a copy here would only drift). Its parameters: the organization, the cursor's customer
+# id (after a cursor), the page's size plus one, the entries' cursor and count. A customer's
+# and a wallet's columns come on their first row only.
+CUSTOMERS_FIRST = CUSTOMERS_WITH_PAGES[False, False, False].compiled.string
+CUSTOMERS_AFTER = CUSTOMERS_WITH_PAGES[True, False, False].compiled.string
 WALLET_WITH_PAGE = (
     _PAGE_AND_WALLET_COLUMNS + " \n"
     "FROM wallets JOIN customers ON customers.id = wallets.customer_id LEFT OUTER JOIN LATERAL "
@@ -247,39 +218,40 @@ async def _customers(connection: asyncpg.Connection, org: int, variables: dict[s
     wallets_of: dict[int, list[asyncpg.Record]] = {}
     entries_of: dict[int, list[asyncpg.Record]] = {}
     for row in rows:
-        if row["id_2"] not in wallets_of:  # a customer's first row
-            wallets_of[row["id_2"]] = []
+        if row["numbered_id"] not in wallets_of:  # a customer's first row
+            wallets_of[row["numbered_id"]] = []
             customers.append(row)
-        if row["id_1"] is not None and row["id_1"] not in entries_of:  # a wallet's first
-            entries_of[row["id_1"]] = []
-            wallets_of[row["id_2"]].append(row)
-        if row["id"] is not None:
-            entries_of[row["id_1"]].append(row)
+        wallet = row["owned_id"]
+        if wallet is not None and wallet not in entries_of:  # a wallet's first row
+            entries_of[wallet] = []
+            wallets_of[row["numbered_id"]].append(row)
+        if row["page_id"] is not None:
+            entries_of[wallet].append(row)
     customers = customers[:CUSTOMERS_PAGE]
     return {
         "customers": {
             "edges": [
                 {
                     "node": {
-                        "id": global_id("Customer", c["id_2"]),
+                        "id": global_id("Customer", c["numbered_id"]),
                         "wallets": [
                             {
-                                "id": global_id("Wallet", w["id_1"]),
+                                "id": global_id("Wallet", w["owned_id"]),
                                 "balance": w["balance"],
                                 "ledgerEntries": {
                                     "edges": [
                                         {
                                             "node": {
-                                                "id": global_id("LedgerEntry", e["id"]),
-                                                "amount": e["amount"],
-                                                "createdAt": iso(e["created_at"]),
+                                                "id": global_id("LedgerEntry", e["page_id"]),
+                                                "amount": e["page_amount"],
+                                                "createdAt": iso(e["page_created_at"]),
                                             }
                                         }
-                                        for e in entries_of[w["id_1"]][:CUSTOMER_ENTRIES]
+                                        for e in entries_of[w["owned_id"]][:CUSTOMER_ENTRIES]
                                     ]
                                 },
                             }
-                            for w in wallets_of[c["id_2"]]
+                            for w in wallets_of[c["numbered_id"]]
                         ],
                     }
                 }
