@@ -1,14 +1,16 @@
-"""Profile: where one gateway worker's time goes under a read, by package (py-spy).
+"""Profile: where one gateway worker's time goes under a read or a write, by package (py-spy).
 
     .venv/bin/python -m bench.profile                     # wallet read, 16 clients, 15 s of samples
     .venv/bin/python -m bench.profile --quick             # 3 s of samples, a smoke test
     .venv/bin/python -m bench.profile --read customers --clients 8
+    .venv/bin/python -m bench.profile --read debits --clients 32   # bench.ledger's random writes
     .venv/bin/python -m bench.profile --server ceiling    # the same for bench.ceiling
     .venv/bin/python -m bench.profile --sampler cpu       # CPU-time samples instead of py-spy
 
 On the database of bench.reads (same seed, same history), it starts `billgraph serve
 --workers 2` (or the ceiling), warms it up, and puts the read's closed-loop load on it; once
-the load runs, it picks the busier of the two workers and records it for --seconds (100
+the load runs (a read, or `--read debits`: createLedgerEntry spread over the 1,000 wallets,
+as bench.ledger sends it), it picks the busier of the two workers and records it for --seconds (100
 samples a second by default). The stacks are then summarised by package, by the frame a
 sample was taken in (self time; time in C, a Cython extension or a builtin counts for the
 Python frame that called it: asyncpg's protocol for asyncpg, the JSON encoder for json), by
@@ -45,7 +47,7 @@ from bench.harness.database import postgres_facts
 from bench.harness.history import add_history
 from bench.harness.processes import Gateway, start_gateway
 from bench.harness.progress import progress
-from bench.harness.reading import ReadResult, customers_read, read_loop, wallet_read
+from bench.harness.reading import ReadResult, customers_read, debits, read_loop, wallet_read
 from bench.harness.report import Report, Table, machine
 from bench.harness.seed import seed
 from bench.harness.servers import start_ceiling, worker_pids
@@ -104,7 +106,8 @@ async def benchmark(run: runner.Run) -> int:
         seeded = await seed(database)
         await add_history(database, seeded, HISTORY)
         facts = await postgres_facts(database)
-        read = wallet_read(seeded) if args.read == "wallet" else customers_read(seeded)
+        reads = {"wallet": wallet_read, "customers": customers_read, "debits": debits}
+        read = reads[args.read](seeded)
         if args.server == "billgraph":
             server = await start_gateway(
                 run.server.url, run.workdir, workers=WORKERS, env={**tracing_env(None), **env}
@@ -116,12 +119,12 @@ async def benchmark(run: runner.Run) -> int:
         split = CpuMeter({str(pid): [pid] for pid in pids})
 
         warm = max(2.0, 2 * run.warmup)
-        progress(f"step 2: warm-up, {read.name} read at {args.clients} clients: {warm:.0f} s")
+        progress(f"step 2: warm-up, {read.name} at {args.clients} clients: {warm:.0f} s")
         await read_loop(server, seeded.api_key, read, args.clients, warm, 0, "warm", meter)
 
         load_seconds = PICK_SECONDS + run.seconds + 2
         progress(
-            f"step 3: {read.name} read at {args.clients} clients for {load_seconds:.0f} s; "
+            f"step 3: {read.name} at {args.clients} clients for {load_seconds:.0f} s; "
             f"{sampler} on the busier worker for {run.seconds} s"
         )
         load: asyncio.Task[ReadResult] = asyncio.create_task(
@@ -213,7 +216,7 @@ async def benchmark(run: runner.Run) -> int:
         )
     progress(f"sampling: {quality}")
     Report(
-        title=f"Read profile ({args.server}, {read.name} read, {args.clients} clients)",
+        title=f"Profile ({args.server}, {read.name}, {args.clients} clients)",
         command_line=run.command_line,
         machine=machine(
             str(facts),
@@ -234,7 +237,7 @@ async def benchmark(run: runner.Run) -> int:
             f"sampling: {quality}",
         ],
         notes=[
-            f"`{read.title}` at {args.clients} clients (bench.reads' load and data) on "
+            f"`{read.title}` at {args.clients} clients (bench.reads' data) on "
             f"{args.server}; {sampler}, the busier worker, idle time excluded.",
             "Self: the package of the frame each sample was taken in (C and Cython code count "
             "for the Python frame that called them). Inclusive: samples with that package "
@@ -254,7 +257,7 @@ async def benchmark(run: runner.Run) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = runner.options("bench.profile", __doc__.splitlines()[0], "3 s of samples")
-    parser.add_argument("--read", choices=("wallet", "customers"), default="wallet")
+    parser.add_argument("--read", choices=("wallet", "customers", "debits"), default="wallet")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--server", choices=("billgraph", "ceiling"), default="billgraph")
     parser.add_argument("--rate", type=int, default=100, help="samples per second (default 100)")

@@ -1,15 +1,18 @@
 """The two reads of the read benchmark, as request bodies for a closed-loop load: the wallet
 with its 20 newest entries, and a page of 10 customers with their wallets' 5 newest entries;
-each response checked cheaply (status, no error, a full page)."""
+each response checked cheaply (status, no error, a full page). And the ledger benchmark's
+write as the same kind of load (Debits), for bench.profile."""
 
 import asyncio
+import itertools
 import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.harness.cpu import CpuMeter
+from bench.harness.debits import WriteFailed, debit_body, debit_result
 from bench.harness.http import RawConnection, RequestFailed
 from bench.harness.processes import HOST, Gateway
 from bench.harness.progress import progress
@@ -48,6 +51,28 @@ class Read:
         if (found := text.count('"node":')) != self.nodes:
             raise RequestFailed(f"{found} nodes, expected {self.nodes}: {text[:300]}")
 
+    def body(self, rng: random.Random) -> bytes:
+        """The next request of a client drawing with `rng`."""
+        return self.bodies[rng.randrange(len(self.bodies))]
+
+
+@dataclass(frozen=True)
+class Debits(Read):
+    """createLedgerEntry DEBIT 1 (bench.ledger's write) on any of `customers`, each request
+    with a fresh idempotency key; an answer must be a fresh success."""
+
+    customers: list[str] = field(default_factory=list)
+    _keys: "itertools.count[int]" = field(default_factory=itertools.count)
+
+    def check(self, status: int, text: str) -> None:
+        try:
+            debit_result(status, text)
+        except WriteFailed as exc:
+            raise RequestFailed(str(exc)) from None
+
+    def body(self, rng: random.Random) -> bytes:
+        return debit_body(rng.choice(self.customers), f"{self.name}-{next(self._keys)}")
+
 
 def _body(query: str, operation: str, variables: dict[str, object]) -> bytes:
     return json.dumps({"query": query, "operationName": operation, "variables": variables}).encode()
@@ -61,6 +86,18 @@ def wallet_read(seeded: Seeded) -> Read:
         "wallet(id:) { id balance ledgerEntries(first: 20) { id amount idempotencyKey createdAt } }",
         [_body(WALLET, "Wallet", {"id": w}) for w in seeded.wallets],
         20,
+    )
+
+
+def debits(seeded: Seeded, shape: str = "random") -> Debits:
+    """Debits spread over the 1,000 wallets ("random") or on the hot one ("hot")."""
+    return Debits(
+        f"debits-{shape}",
+        "Debit",
+        f"createLedgerEntry(DEBIT 1) on {'one hot wallet' if shape == 'hot' else '1,000 wallets'}",
+        [],
+        0,
+        customers=seeded.debited(shape),
     )
 
 
@@ -125,7 +162,7 @@ async def read_loop(
     measures the roles; `workers`, if given, the server's workers one by one."""
     connections = [RawConnection(HOST, server.port, api_key) for _ in range(clients)]
     check: Callable[[int, str], None] = read.check
-    bodies = read.bodies
+    body_for: Callable[[random.Random], bytes] = read.body
 
     async def phase(
         duration: float, record: bool, stagger: float = 0.0
@@ -143,7 +180,7 @@ async def read_loop(
                 # burst (which the first worker to wake up would accept whole).
                 await asyncio.sleep(number * stagger / clients)
             while time.perf_counter() < deadline:
-                body = bodies[rng.randrange(len(bodies))]
+                body = body_for(rng)
                 t0 = time.perf_counter()
                 try:
                     check(*await connection.post(body))
