@@ -54,12 +54,14 @@ from typing import Any, NamedTuple, cast
 
 from graphql import (
     FieldNode,
+    GraphQLAbstractType,
     GraphQLField,
     GraphQLList,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLSchema,
+    InlineFragmentNode,
     SelectionSetNode,
     Undefined,
     get_nullable_type,
@@ -68,7 +70,7 @@ from graphql import (
     is_non_null_type,
     is_object_type,
 )
-from graphql.execution.collect_fields import FieldDetails
+from graphql.execution.collect_fields import FieldDetails, does_fragment_condition_match
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, gather_with_cancel
 from graphql.type.scalars import serialize_id, serialize_string
@@ -255,6 +257,97 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             return_type, field_details_list, info, path, result, position_context
         )
 
+    def complete_abstract_value(
+        self,
+        return_type: GraphQLAbstractType,
+        field_details_list: Any,
+        info: "GraphQLResolveInfo[Any]",
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        # A union's or an interface's value (a mutation's payload, a node): its object type
+        # resolved and checked as graphql-core does, then completed by what was compiled for
+        # the part of the selection that applies to that type.
+        if self._plans is None or len(field_details_list) != 1:
+            return super().complete_abstract_value(
+                return_type, field_details_list, info, path, result, position_context
+            )
+        resolve_type = return_type.resolve_type or self.type_resolver
+        name = resolve_type(result, info, return_type)
+        if type(name) is not str:  # None, not a name, or an awaitable: graphql-core's steps
+            return self._abstract(
+                name, return_type, field_details_list, info, path, result, position_context
+            )
+        runtime = self.ensure_valid_runtime_type(
+            name, return_type, field_details_list, info, result
+        )
+        node: FieldNode = field_details_list[0].node
+        if node.selection_set is not None:
+            compiled = self._value_completers(info.parent_type, node, runtime, runtime=True)
+            if compiled.plain is not None:
+                try:
+                    return compiled.plain(result)
+                except Exception:  # noqa: BLE001 - graphql-core's path reports it
+                    pass
+            elif compiled.deep is not None:
+                return compiled.deep(self, result, path, position_context, info)
+        return self.complete_object_value(
+            runtime, field_details_list, info, path, result, position_context
+        )
+
+    def _abstract(
+        self,
+        name: Any,
+        return_type: GraphQLAbstractType,
+        field_details_list: Any,
+        info: "GraphQLResolveInfo[Any]",
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's complete_abstract_value once the type resolver has answered
+        `name` (not a type's name: its errors, or an awaitable of one)."""
+        if not self.is_awaitable(name):
+            runtime = self.ensure_valid_runtime_type(
+                name, return_type, field_details_list, info, result
+            )
+            return self.complete_object_value(
+                runtime, field_details_list, info, path, result, position_context
+            )
+
+        async def awaited() -> Any:
+            runtime = self.ensure_valid_runtime_type(
+                await self.with_abort_signal(name), return_type, field_details_list, info, result
+            )
+            value = self.complete_object_value(
+                runtime, field_details_list, info, path, result, position_context
+            )
+            return await value if self.is_awaitable(value) else value
+
+        return awaited()
+
+    def _applying(
+        self, runtime: GraphQLObjectType, selection_set: SelectionSetNode
+    ) -> SelectionSetNode | None:
+        """The fields of an abstract type's selection that apply to a value of `runtime`:
+        its fields, and those of the inline fragments whose condition `runtime` meets, in
+        graphql-core's order; None if the selection has a fragment spread or a fragment with
+        directives."""
+        selections: list[FieldNode] = []
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                selections.append(selection)
+                continue
+            if not isinstance(selection, InlineFragmentNode) or selection.directives:
+                return None
+            if does_fragment_condition_match(self.schema, selection, runtime):
+                inner = self._applying(runtime, selection.selection_set)
+                if inner is None:
+                    return None
+                selections.extend(cast("tuple[FieldNode, ...]", inner.selections))
+        return SelectionSetNode(selections=tuple(selections))
+
     def _short(
         self,
         parent_type: GraphQLObjectType,
@@ -433,10 +526,19 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         return fields
 
     def _value_completers(
-        self, parent_type: GraphQLObjectType, node: FieldNode, type_: GraphQLOutputType
+        self,
+        parent_type: GraphQLObjectType,
+        node: FieldNode,
+        type_: GraphQLOutputType,
+        *,
+        runtime: bool = False,
     ) -> "Compiled":
         """For a value of `type_` at `node`: its completer if the selection is plain
-        throughout, else its deep completer if one compiles; compiled on first use."""
+        throughout, else its deep completer if one compiles; compiled on first use.
+        `runtime`: the field's type is abstract and `type_` is the object type of the value,
+        which the part of the selection that applies to it completes."""
+        # The field's own type, or an object type where the field's type is abstract: a
+        # type object of its own either way.
         key = (id(node), parent_type.name, id(type_))
         found = self._deeps.get(key)
         if found is not None and found.node is node:
@@ -445,14 +547,19 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             self._deeps.clear()
         pure = deep = at = None
         field = parent_type.fields.get(node.name.value)
+        selection = node.selection_set
+        if runtime and selection is not None:
+            selection = self._applying(cast("GraphQLObjectType", type_), selection)
         # As in _completer: a directive of the field's own is graphql-core's to carry out.
-        if field is not None and not any(
-            d.name.value not in ("include", "skip") for d in node.directives or ()
+        if (
+            field is not None
+            and not (runtime and selection is None)
+            and not any(d.name.value not in ("include", "skip") for d in node.directives or ())
         ):
-            pure = self._compile(type_, node.selection_set)
-            if pure is None and node.selection_set is not None:
+            pure = self._compile(type_, selection)
+            if pure is None and selection is not None:
                 at = At(parent_type, field, [FieldDetails(node, None)])
-                deep = self._deep(at, node.selection_set, type_)
+                deep = self._deep(at, selection, type_)
         found = self._deeps[key] = Compiled(node, pure, deep if at else None, at)
         return found
 

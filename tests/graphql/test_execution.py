@@ -6,7 +6,7 @@ locations), whichever part of a document the short path takes or gives back."""
 import asyncio
 import enum
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import strawberry
@@ -199,6 +199,39 @@ PAGES: dict[str, Any] = {
 }
 
 
+@strawberry.interface
+class Problem:
+    message: str
+
+
+@strawberry.type
+class Refusal(Problem):
+    code: str
+
+    @strawberry.field
+    async def hint(self, info: strawberry.Info) -> str:  # a resolver inside a fragment
+        return f"{self.code}: try again"
+
+
+@strawberry.type
+class Shortfall(Problem):
+    missing: int
+
+
+Outcome = Annotated[Page | Refusal, strawberry.union("Outcome")]
+
+# What each `outcome(case:)` and `problem(case:)` returns: a union's and an interface's
+# members, values of no member type, nulls, and members graphql-core refuses.
+OUTCOMES: dict[str, Any] = {
+    **PAGES,
+    "refusal": lambda: Refusal(message="no", code="NO"),
+    "refusal without a code": lambda: Refusal(message="no", code=None),  # type: ignore[arg-type]
+    "shortfall": lambda: Shortfall(message="short", missing=5),
+    "a tag": lambda: Tag(name="t", weight=1),
+    "null": lambda: None,
+}
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -209,9 +242,21 @@ class Query:
     def maybe_page(self, case: str) -> Page | None:
         return PAGES[case]()  # type: ignore[no-any-return]
 
+    @strawberry.field
+    def outcome(self, case: str) -> Outcome:
+        return OUTCOMES[case]()  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def maybe_outcome(self, case: str) -> Outcome | None:
+        return OUTCOMES[case]()  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def problem(self, case: str) -> Problem | None:
+        return OUTCOMES[case]()  # type: ignore[no-any-return]
+
 
 def _schema(context: type[StrawberryGraphQLCoreExecutionContext]) -> strawberry.Schema:
-    return strawberry.Schema(Query, execution_context_class=context)
+    return strawberry.Schema(Query, types=[Shortfall], execution_context_class=context)
 
 
 LEAN = _schema(LeanExecution)
@@ -234,6 +279,31 @@ SELECTIONS = {
     "fragments": "edges { ...E } fragment E on Edge { cursor node { ... on Entry { id } } }",
     "directives": "edges { cursor @include(if: $yes) node @skip(if: $yes) { id } }",
     "interface fragment": "edges { node { tags { ... on Named { name } weight } } }",
+}
+
+
+# Selections of the union `outcome` (Page | Refusal), as each of its members takes them.
+OUTCOME_SELECTIONS = {
+    "page or refusal": "__typename ... on Page { total edges { node { id amount } } } "
+    "... on Refusal { code message }",
+    "a resolver inside a fragment": "... on Page { edges { node { id later tags { name } } } } "
+    "... on Refusal { message hint }",
+    "a failing resolver inside a fragment": "... on Page { edges { node { id strict } } }",
+    "an interface's fragment": "... on Problem { message } ... on Refusal { code }",
+    "nested fragments": "... on Outcome { ... on Page { total } } ... { __typename }",
+    "typename alone": "__typename",
+    "the same key twice": "__typename ... on Page { __typename total }",
+    "a fragment spread": "...P fragment P on Page { total }",
+    "a fragment with a directive": "... on Page @include(if: $yes) { total } "
+    "... on Refusal { code }",
+}
+# Selections of the interface `problem` (Refusal, Shortfall).
+PROBLEM_SELECTIONS = {
+    "its own field": "message",
+    "members' fields": "__typename message ... on Refusal { code hint } "
+    "... on Shortfall { missing }",
+    "the same key twice": "message ... on Problem { message }",
+    "a fragment per member": "... on Refusal { said: message } ... on Shortfall { short: message }",
 }
 
 
@@ -265,6 +335,51 @@ async def test_the_short_path_answers_as_graphql_core(
 ) -> None:
     lean, core = await _both(_document(SELECTIONS[selection], field), case)
     assert lean == core
+
+
+@pytest.mark.parametrize("field", ["outcome", "maybeOutcome"])
+@pytest.mark.parametrize("case", sorted(OUTCOMES))
+@pytest.mark.parametrize("selection", sorted(OUTCOME_SELECTIONS))
+async def test_a_union_is_answered_as_graphql_core_answers_it(
+    field: str, case: str, selection: str
+) -> None:
+    lean, core = await _both(_document(OUTCOME_SELECTIONS[selection], field), case)
+    assert lean == core
+
+
+@pytest.mark.parametrize("case", sorted(OUTCOMES))
+@pytest.mark.parametrize("selection", sorted(PROBLEM_SELECTIONS))
+async def test_an_interface_is_answered_as_graphql_core_answers_it(
+    case: str, selection: str
+) -> None:
+    lean, core = await _both(_document(PROBLEM_SELECTIONS[selection], "problem"), case)
+    assert lean == core
+
+
+async def test_a_union_is_completed_by_what_was_compiled_for_its_member() -> None:
+    """Each member type's part of the selection is compiled once: plain throughout, with
+    resolvers inside (deep), or not at all when the selection needs graphql-core's
+    collection (a fragment spread, the same key twice)."""
+    compiled: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for selection in ("page or refusal", "a resolver inside a fragment", "a fragment spread"):
+        for case in ("plain", "refusal"):
+            getattr(LEAN._schema, COMPLETERS).clear()
+            getattr(LEAN._schema, DEEPS).clear()
+            document = _document(OUTCOME_SELECTIONS[selection], "outcome")
+            result = await LEAN.execute(document, variable_values={"case": case})
+            assert result.errors is None
+            compiled[selection, case] = _compiled()
+    # "none" for the union itself, whatever the selection (nothing compiles for an
+    # abstract type), next to what compiled for the member's part.
+    assert compiled == {
+        ("page or refusal", "plain"): {"outcome": {"none", "plain"}},
+        ("page or refusal", "refusal"): {"outcome": {"none", "plain"}},
+        ("a resolver inside a fragment", "plain"): {"outcome": {"none", "deep"}},
+        ("a resolver inside a fragment", "refusal"): {"outcome": {"none", "deep"}},
+        # graphql-core collects the page's fields; the short path takes the plain ones
+        ("a fragment spread", "plain"): {"outcome": {"none"}, "total": {"plain"}},
+        ("a fragment spread", "refusal"): {"outcome": {"none"}},
+    }
 
 
 async def test_each_case_is_what_it_says() -> None:
