@@ -13,6 +13,7 @@ MAX_AMOUNT = 2**53 - 1
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 def amount(value: int, field: str = "amount") -> int:
@@ -67,7 +68,7 @@ def text(value: str | None, field: str, *, max_length: int, required: bool = Fal
         return None
     if len(value) > max_length:
         raise ValidationError(f"{field} must be at most {max_length} characters.", field)
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL.search(value):
         raise ValidationError(f"{field} must not contain control characters.", field)
     return storable(value, field)
 

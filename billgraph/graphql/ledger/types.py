@@ -40,15 +40,16 @@ class LedgerEntry(Node):
 
     @classmethod
     def from_model(cls, row: AnyEntry | LedgerEntryRow) -> "LedgerEntry":
+        # Lookups, not Enum calls (a posting's answer builds one); BigInt is int at runtime.
         return cls(
             id=to_global_id("LedgerEntry", row.id),
             db_id=row.id,
             wallet_db_id=row.wallet_id,
-            entry_type=EntryType(row.entry_type),
-            amount=BigInt(row.amount),
-            currency=Currency(row.currency),
-            balance_after=BigInt(row.balance_after),
-            sequence=BigInt(row.sequence),
+            entry_type=ENTRY_TYPE_BY_VALUE[row.entry_type],
+            amount=cast(BigInt, row.amount),
+            currency=CURRENCY_BY_CODE[row.currency],
+            balance_after=cast(BigInt, row.balance_after),
+            sequence=cast(BigInt, row.sequence),
             reason=row.reason,
             idempotency_key=row.idempotency_key,
             created_at=row.created_at,

@@ -40,16 +40,15 @@ class Wallet(Node):
 
     @classmethod
     def from_model(cls, row: AnyWallet | WalletRow) -> "Wallet":
+        # As LedgerEntry.from_model: a lookup for the enum, BigInt is int at runtime.
         return cls(
             id=to_global_id("Wallet", row.id),
             db_id=row.id,
             customer_db_id=row.customer_id,
-            currency=Currency(row.currency),
-            balance=BigInt(row.balance),
-            version=BigInt(row.version),
-            low_balance_threshold=(
-                None if row.low_balance_threshold is None else BigInt(row.low_balance_threshold)
-            ),
+            currency=CURRENCY_BY_CODE[row.currency],
+            balance=cast(BigInt, row.balance),
+            version=cast(BigInt, row.version),
+            low_balance_threshold=cast("BigInt | None", row.low_balance_threshold),
             updated_at=row.updated_at,
         )
 
