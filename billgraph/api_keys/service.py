@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 from billgraph.api_keys import repository
 from billgraph.core import validation
@@ -50,6 +51,8 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+# Asked on every request; keys share a few distinct scope lists.
+@lru_cache(maxsize=64)
 def parse_scopes(stored: str) -> frozenset[Scope]:
     return frozenset(Scope(s) for s in stored.split(",") if s)
 
