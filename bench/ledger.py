@@ -11,7 +11,8 @@ subprocess, and the script measures:
 
 1. the dashboard query (customers -> wallets -> ledgerEntries): SQL statements per request,
    counted in-process (the app on httpx.ASGITransport, same database), for 10 and 100
-   customers, and its median latency over HTTP against the real server;
+   customers, and its median latency over HTTP against the real server; and a posting's SQL
+   statements and Python calls, in-process (bench.harness.statements);
 2. createLedgerEntry (DEBIT 1, unique idempotency keys) over HTTP at 1 and 32 concurrent
    clients, on one hot wallet and spread over the 1,000 wallets: writes/s, p50, p99, errors;
 3. the same load on the ceiling for a Python server (bench.ceiling: the same request and
@@ -40,9 +41,11 @@ from bench.harness.pgbench import JOBS, PgbenchResult, run_pgbench, script
 from bench.harness.postings import ENTRY_COLUMNS, posting, wallet_choices
 from bench.harness.processes import Gateway, start_gateway
 from bench.harness.progress import progress
+from bench.harness.reading import debits
 from bench.harness.report import Report, Table, fmt, machine
 from bench.harness.seed import SHAPES, case_name, seed
 from bench.harness.servers import start_ceiling
+from bench.harness.statements import count_reads
 from bench.harness.tracing import OtlpSink, otlp_sink, tracing_env
 from bench.ledger_dashboard import dashboard
 from billgraph.db.engine import Database, connect
@@ -193,6 +196,12 @@ async def _measure(
 
         progress(f"step 2: dashboard query, first=10 and first=100 ({runs} timed runs each)")
         board = await dashboard(database, run.server.url, seeded, gateway, runs)
+        counted = await count_reads(database, run.server.url, seeded.api_key, [debits(seeded)])
+        per_posting = counted["debits-random"]
+        progress(
+            f"step 2: a posting in-process: {per_posting.per_request:g} SQL statements, "
+            f"{per_posting.calls:,.0f} Python calls"
+        )
 
         choices = wallet_choices(seeded)
         org = seeded.organization_id
@@ -307,6 +316,8 @@ async def _measure(
             f"dashboard: {runs} timed runs per N; SQL statements "
             f"{'equal' if board.statements_equal else 'NOT EQUAL'} for 10 and 100 customers",
             f"HTTP write errors: {http_errors}; pgbench failed/aborted: {pgbench_failures}",
+            f"a posting (createLedgerEntry, in-process): {per_posting.per_request:g} SQL statements, "
+            f"{per_posting.calls:,.0f} Python calls (cProfile's count, the same from run to run)",
             f"ledger invariant: {invariant}",
             *([f"gateway log (tail):\n{gateway_log}"] if gateway_log else []),
         ],

@@ -1,4 +1,4 @@
-"""SQL statements per request of a read, counted on the gateway's app in this process
+"""SQL statements per request of a read (or of bench.ledger's posting), counted on the gateway's app in this process
 (httpx.ASGITransport, the benchmark's database): the engine's own statement counter,
 billgraph.db.trace, sees what a worker of `billgraph serve` would run. And the Python calls
 per request (cProfile's count, the app called directly as ASGI): unlike CPU time, which moves
@@ -7,6 +7,7 @@ to run, so it tells a change's effect apart from the machine's."""
 
 import cProfile
 import pstats
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,27 +52,32 @@ async def count_reads(
         timeout=60,
     ) as client:
         for read in reads:
-            step = max(1, len(read.bodies) // (2 * REQUESTS))
-            bodies = read.bodies[::step][: 2 * REQUESTS]
+            if read.bodies:
+                step = max(1, len(read.bodies) // (2 * REQUESTS))
+                spread = read.bodies[::step][: 2 * REQUESTS]
+                warm, counted, profiled = spread[:REQUESTS], spread[REQUESTS:], spread[REQUESTS:]
+            else:  # each request a body of its own (a posting's fresh key): none sent twice
+                rng = random.Random(read.name)
+                warm, counted, profiled = ([read.body(rng) for _ in range(REQUESTS)] for _ in "abc")
             # Warm-up: the pool's first connections run the dialect's setup queries, and the
             # key's first use may write lastUsedAt (at most once a minute).
-            for body in bodies[:REQUESTS]:
+            for body in warm:
                 response = await client.post("/graphql", content=body)
                 read.check(response.status_code, response.text)
             total, last = 0, []
-            for body in bodies[REQUESTS:]:
+            for body in counted:
                 with count_statements(database) as statements:
                     response = await client.post("/graphql", content=body)
                 read.check(response.status_code, response.text)
                 total, last = total + len(statements), list(statements)
             profile = cProfile.Profile()
-            for body in bodies[REQUESTS:]:
+            for body in profiled:
                 profile.enable()
                 status, text = await _post(app, headers, body)
                 profile.disable()
                 read.check(status, text)
-            calls = pstats.Stats(profile).total_calls / len(bodies[REQUESTS:])  # type: ignore[attr-defined]
-            found[read.name] = Statements(total / len(bodies[REQUESTS:]), last, calls)
+            calls = pstats.Stats(profile).total_calls / len(profiled)  # type: ignore[attr-defined]
+            found[read.name] = Statements(total / len(counted), last, calls)
     return found
 
 
