@@ -246,13 +246,9 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             node: FieldNode = field_details_list[0].node
             if node.selection_set is not None:
                 compiled = self._value_completers(info.parent_type, node, return_type)
-                if compiled.plain is not None:
-                    try:
-                        return compiled.plain(result)
-                    except Exception:  # noqa: BLE001 - graphql-core's path reports it
-                        pass
-                elif compiled.deep is not None:
-                    return compiled.deep(self, result, path, position_context, info)
+                completed = self._compiled(compiled, result, path, position_context, info)
+                if completed is not LONG:
+                    return completed
         return super().complete_value(
             return_type, field_details_list, info, path, result, position_context
         )
@@ -275,28 +271,44 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
             )
         resolve_type = return_type.resolve_type or self.type_resolver
         name = resolve_type(result, info, return_type)
-        if type(name) is not str:  # None, not a name, or an awaitable: graphql-core's steps
-            return self._abstract(
+        if self.is_awaitable(name):
+            return self._abstract_later(
                 name, return_type, field_details_list, info, path, result, position_context
             )
+        # graphql-core's errors for None, a value that is no name, a type that is no member.
         runtime = self.ensure_valid_runtime_type(
             name, return_type, field_details_list, info, result
         )
         node: FieldNode = field_details_list[0].node
         if node.selection_set is not None:
             compiled = self._value_completers(info.parent_type, node, runtime, runtime=True)
-            if compiled.plain is not None:
-                try:
-                    return compiled.plain(result)
-                except Exception:  # noqa: BLE001 - graphql-core's path reports it
-                    pass
-            elif compiled.deep is not None:
-                return compiled.deep(self, result, path, position_context, info)
+            completed = self._compiled(compiled, result, path, position_context, info)
+            if completed is not LONG:
+                return completed
         return self.complete_object_value(
             runtime, field_details_list, info, path, result, position_context
         )
 
-    def _abstract(
+    def _compiled(
+        self,
+        compiled: "Compiled",
+        result: Any,
+        path: Path,
+        position_context: Any,
+        info: "GraphQLResolveInfo[Any]",
+    ) -> Any:
+        """`result` completed by what was compiled for it; LONG if nothing was, or the plain
+        completer gave up (graphql-core's path then completes and reports it)."""
+        if compiled.plain is not None:
+            try:
+                return compiled.plain(result)
+            except Exception:  # noqa: BLE001 - graphql-core's path reports it
+                return LONG
+        if compiled.deep is not None:
+            return compiled.deep(self, result, path, position_context, info)
+        return LONG
+
+    def _abstract_later(
         self,
         name: Any,
         return_type: GraphQLAbstractType,
@@ -306,15 +318,8 @@ class LeanExecution(StrawberryGraphQLCoreExecutionContext):
         result: Any,
         position_context: Any,
     ) -> Any:
-        """graphql-core's complete_abstract_value once the type resolver has answered
-        `name` (not a type's name: its errors, or an awaitable of one)."""
-        if not self.is_awaitable(name):
-            runtime = self.ensure_valid_runtime_type(
-                name, return_type, field_details_list, info, result
-            )
-            return self.complete_object_value(
-                runtime, field_details_list, info, path, result, position_context
-            )
+        """graphql-core's complete_abstract_value when the type resolver answered with an
+        awaitable `name`."""
 
         async def awaited() -> Any:
             runtime = self.ensure_valid_runtime_type(
