@@ -237,7 +237,7 @@ class Plain:
         writer lock.)"""
         if self.engine.dialect.name != "postgresql":
             raise RuntimeError("plain transactions are PostgreSQL's")
-        connection = await self._acquire()
+        pool, connection = await self._acquire()
         error: BaseException | None = None
         try:
             async with connection.transaction():
@@ -246,9 +246,11 @@ class Plain:
             error = raised
             raise
         finally:
-            self._release(connection, error)
+            self._release(pool, connection, error)
 
-    async def _acquire(self) -> asyncpg.Connection:
+    async def _acquire(self) -> tuple[Pool, asyncpg.Connection]:
+        """A connection and the pool it goes back to: the pool in use at checkout, even if
+        `close` has replaced it since (a closed pool closes what it gets back)."""
         pool = self._pool
         if pool is None:
             dsn = self.engine.url.set(drivername="postgresql")
@@ -257,12 +259,13 @@ class Plain:
             )
         connection = await pool.acquire(ACQUIRE_TIMEOUT_SECONDS)
         self._busy += 1
-        return connection
+        return pool, connection
 
-    def _release(self, connection: asyncpg.Connection, error: BaseException | None) -> None:
+    def _release(
+        self, pool: Pool, connection: asyncpg.Connection, error: BaseException | None
+    ) -> None:
         self._busy -= 1
-        assert self._pool is not None
-        self._pool.release(connection, error)
+        pool.release(connection, error)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -274,16 +277,16 @@ class _Checkout:
     """A connection of the pool for the block (`async with plain.connect()`): a class, not a
     generator, as it runs for every read."""
 
-    __slots__ = ("_connection", "_plain")
+    __slots__ = ("_checked_out", "_plain")
 
     def __init__(self, plain: Plain) -> None:
         self._plain = plain
-        self._connection: asyncpg.Connection | None = None
+        self._checked_out: tuple[Pool, asyncpg.Connection] | None = None
 
     async def __aenter__(self) -> PlainConnection:
-        self._connection = await self._plain._acquire()
-        return _PostgresConnection(self._connection, self._plain.watchers)
+        self._checked_out = await self._plain._acquire()
+        return _PostgresConnection(self._checked_out[1], self._plain.watchers)
 
     async def __aexit__(self, _type: object, error: BaseException | None, _tb: object) -> None:
-        assert self._connection is not None
-        self._plain._release(self._connection, error)
+        assert self._checked_out is not None
+        self._plain._release(*self._checked_out, error)

@@ -158,3 +158,24 @@ ONE = Prebuilt(select(literal_column("1")))
 async def _one(plain: Plain) -> list[tuple[Any, ...]]:
     async with plain.connect() as connection:
         return [tuple(r) for r in await connection.rows(ONE, {})]
+
+
+@postgresql_only
+async def test_closing_while_a_block_runs_closes_its_connection_when_given_back(
+    database: Database,
+) -> None:
+    """A shutdown that closes the pool while requests still hold connections: each block
+    ends as it would have, its connection is closed on the way back rather than pooled, and
+    a later checkout gets a new pool."""
+    plain = Plain(database.engine, pool_size=2)
+    try:
+        async with plain.connect() as reading, plain.transaction() as writing:
+            held = [reading._connection, writing._connection]  # type: ignore[attr-defined]
+            await plain.close()
+            assert [tuple(r) for r in await reading.rows(ONE, {})] == [(1,)]
+            assert [tuple(r) for r in await writing.rows(ONE, {})] == [(1,)]
+        assert all(c.is_closed() for c in held)
+        assert plain._busy == 0
+        assert await _one(plain) == [(1,)]
+    finally:
+        await plain.close()
