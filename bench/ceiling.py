@@ -3,15 +3,16 @@ bench.ledger, answered by a minimal Starlette + asyncpg app, with no GraphQL and
 SQLAlchemy, for the gateway to be measured against (the ratio billgraph / ceiling is the
 figure to raise).
 
-It runs the SQL the gateway runs, statement for statement and character for character (the API
-key's lookup, then for the wallet read one select of the wallet and a LATERAL page of its
-newest entries, for the customers read one select of the page of customers with their wallets
-and a LATERAL page of each wallet's entries; bench.reads checks that the gateway still sends
-these), on one pooled connection per request, and answers with the bytes the gateway answers: the same
-JSON shape, ids and timestamps, and the cost `extensions` the gateway adds (constants for
-these documents). What it leaves out is everything that is not
-those statements and that JSON: GraphQL parsing, validation and execution, the ORM, sessions,
-middleware, the event broker.
+It runs the SQL the gateway runs, statement for statement and character for character: the API
+key's lookup (then skipped for CACHE_SECONDS, as the gateway's principal cache skips it), then
+for the wallet read one select of the wallet and a LATERAL page of its newest entries, for the
+customers read one select of the page of customers with their wallets and a LATERAL page of
+each wallet's entries (bench.reads checks that the gateway still sends these). Each request
+has one connection from the gateway's own pool (billgraph.db.pool: a checkout is a list pop).
+It answers with the bytes the gateway answers: the same JSON shape, ids and timestamps, and
+the cost `extensions` the gateway adds (constants for these documents). What it leaves out is
+everything that is not those statements and that JSON: GraphQL parsing, validation and
+execution, the ORM, sessions, middleware, the event broker.
 
 It takes the gateway's request (POST /graphql, a bearer API key, a JSON body) but reads only
 `operationName` and `variables`:
@@ -42,6 +43,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -54,6 +56,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from billgraph.api_keys.cache import CACHE_SECONDS
+from billgraph.db.pool import Pool
 from billgraph.ledger.posting import EntryType
 from billgraph.ledger.repository import CUSTOMERS_WITH_PAGES
 from billgraph.ledger.service import entry_request
@@ -72,6 +76,7 @@ EXTENSIONS = {
 SCOPES = {"Wallet": "read", "Customers": "read", "Debit": "write"}  # what each one needs
 NO_CURSOR = 2**62  # billgraph.ledger.repository.NO_CURSOR: a first page of entries
 POOL_SIZE = 20  # billgraph's default pool per worker
+POOL_TIMEOUT_SECONDS = 30.0
 STATEMENT_TIMEOUT_MS = 5000  # and its statement_timeout
 
 # The statements as the gateway's SQLAlchemy compiles them for asyncpg (bench.reads prints
@@ -300,16 +305,18 @@ OPERATIONS: dict[str, Resolver] = {"Wallet": _wallet, "Customers": _customers, "
 def create_app(dsn: str | None = None) -> Starlette:
     """The app on the database at `dsn` (a libpq URL; default $CEILING_DSN)."""
     url = dsn or os.environ["CEILING_DSN"]
-    pool: asyncpg.Pool | None = None
+    pool: Pool | None = None
+    # secret -> (the key's row, when it expires): the gateway's principal cache, which
+    # skips the lookup for CACHE_SECONDS after it.
+    keys: dict[str, tuple[asyncpg.Record, float]] = {}
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         nonlocal pool
-        pool = await asyncpg.create_pool(
+        pool = Pool(
             url,
-            min_size=1,
-            max_size=POOL_SIZE,
-            server_settings={
+            POOL_SIZE,
+            {
                 "statement_timeout": str(STATEMENT_TIMEOUT_MS),
                 "application_name": "billgraph-ceiling",
             },
@@ -332,13 +339,24 @@ def create_app(dsn: str | None = None) -> Starlette:
         except (ValueError, KeyError, TypeError):
             return _error("Unknown operation.", "BAD_REQUEST", 400)
         assert pool is not None
-        async with pool.acquire() as connection:
-            key = await connection.fetchrow(API_KEY, hashlib.sha256(secret.encode()).hexdigest())
-            if key is None:
-                return _error("A valid API key is required.", "UNAUTHENTICATED", 401)
+        connection = await pool.acquire(POOL_TIMEOUT_SECONDS)
+        error: BaseException | None = None
+        try:
+            key, expires = keys.get(secret, (None, 0.0))
+            if key is None or expires < time.monotonic():
+                hashed = hashlib.sha256(secret.encode()).hexdigest()
+                key = await connection.fetchrow(API_KEY, hashed)
+                if key is None:
+                    return _error("A valid API key is required.", "UNAUTHENTICATED", 401)
+                keys[secret] = (key, time.monotonic() + CACHE_SECONDS)
             if SCOPES[operation] not in key["scopes"].split(","):
                 return _error("This API key lacks the scope.", "FORBIDDEN", 403)
             data = await resolver(connection, key["organization_id"], variables)
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            pool.release(connection, error)
         return _json({"data": data, "extensions": EXTENSIONS[operation]})
 
     async def healthz(_: Request) -> Response:
