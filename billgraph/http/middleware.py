@@ -3,9 +3,9 @@ limit, database outages as 503)."""
 
 import hashlib
 import math
+import os
 import re
 import time
-import uuid
 from collections import OrderedDict
 
 import structlog
@@ -28,6 +28,22 @@ REQUESTS = Counter("billgraph_http_requests_total", "HTTP requests", ["method", 
 LATENCY = Histogram("billgraph_http_request_seconds", "HTTP request latency", ["method", "path"])
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The metrics' children by label values: `labels()` takes a lock and checks its arguments on
+# every call, for the handful of (method, path, status) a gateway sees.
+_counted: dict[tuple[str, str, str], Counter] = {}
+_timed: dict[tuple[str, str], Histogram] = {}
+
+
+def _record(method: str, path: str, status: int, elapsed: float) -> None:
+    key = (method, path, str(status))
+    counter = _counted.get(key)
+    if counter is None:
+        counter = _counted[key] = REQUESTS.labels(*key)
+    counter.inc()
+    timer = _timed.get(key[:2])
+    if timer is None:
+        timer = _timed[key[:2]] = LATENCY.labels(method, path)
+    timer.observe(elapsed)
 
 
 async def _send_error(
@@ -73,7 +89,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         offered = _header(scope, b"x-request-id") or ""
-        request_id = offered if _CLIENT_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        # 128 random bits, 32 hex characters as uuid4().hex gave, without building a UUID.
+        request_id = offered if _CLIENT_REQUEST_ID.match(offered) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -97,8 +114,7 @@ class RequestContext:
                     if scope["path"] in ("/graphql", "/healthz", "/metrics")
                     else "other"
                 )
-                REQUESTS.labels(scope["method"], path, str(status)).inc()
-                LATENCY.labels(scope["method"], path).observe(elapsed)
+                _record(scope["method"], path, status, elapsed)
                 log.info(
                     "request",
                     method=scope["method"],
