@@ -57,6 +57,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from billgraph.api_keys.cache import CACHE_SECONDS
+from billgraph.db.plain import ACQUIRE_TIMEOUT_SECONDS
 from billgraph.db.pool import Pool
 from billgraph.ledger.posting import EntryType
 from billgraph.ledger.repository import CUSTOMERS_WITH_PAGES
@@ -76,7 +77,6 @@ EXTENSIONS = {
 SCOPES = {"Wallet": "read", "Customers": "read", "Debit": "write"}  # what each one needs
 NO_CURSOR = 2**62  # billgraph.ledger.repository.NO_CURSOR: a first page of entries
 POOL_SIZE = 20  # billgraph's default pool per worker
-POOL_TIMEOUT_SECONDS = 30.0
 STATEMENT_TIMEOUT_MS = 5000  # and its statement_timeout
 
 # The statements as the gateway's SQLAlchemy compiles them for asyncpg (bench.reads prints
@@ -339,9 +339,7 @@ def create_app(dsn: str | None = None) -> Starlette:
         except (ValueError, KeyError, TypeError):
             return _error("Unknown operation.", "BAD_REQUEST", 400)
         assert pool is not None
-        connection = await pool.acquire(POOL_TIMEOUT_SECONDS)
-        error: BaseException | None = None
-        try:
+        async with pool.connection(ACQUIRE_TIMEOUT_SECONDS) as connection:
             key, expires = keys.get(secret, (None, 0.0))
             if key is None or expires < time.monotonic():
                 hashed = hashlib.sha256(secret.encode()).hexdigest()
@@ -352,11 +350,6 @@ def create_app(dsn: str | None = None) -> Starlette:
             if SCOPES[operation] not in key["scopes"].split(","):
                 return _error("This API key lacks the scope.", "FORBIDDEN", 403)
             data = await resolver(connection, key["organization_id"], variables)
-        except BaseException as raised:
-            error = raised
-            raise
-        finally:
-            pool.release(connection, error)
         return _json({"data": data, "extensions": EXTENSIONS[operation]})
 
     async def healthz(_: Request) -> Response:

@@ -237,26 +237,27 @@ class Plain:
         writer lock.)"""
         if self.engine.dialect.name != "postgresql":
             raise RuntimeError("plain transactions are PostgreSQL's")
-        pool, connection = await self._acquire()
-        error: BaseException | None = None
-        try:
-            async with connection.transaction():
-                yield _PostgresConnection(connection, self.watchers)
-        except BaseException as raised:
-            error = raised
-            raise
-        finally:
-            self._release(pool, connection, error)
+        async with self._current().connection(ACQUIRE_TIMEOUT_SECONDS) as connection:
+            self._busy += 1
+            try:
+                async with connection.transaction():
+                    yield _PostgresConnection(connection, self.watchers)
+            finally:
+                self._busy -= 1
+
+    def _current(self) -> Pool:
+        """The pool checkouts take from, opened on first use (again after `close`)."""
+        if self._pool is None:
+            dsn = self.engine.url.set(drivername="postgresql")
+            self._pool = Pool(
+                dsn.render_as_string(hide_password=False), self.pool_size, self.server_settings
+            )
+        return self._pool
 
     async def _acquire(self) -> tuple[Pool, asyncpg.Connection]:
         """A connection and the pool it goes back to: the pool in use at checkout, even if
         `close` has replaced it since (a closed pool closes what it gets back)."""
-        pool = self._pool
-        if pool is None:
-            dsn = self.engine.url.set(drivername="postgresql")
-            pool = self._pool = Pool(
-                dsn.render_as_string(hide_password=False), self.pool_size, self.server_settings
-            )
+        pool = self._current()
         connection = await pool.acquire(ACQUIRE_TIMEOUT_SECONDS)
         self._busy += 1
         return pool, connection

@@ -25,6 +25,8 @@ What the pool decides on its own:
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
@@ -58,6 +60,19 @@ class Pool:
             self._open += 1
             return await self._connect()
         return await self._wait(timeout)
+
+    @asynccontextmanager
+    async def connection(self, timeout: float) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for the block, given back with the block's error (see `release`)."""
+        connection = await self.acquire(timeout)
+        error: BaseException | None = None
+        try:
+            yield connection
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            self.release(connection, error)
 
     def release(self, connection: asyncpg.Connection, error: BaseException | None) -> None:
         """Give back a connection after a block that raised `error` (None: ended cleanly)."""
